@@ -1,0 +1,167 @@
+//! The blocked product `C = op(A)·B` and the driver every fused kernel is built on.
+//!
+//! Plain algorithm: walk C in MR×NR tiles, compute each with [`tile`] over the whole k
+//! range, then hand each finished tile row to an epilogue that stores it (overwrite, add,
+//! bias+ReLU, ReLU mask…). The tile never leaves registers between the last FMA and the store.
+//!
+//! Loop order: column panels of B outside, row blocks of A inside, so one k×NR panel of B
+//! (50 KiB for k = 784) stays in L1/L2 while every row block of A streams past it. A is read in
+//! place, without packing: the tile broadcasts six floats per step, from six rows (`A·B`) or
+//! from one row (`Aᵀ·B`), and both access patterns are prefetch-friendly streams.
+//!
+//! Tails: a partial row block reuses its last valid row of A (results discarded), in a
+//! half-height tile when it fits; a partial column panel is copied, KE rows at a time, into a zero-padded stack panel and the tile reads
+//! that instead. Only the epilogue sees how many rows and columns are real.
+#![forbid(unsafe_code)]
+
+use super::tile::{NV, load_row, store_row, tile};
+use super::{MR, Mode, NR, V, check_len};
+
+/// Rows of B copied per chunk for a partial column panel (KE×NR floats = 4 KiB of stack).
+const KE: usize = 64;
+
+/// How the driver reads A.
+#[derive(Clone, Copy)]
+pub(crate) enum AOperand<'a> {
+    /// a `[m][k]`: the product is `A·B`.
+    Rows(&'a [f32]),
+    /// a `[k][m]`: the product is `Aᵀ·B`.
+    Cols(&'a [f32]),
+}
+
+/// Computes `op(A)·B` tile by tile and calls `epilogue(i, j0, cols, tile_row)` for each tile
+/// row: row `i` of C, columns `j0..j0 + cols` (`cols <= NR`; lanes past `cols` are zero).
+///
+/// b is `[k][n]`; A's shape follows from `m`, `k` and the operand kind. The caller has checked
+/// the lengths.
+#[inline(always)]
+pub(crate) fn drive(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: AOperand<'_>,
+    b: &[f32],
+    mut epilogue: impl FnMut(usize, usize, usize, [V; NV]),
+) {
+    for j0 in (0..n).step_by(NR) {
+        let cols = NR.min(n - j0);
+        for i0 in (0..m).step_by(MR) {
+            let rows = MR.min(m - i0);
+            // A short last block (the 10-row output layer) runs a half-height tile when it
+            // fits: fewer FMAs spent on rows that are never stored.
+            if rows <= MR / 2 {
+                block::<{ MR / 2 }>(m, n, k, a, b, i0, rows, j0, cols, &mut epilogue);
+            } else {
+                block::<MR>(m, n, k, a, b, i0, rows, j0, cols, &mut epilogue);
+            }
+        }
+    }
+}
+
+/// One R-row tile of C at rows `i0..i0 + rows` (`rows <= R`), columns `j0..j0 + cols`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block<const R: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: AOperand<'_>,
+    b: &[f32],
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+) {
+    let mut acc = [[V::ZERO; NV]; R];
+    if cols == NR {
+        tile_over_a(a, m, k, i0, rows, 0, k, &b[j0..], n, &mut acc);
+    } else {
+        // Zero padding makes the extra lanes of the tile exactly 0.
+        let mut panel = [[0.0f32; NR]; KE];
+        for p0 in (0..k).step_by(KE) {
+            let kc = KE.min(k - p0);
+            for (dst, p) in panel.iter_mut().zip(p0..p0 + kc) {
+                dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
+            }
+            tile_over_a(
+                a,
+                m,
+                k,
+                i0,
+                rows,
+                p0,
+                kc,
+                panel.as_flattened(),
+                NR,
+                &mut acc,
+            );
+        }
+    }
+    for (r, acc_row) in acc.into_iter().take(rows).enumerate() {
+        epilogue(i0 + r, j0, cols, acc_row);
+    }
+}
+
+/// Runs the tile over steps `p0..p0 + kc` of A's rows `i0..i0 + rows`; `b` starts at step p0.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tile_over_a<const R: usize>(
+    a: AOperand<'_>,
+    m: usize,
+    k: usize,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    b: &[f32],
+    ldb: usize,
+    acc: &mut [[V; NV]; R],
+) {
+    // A partial block repeats its last valid row: the loads stay in bounds and the extra
+    // tile rows are never stored.
+    let row = |r: usize| i0 + r.min(rows - 1);
+    match a {
+        AOperand::Rows(a) => {
+            let a_rows = core::array::from_fn(|r| row(r) * k + p0);
+            tile(kc, a, a_rows, 1, b, ldb, acc);
+        }
+        AOperand::Cols(a) => {
+            let a_rows = core::array::from_fn(|r| p0 * m + row(r));
+            tile(kc, a, a_rows, m, b, ldb, acc);
+        }
+    }
+}
+
+/// Stores one tile row into C according to `mode`.
+#[inline(always)]
+pub(crate) fn store_mode(c_row: &mut [f32], cols: usize, acc: [V; NV], mode: Mode) {
+    let value = match mode {
+        Mode::Overwrite => acc,
+        Mode::Accumulate => {
+            let old = load_row(c_row, cols);
+            core::array::from_fn(|v| old[v] + acc[v])
+        }
+    };
+    store_row(c_row, cols, value);
+}
+
+/// `C = A·B` or `C += A·B`. a `[m][k]`, b `[k][n]`, c `[m][n]`.
+pub fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
+    check_len("gemm_nn", "a", a.len(), m, k);
+    check_len("gemm_nn", "b", b.len(), k, n);
+    check_len("gemm_nn", "c", c.len(), m, n);
+    drive(m, n, k, AOperand::Rows(a), b, |i, j0, cols, acc| {
+        store_mode(&mut c[i * n + j0..], cols, acc, mode);
+    });
+}
+
+/// `C = Aᵀ·B` or `C += Aᵀ·B`. a `[k][m]`, b `[k][n]`, c `[m][n]`.
+pub fn gemm_tn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
+    check_len("gemm_tn", "a", a.len(), k, m);
+    check_len("gemm_tn", "b", b.len(), k, n);
+    check_len("gemm_tn", "c", c.len(), m, n);
+    drive(m, n, k, AOperand::Cols(a), b, |i, j0, cols, acc| {
+        store_mode(&mut c[i * n + j0..], cols, acc, mode);
+    });
+}

@@ -1,0 +1,527 @@
+//! Every SIMD kernel against its scalar reference, on a grid of edge shapes, the MLP's real
+//! shapes and random shapes with m, n, k in 1..=300.
+//!
+//! Three kinds of check:
+//! - random floats, compared within the summation error bound ([`common::dot_tolerance`]);
+//! - small integers, where every sum is exact, so the fused epilogues (bias, ReLU, mask, scale)
+//!   must match the reference bit for bit;
+//! - edge-biased values (±0, ±1, subnormal, ±inf, NaN), where NaN and infinities must land in
+//!   the same places.
+
+mod common;
+
+use common::*;
+use constnet::kernels::{self, Activation, InputGrad, LANES, MR, Mode, NR, reference};
+
+/// (m, n, k) triples: tails around every blocking size, zeros, the reference MLP's products at
+/// batch 64, 32 (the last partial batch of an MNIST epoch) and 1, and random shapes.
+fn shapes(seed: u64, random: usize) -> Vec<(usize, usize, usize)> {
+    let edges = [1, LANES - 1, LANES + 1, MR + 1, NR, NR + 1, 2 * NR + 3];
+    let mut all = Vec::new();
+    for &m in &edges {
+        for &n in &edges {
+            for &k in &[1, 7, NR + 1] {
+                all.push((m, n, k));
+            }
+        }
+    }
+    all.extend([(0, 5, 3), (5, 0, 3), (5, 3, 0), (MR, NR, 0)]);
+    for b in [64, 32, 1] {
+        // forward W·x, weight gradient dz·x_rows, input gradient Wᵀ·dz
+        all.extend([(256, b, 784), (128, b, 256), (64, b, 128), (10, b, 64)]);
+        all.extend([(256, 784, b), (128, 256, b), (64, 128, b), (10, 64, b)]);
+        all.extend([(256, b, 128), (128, b, 64), (64, b, 10)]);
+    }
+    let mut r = rng(seed);
+    for _ in 0..random {
+        all.push((
+            int(&mut r, 1, 300),
+            int(&mut r, 1, 300),
+            int(&mut r, 1, 300),
+        ));
+    }
+    all
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+type Gemm = fn(usize, usize, usize, &[f32], &[f32], &mut [f32], Mode);
+
+fn check_gemm(name: &str, fast: Gemm, slow: Gemm) {
+    let mut r = rng(1);
+    for (case, &(m, n, k)) in shapes(2, 60).iter().enumerate() {
+        let a = floats(&mut r, m * k);
+        let b = floats(&mut r, k * n);
+        let mut bound = vec![0.0; m * n];
+        slow(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
+
+        // Overwrite: C starts as NaN and must not be read.
+        let mut want = vec![0.0; m * n];
+        slow(m, n, k, &a, &b, &mut want, Mode::Overwrite);
+        let mut got = vec![f32::NAN; m * n];
+        fast(m, n, k, &a, &b, &mut got, Mode::Overwrite);
+        let label = format!("{name} overwrite case {case} m={m} n={n} k={k}");
+        assert_close(&label, &got, &want, |i| dot_tolerance(k, bound[i], 0, 0.0));
+
+        // Accumulate: C starts non-zero and must be added to.
+        let c0 = floats(&mut r, m * n);
+        let mut want = c0.clone();
+        slow(m, n, k, &a, &b, &mut want, Mode::Accumulate);
+        let mut got = c0.clone();
+        fast(m, n, k, &a, &b, &mut got, Mode::Accumulate);
+        let label = format!("{name} accumulate case {case} m={m} n={n} k={k}");
+        assert_close(&label, &got, &want, |i| {
+            dot_tolerance(k, bound[i], 1, c0[i].abs() + bound[i])
+        });
+    }
+}
+
+#[test]
+fn gemm_nn_matches_reference() {
+    check_gemm("gemm_nn", kernels::gemm_nn, reference::gemm_nn);
+}
+
+#[test]
+fn gemm_tn_matches_reference() {
+    check_gemm("gemm_tn", kernels::gemm_tn, reference::gemm_tn);
+}
+
+#[test]
+fn gemm_is_exact_on_small_integers() {
+    let mut r = rng(3);
+    for &(m, n, k) in &shapes(4, 20) {
+        let a = small_ints(&mut r, m * k);
+        let b = small_ints(&mut r, k * n);
+        let c0 = small_ints(&mut r, m * n);
+        for mode in [Mode::Overwrite, Mode::Accumulate] {
+            for (name, fast, slow) in [
+                (
+                    "gemm_nn",
+                    kernels::gemm_nn as Gemm,
+                    reference::gemm_nn as Gemm,
+                ),
+                ("gemm_tn", kernels::gemm_tn, reference::gemm_tn),
+            ] {
+                let (mut got, mut want) = (c0.clone(), c0.clone());
+                fast(m, n, k, &a, &b, &mut got, mode);
+                slow(m, n, k, &a, &b, &mut want, mode);
+                assert_exact(&format!("{name} {mode:?} m={m} n={n} k={k}"), &got, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_propagates_nan_and_inf_like_the_reference() {
+    let mut r = rng(5);
+    for &(m, n, k) in &shapes(6, 20) {
+        let a = edge_biased(&mut r, m * k);
+        let b = edge_biased(&mut r, k * n);
+        let mut bound = vec![0.0; m * n];
+        reference::gemm_nn(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
+        let mut want = vec![0.0; m * n];
+        reference::gemm_nn(m, n, k, &a, &b, &mut want, Mode::Overwrite);
+        let mut got = vec![0.0; m * n];
+        kernels::gemm_nn(m, n, k, &a, &b, &mut got, Mode::Overwrite);
+        assert_close(
+            &format!("gemm_nn edge m={m} n={n} k={k}"),
+            &got,
+            &want,
+            |i| dot_tolerance(k, bound[i], 0, 0.0),
+        );
+        let mut bound = vec![0.0; m * n];
+        reference::gemm_tn(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
+        let mut want = vec![0.0; m * n];
+        reference::gemm_tn(m, n, k, &a, &b, &mut want, Mode::Overwrite);
+        let mut got = vec![0.0; m * n];
+        kernels::gemm_tn(m, n, k, &a, &b, &mut got, Mode::Overwrite);
+        assert_close(
+            &format!("gemm_tn edge m={m} n={n} k={k}"),
+            &got,
+            &want,
+            |i| dot_tolerance(k, bound[i], 0, 0.0),
+        );
+    }
+}
+
+/// Layer shapes (out, inp, batch) drawn from the same grid: m ↔ out, k ↔ inp, n ↔ batch.
+fn layer_shapes() -> Vec<(usize, usize, usize)> {
+    shapes(7, 40)
+        .into_iter()
+        .map(|(m, n, k)| (m, k, n))
+        .collect()
+}
+
+#[test]
+fn dense_forward_matches_reference() {
+    let mut r = rng(8);
+    for &(out, inp, batch) in &layer_shapes() {
+        let w = floats(&mut r, out * inp);
+        let bias = floats(&mut r, out);
+        let x = floats(&mut r, inp * batch);
+        let mut bound = vec![0.0; out * batch];
+        reference::gemm_nn(
+            out,
+            batch,
+            inp,
+            &abs(&w),
+            &abs(&x),
+            &mut bound,
+            Mode::Overwrite,
+        );
+        for act in [Activation::Identity, Activation::Relu] {
+            let mut want = vec![0.0; out * batch];
+            reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut want, act);
+            let mut got = vec![f32::NAN; out * batch];
+            kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut got, act);
+            let label = format!("dense_forward {act:?} out={out} inp={inp} batch={batch}");
+            assert_close(&label, &got, &want, |i| {
+                dot_tolerance(inp, bound[i], 1, bound[i] + bias[i / batch.max(1)].abs())
+            });
+        }
+    }
+}
+
+/// A ReLU output to mask with: a third negative-or-zero entries are 0, some NaN, the rest > 0.
+fn relu_output(r: &mut rand_xoshiro::Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match int(r, 0, 9) {
+            0..=2 => 0.0,
+            3 => -0.0,
+            4 => f32::NAN,
+            _ => uniform(r, 0.0, 2.0),
+        })
+        .collect()
+}
+
+#[test]
+fn dense_backward_input_matches_reference() {
+    let mut r = rng(9);
+    for &(out, inp, batch) in &layer_shapes() {
+        let w = floats(&mut r, out * inp);
+        let dz = floats(&mut r, out * batch);
+        let x = relu_output(&mut r, inp * batch);
+        let mut bound = vec![0.0; inp * batch];
+        reference::gemm_tn(
+            inp,
+            batch,
+            out,
+            &abs(&w),
+            &abs(&dz),
+            &mut bound,
+            Mode::Overwrite,
+        );
+        for grad in [
+            InputGrad::Linear,
+            InputGrad::Relu { x: &x, scale: 1.0 },
+            InputGrad::Relu { x: &x, scale: 1.25 },
+        ] {
+            let mut want = vec![0.0; inp * batch];
+            reference::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut want);
+            let mut got = vec![f32::NAN; inp * batch];
+            kernels::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut got);
+            let label = format!("dense_backward_input {grad:?} out={out} inp={inp} batch={batch}")
+                .chars()
+                .take(200)
+                .collect::<String>();
+            assert_close(&label, &got, &want, |i| {
+                1.25 * dot_tolerance(out, bound[i], 1, bound[i])
+            });
+        }
+    }
+}
+
+#[test]
+fn dense_backward_weights_matches_reference() {
+    let mut r = rng(10);
+    for &(out, inp, batch) in &layer_shapes() {
+        let dz = floats(&mut r, out * batch);
+        let x_rows = floats(&mut r, batch * inp);
+        let mut bound = vec![0.0; out * inp];
+        reference::gemm_nn(
+            out,
+            inp,
+            batch,
+            &abs(&dz),
+            &abs(&x_rows),
+            &mut bound,
+            Mode::Overwrite,
+        );
+        let db_bound: Vec<f32> = (0..out)
+            .map(|o| dz[o * batch..][..batch].iter().map(|v| v.abs()).sum())
+            .collect();
+        for mode in [Mode::Overwrite, Mode::Accumulate] {
+            let dw0 = floats(&mut r, out * inp);
+            let db0 = floats(&mut r, out);
+            let (mut want_w, mut want_b) = (dw0.clone(), db0.clone());
+            reference::dense_backward_weights(
+                out,
+                inp,
+                batch,
+                &dz,
+                &x_rows,
+                &mut want_w,
+                &mut want_b,
+                mode,
+            );
+            let (mut got_w, mut got_b) = if mode == Mode::Overwrite {
+                (vec![f32::NAN; out * inp], vec![f32::NAN; out])
+            } else {
+                (dw0.clone(), db0.clone())
+            };
+            kernels::dense_backward_weights(
+                out, inp, batch, &dz, &x_rows, &mut got_w, &mut got_b, mode,
+            );
+            let label =
+                format!("dense_backward_weights {mode:?} out={out} inp={inp} batch={batch}");
+            assert_close(&format!("{label} dw"), &got_w, &want_w, |i| {
+                dot_tolerance(batch, bound[i], 1, bound[i] + dw0[i].abs())
+            });
+            assert_close(&format!("{label} db"), &got_b, &want_b, |i| {
+                dot_tolerance(batch, db_bound[i], 1, db_bound[i] + db0[i].abs())
+            });
+        }
+    }
+}
+
+#[test]
+fn fused_epilogues_are_exact_on_small_integers() {
+    let mut r = rng(11);
+    for &(out, inp, batch) in &layer_shapes() {
+        let w = small_ints(&mut r, out * inp);
+        let bias = small_ints(&mut r, out);
+        let x = small_ints(&mut r, inp * batch);
+        let dz = small_ints(&mut r, out * batch);
+        let x_rows = small_ints(&mut r, batch * inp);
+        let mask = relu_output(&mut r, inp * batch);
+        let shape = format!("out={out} inp={inp} batch={batch}");
+        for act in [Activation::Identity, Activation::Relu] {
+            let (mut got, mut want) = (vec![0.0; out * batch], vec![0.0; out * batch]);
+            kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut got, act);
+            reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut want, act);
+            assert_exact(&format!("dense_forward {act:?} {shape}"), &got, &want);
+        }
+        for grad in [
+            InputGrad::Linear,
+            InputGrad::Relu {
+                x: &mask,
+                scale: 0.5,
+            },
+        ] {
+            let (mut got, mut want) = (vec![0.0; inp * batch], vec![0.0; inp * batch]);
+            kernels::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut got);
+            reference::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut want);
+            assert_exact(&format!("dense_backward_input {shape}"), &got, &want);
+        }
+        let (mut gw, mut gb) = (vec![0.0; out * inp], vec![0.0; out]);
+        let (mut ww, mut wb) = (vec![0.0; out * inp], vec![0.0; out]);
+        kernels::dense_backward_weights(
+            out,
+            inp,
+            batch,
+            &dz,
+            &x_rows,
+            &mut gw,
+            &mut gb,
+            Mode::Overwrite,
+        );
+        reference::dense_backward_weights(
+            out,
+            inp,
+            batch,
+            &dz,
+            &x_rows,
+            &mut ww,
+            &mut wb,
+            Mode::Overwrite,
+        );
+        assert_exact(&format!("dense_backward_weights dw {shape}"), &gw, &ww);
+        assert_exact(&format!("dense_backward_weights db {shape}"), &gb, &wb);
+    }
+}
+
+#[test]
+fn relu_propagates_nan_and_mask_zeroes_it() {
+    // One NaN bias poisons its whole output row under both activations.
+    let (out, inp, batch) = (3, 5, 17);
+    let w = vec![0.5; out * inp];
+    let x = vec![1.0; inp * batch];
+    let bias = [0.0, f32::NAN, -10.0];
+    let mut y = vec![0.0; out * batch];
+    kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut y, Activation::Relu);
+    assert!(y[..batch].iter().all(|&v| v == 2.5));
+    assert!(
+        y[batch..2 * batch].iter().all(|v| v.is_nan()),
+        "relu(NaN) must be NaN"
+    );
+    assert!(y[2 * batch..].iter().all(|&v| v == 0.0));
+    // A NaN activation masks its gradient to zero; a NaN gradient survives an open mask.
+    let dz = vec![f32::NAN; out * batch];
+    let mut mask = vec![1.0; inp * batch];
+    mask[0] = f32::NAN;
+    mask[1] = 0.0;
+    let mut dx = vec![0.0; inp * batch];
+    kernels::dense_backward_input(
+        out,
+        inp,
+        batch,
+        &w,
+        &dz,
+        InputGrad::Relu {
+            x: &mask,
+            scale: 1.0,
+        },
+        &mut dx,
+    );
+    assert_eq!(dx[0], 0.0);
+    assert_eq!(dx[1], 0.0);
+    assert!(dx[2..].iter().all(|v| v.is_nan()));
+}
+
+#[test]
+fn gemv_and_dense_forward_one_match_reference() {
+    let mut r = rng(12);
+    let mut cases: Vec<(usize, usize)> = vec![
+        (256, 784),
+        (128, 256),
+        (64, 128),
+        (10, 64),
+        (1, 1),
+        (0, 4),
+        (4, 0),
+    ];
+    for _ in 0..80 {
+        cases.push((int(&mut r, 1, 300), int(&mut r, 1, 300)));
+    }
+    for &(m, k) in &cases {
+        let a = floats(&mut r, m * k);
+        let x = floats(&mut r, k);
+        let bias = floats(&mut r, m);
+        let mut bound = vec![0.0; m];
+        reference::gemv(m, k, &abs(&a), &abs(&x), &mut bound, Mode::Overwrite);
+        let y0 = floats(&mut r, m);
+        for mode in [Mode::Overwrite, Mode::Accumulate] {
+            let (mut got, mut want) = (y0.clone(), y0.clone());
+            if mode == Mode::Overwrite {
+                got.fill(f32::NAN);
+            }
+            kernels::gemv(m, k, &a, &x, &mut got, mode);
+            reference::gemv(m, k, &a, &x, &mut want, mode);
+            assert_close(&format!("gemv {mode:?} m={m} k={k}"), &got, &want, |i| {
+                dot_tolerance(k, bound[i], 1, bound[i] + y0[i].abs())
+            });
+        }
+        for act in [Activation::Identity, Activation::Relu] {
+            let mut got = vec![f32::NAN; m];
+            let mut want = vec![0.0; m];
+            kernels::dense_forward_one(m, k, &a, &bias, &x, &mut got, act);
+            reference::dense_forward_one(m, k, &a, &bias, &x, &mut want, act);
+            assert_close(
+                &format!("dense_forward_one {act:?} m={m} k={k}"),
+                &got,
+                &want,
+                |i| dot_tolerance(k, bound[i], 1, bound[i] + bias[i].abs()),
+            );
+        }
+        // Exact on integers.
+        let ai = small_ints(&mut r, m * k);
+        let xi = small_ints(&mut r, k);
+        let (mut got, mut want) = (vec![0.0; m], vec![0.0; m]);
+        kernels::gemv(m, k, &ai, &xi, &mut got, Mode::Overwrite);
+        reference::gemv(m, k, &ai, &xi, &mut want, Mode::Overwrite);
+        assert_exact(&format!("gemv ints m={m} k={k}"), &got, &want);
+    }
+}
+
+#[test]
+fn transpose_matches_reference_exactly() {
+    let mut r = rng(13);
+    let mut cases = vec![
+        (0, 3),
+        (3, 0),
+        (1, 1),
+        (784, 64),
+        (64, 784),
+        (256, 64),
+        (10, 64),
+        (64, 10),
+    ];
+    for _ in 0..50 {
+        cases.push((int(&mut r, 1, 100), int(&mut r, 1, 100)));
+    }
+    for &(rows, cols) in &cases {
+        let src = edge_biased(&mut r, rows * cols);
+        let mut got = vec![f32::NAN; rows * cols];
+        let mut want = vec![0.0; rows * cols];
+        kernels::transpose(rows, cols, &src, &mut got);
+        reference::transpose(rows, cols, &src, &mut want);
+        assert_exact(&format!("transpose {rows}x{cols}"), &got, &want);
+    }
+}
+
+#[test]
+#[should_panic(expected = "gemm_nn: `b` holds 11 floats, its shape 3×4 needs 12")]
+fn gemm_rejects_a_short_operand() {
+    let mut c = vec![0.0; 8];
+    kernels::gemm_nn(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
+}
+
+#[test]
+#[should_panic(expected = "dense_forward: `bias` holds 3 floats, its shape 2×1 needs 2")]
+fn dense_forward_rejects_a_wrong_bias() {
+    let mut y = vec![0.0; 2 * 5];
+    kernels::dense_forward(
+        2,
+        3,
+        5,
+        &[0.0; 6],
+        &[0.0; 3],
+        &[0.0; 15],
+        &mut y,
+        Activation::Relu,
+    );
+}
+
+#[test]
+#[should_panic(expected = "dense_backward_input: `x` holds 14 floats, its shape 3×5 needs 15")]
+fn dense_backward_input_rejects_a_wrong_mask() {
+    let mut dx = vec![0.0; 15];
+    let mask = [1.0; 14];
+    let grad = InputGrad::Relu {
+        x: &mask,
+        scale: 1.0,
+    };
+    kernels::dense_backward_input(2, 3, 5, &[0.0; 6], &[0.0; 10], grad, &mut dx);
+}
+
+#[test]
+#[should_panic(expected = "gemm_nn: `b` holds 11 floats, its shape 3×4 needs 12")]
+fn reference_rejects_a_short_operand_too() {
+    let mut c = vec![0.0; 8];
+    reference::gemm_nn(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
+}
+
+#[test]
+fn simd_backend_names_the_compiled_path() {
+    let name = kernels::simd_backend();
+    let expected = if cfg!(all(target_feature = "avx512f", target_feature = "fma")) {
+        "avx512f+fma"
+    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        "avx2+fma"
+    } else if cfg!(target_feature = "avx") {
+        "avx"
+    } else {
+        "sse2"
+    };
+    assert_eq!(name, expected);
+    assert_eq!(
+        LANES,
+        if cfg!(target_feature = "avx512f") {
+            16
+        } else {
+            8
+        }
+    );
+}
