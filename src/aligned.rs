@@ -10,19 +10,18 @@
 //! Large values (the 784×256 weights are 784 KiB) must never pass through the stack:
 //! [`Aligned::zeroed_box`] allocates them zeroed on the heap, and under `no_std` a `static` or
 //! a caller's buffer holds them (see [`crate::network!`]'s `ZEROED` constants).
+//!
+//! Every struct of such storage derives [`bytemuck::Zeroable`], which checks at compile time
+//! that each field is Zeroable: that is what lets `zeroed_box` skip the stack.
+#![forbid(unsafe_code)]
 
 /// A value aligned to 64 bytes (one cache line).
 ///
 /// `align(64)` pads the type to a multiple of 64 bytes: `Aligned<[f32; 10]>` is 64 bytes long.
 /// Because of that padding it is [`bytemuck::Zeroable`] but deliberately not `Pod`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 pub struct Aligned<T>(pub T);
-
-// SAFETY: `Aligned<T>` is `repr(C)` with a single field of type `T`, plus padding. If the
-// all-zero bit pattern is a valid `T`, it is a valid `Aligned<T>`: padding bytes may hold any
-// value, zero included.
-unsafe impl<T: bytemuck::Zeroable> bytemuck::Zeroable for Aligned<T> {}
 
 impl<T> core::ops::Deref for Aligned<T> {
     type Target = T;

@@ -9,17 +9,58 @@
 //!
 //! - [`aligned`]: 64-byte-aligned storage.
 //! - [`kernels`]: the SIMD products and their scalar [`kernels::reference`].
+//! - [`layers`]: `Dense<IN, OUT>`, forward and backward side by side.
+//! - [`loss`]: predictions and accuracy off the logits (the fused loss is a kernel).
+//! - [`optim`]: SGD and Adam over the parameter tensors; learning-rate schedules.
+//! - [`model`]: [`network!`] composes layers into a network; [`model::train_step`].
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+// Lets `network!` name this crate `constnet` inside it too.
+extern crate self as constnet;
 #[cfg(feature = "std")]
 extern crate std;
 
 pub mod aligned;
 pub mod kernels;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod optim;
 
 pub use aligned::{Aligned, Flat};
-pub use kernels::{Activation, InputGrad, Mode, simd_backend};
+pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
+pub use layers::{Dense, DenseRef, Dropout, Init};
+pub use model::{
+    Network, NetworkView, TensorInfo, Workspace, forward_backward, set_input, train_step,
+};
+pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+pub use rand_xoshiro;
+
+/// The generator behind every random choice in this crate, re-exported for convenience.
+pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;
+
+/// What [`network!`] expands to refers to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::aligned::{Aligned, Flat};
+    pub use crate::kernels::{Backend, Mode};
+    pub use crate::layers::{Dense, DenseRef, DenseWork, Dropout, Init};
+    pub use crate::model::{Network, NetworkView, TensorInfo, Workspace};
+    pub use bytemuck::{self, Zeroable};
+    pub use rand_xoshiro::rand_core::Rng;
+}
+
+network! {
+    /// The reference network: 784→256→128→64→10, ReLU between layers, the same tensor names
+    /// and shapes as the PyTorch model `fc1`…`fc4` (`nn.Linear`), so model files interchange.
+    pub struct MnistMlp {
+        fc1: Dense<784, 256>,
+        fc2: Dense<256, 128>,
+        fc3: Dense<128, 64>,
+        fc4: Dense<64, 10>,
+    }
+}

@@ -43,13 +43,17 @@ mod gemv;
 mod layout;
 mod peak;
 pub mod reference;
+mod softmax;
 mod tile;
+mod update;
 
 pub use dense::{dense_backward_input, dense_backward_weights, dense_forward};
 pub use gemm::{gemm_nn, gemm_tn};
 pub use gemv::{dense_forward_one, gemv};
 pub use layout::transpose;
 pub use peak::{fma_peak, fma_peak_flops};
+pub use softmax::softmax_xent;
+pub use update::{AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep, adam_update, sgd_update};
 
 /// The SIMD vector every kernel computes with.
 #[cfg(target_feature = "avx512f")]
@@ -136,3 +140,110 @@ pub(crate) fn check_len(kernel: &str, name: &str, slice_len: usize, rows: usize,
         rows.saturating_mul(cols)
     );
 }
+
+/// A set of kernels a network can run on: [`Simd`] (the fast kernels) or [`Reference`] (the
+/// scalar specification). Networks, layers and optimizers are generic over it, so one training
+/// step can run through either path and the two can be compared.
+pub trait Backend {
+    /// See [`dense_forward`].
+    #[allow(clippy::too_many_arguments)]
+    fn dense_forward(
+        out: usize,
+        inp: usize,
+        batch: usize,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        act: Activation,
+    );
+    /// See [`dense_backward_input`].
+    fn dense_backward_input(
+        out: usize,
+        inp: usize,
+        batch: usize,
+        w: &[f32],
+        dz: &[f32],
+        grad: InputGrad<'_>,
+        dx: &mut [f32],
+    );
+    /// See [`dense_backward_weights`].
+    #[allow(clippy::too_many_arguments)]
+    fn dense_backward_weights(
+        out: usize,
+        inp: usize,
+        batch: usize,
+        dz: &[f32],
+        x_rows: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        mode: Mode,
+    );
+    /// See [`dense_forward_one`].
+    fn dense_forward_one(
+        out: usize,
+        inp: usize,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        act: Activation,
+    );
+    /// See [`transpose`].
+    fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]);
+    /// See [`softmax_xent`].
+    fn softmax_xent(
+        classes: usize,
+        batch: usize,
+        logits: &[f32],
+        labels: &[u32],
+        dlogits: &mut [f32],
+    ) -> f32;
+    /// See [`adam_update`].
+    fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep);
+    /// See [`sgd_update`].
+    fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep);
+}
+
+/// The fast kernels of this module.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Simd;
+
+/// The scalar kernels of [`reference`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reference;
+
+/// Implements [`Backend`] by forwarding every method to the module that defines the kernels.
+macro_rules! backend {
+    ($backend:ty => $($kernels:ident)::+) => {
+        impl Backend for $backend {
+            fn dense_forward(out: usize, inp: usize, batch: usize, w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], act: Activation) {
+                $($kernels)::+::dense_forward(out, inp, batch, w, bias, x, y, act)
+            }
+            fn dense_backward_input(out: usize, inp: usize, batch: usize, w: &[f32], dz: &[f32], grad: InputGrad<'_>, dx: &mut [f32]) {
+                $($kernels)::+::dense_backward_input(out, inp, batch, w, dz, grad, dx)
+            }
+            fn dense_backward_weights(out: usize, inp: usize, batch: usize, dz: &[f32], x_rows: &[f32], dw: &mut [f32], db: &mut [f32], mode: Mode) {
+                $($kernels)::+::dense_backward_weights(out, inp, batch, dz, x_rows, dw, db, mode)
+            }
+            fn dense_forward_one(out: usize, inp: usize, w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], act: Activation) {
+                $($kernels)::+::dense_forward_one(out, inp, w, bias, x, y, act)
+            }
+            fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
+                $($kernels)::+::transpose(rows, cols, src, dst)
+            }
+            fn softmax_xent(classes: usize, batch: usize, logits: &[f32], labels: &[u32], dlogits: &mut [f32]) -> f32 {
+                $($kernels)::+::softmax_xent(classes, batch, logits, labels, dlogits)
+            }
+            fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+                $($kernels)::+::adam_update(params, grads, m, v, s)
+            }
+            fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
+                $($kernels)::+::sgd_update(params, grads, velocity, s)
+            }
+        }
+    };
+}
+
+backend!(Simd => crate::kernels);
+backend!(Reference => crate::kernels::reference);

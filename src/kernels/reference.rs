@@ -6,7 +6,9 @@
 //! backend of a network runs, so a whole training step can be checked against it.
 #![forbid(unsafe_code)]
 
-use super::{Activation, InputGrad, Mode, check_len};
+use super::softmax::EXP_CUTOFF;
+use super::update::{GRAD_FLUSH, STATE_FLUSH};
+use super::{Activation, AdamStep, InputGrad, Mode, SgdStep, check_len};
 
 /// `C = A·B` or `C += A·B`. a `[m][k]`, b `[k][n]`, c `[m][n]`.
 pub fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
@@ -166,9 +168,115 @@ pub(crate) fn activate(z: f32, act: Activation) -> f32 {
     }
 }
 
+/// `x`, or 0 where `|x| < limit`; NaN passes through.
+fn flush(x: f32, limit: f32) -> f32 {
+    if x.abs() < limit { 0.0 } else { x }
+}
+
 fn store(c: &mut f32, value: f32, mode: Mode) {
     match mode {
         Mode::Overwrite => *c = value,
         Mode::Accumulate => *c += value,
     }
+}
+
+/// Adam/AdamW update (see [`AdamStep`] for the formulas). params, grads, m, v all hold the
+/// same number of floats.
+pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+    let n = params.len();
+    check_len("adam_update", "grads", grads.len(), n, 1);
+    check_len("adam_update", "m", m.len(), n, 1);
+    check_len("adam_update", "v", v.len(), n, 1);
+    for i in 0..n {
+        let mut g = flush(grads[i], GRAD_FLUSH);
+        if s.weight_decay != 0.0 {
+            if s.decoupled {
+                params[i] *= 1.0 - s.lr * s.weight_decay;
+            } else {
+                g += s.weight_decay * params[i];
+            }
+        }
+        m[i] = flush(s.beta1 * m[i] + (1.0 - s.beta1) * g, STATE_FLUSH);
+        v[i] = flush(s.beta2 * v[i] + (1.0 - s.beta2) * (g * g), STATE_FLUSH);
+        let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
+        params[i] -= s.step_size * (m[i] / denom);
+    }
+}
+
+/// SGD update (see [`SgdStep`] for the formulas). velocity may be empty when momentum is 0.
+pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
+    let n = params.len();
+    check_len("sgd_update", "grads", grads.len(), n, 1);
+    if s.momentum != 0.0 {
+        check_len("sgd_update", "velocity", velocity.len(), n, 1);
+    }
+    for i in 0..n {
+        let mut g = flush(grads[i], GRAD_FLUSH);
+        if s.weight_decay != 0.0 {
+            g += s.weight_decay * params[i];
+        }
+        if s.momentum != 0.0 {
+            velocity[i] = flush(
+                if s.first {
+                    g
+                } else {
+                    s.momentum * velocity[i] + g
+                },
+                STATE_FLUSH,
+            );
+            g = if s.nesterov {
+                g + s.momentum * velocity[i]
+            } else {
+                velocity[i]
+            };
+        }
+        params[i] -= s.lr * g;
+    }
+}
+
+/// Mean softmax cross-entropy over a batch; writes its gradient.
+/// logits `[classes][batch]`, labels `[batch]` (each `< classes`), dlogits `[classes][batch]`,
+/// overwritten with `(softmax − one_hot)/batch`. Returns the mean loss (0 for an empty batch).
+pub fn softmax_xent(
+    classes: usize,
+    batch: usize,
+    logits: &[f32],
+    labels: &[u32],
+    dlogits: &mut [f32],
+) -> f32 {
+    check_len("softmax_xent", "logits", logits.len(), classes, batch);
+    check_len("softmax_xent", "labels", labels.len(), batch, 1);
+    check_len("softmax_xent", "dlogits", dlogits.len(), classes, batch);
+    if batch == 0 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for j in 0..batch {
+        let label = labels[j] as usize;
+        assert!(
+            label < classes,
+            "softmax_xent: label {label} of sample {j} is not below {classes}"
+        );
+        let z = |c: usize| logits[c * batch + j];
+        let mut max = z(0);
+        for c in 1..classes {
+            if z(c) > max {
+                max = z(c);
+            }
+        }
+        let e = |c: usize| {
+            let d = z(c) - max;
+            if d < EXP_CUTOFF { 0.0 } else { libm::expf(d) }
+        };
+        let mut sum = 0.0;
+        for c in 0..classes {
+            sum += e(c);
+        }
+        total += max + libm::logf(sum) - z(label);
+        for c in 0..classes {
+            let target = if c == label { 1.0 } else { 0.0 };
+            dlogits[c * batch + j] = (e(c) / sum - target) / batch as f32;
+        }
+    }
+    total / batch as f32
 }

@@ -1,0 +1,82 @@
+//! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
+
+use super::Optimizer;
+use crate::kernels::{Backend, SgdStep};
+use crate::model::Network;
+
+/// SGD's hyperparameters (the learning rate comes with each step).
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct SgdConfig {
+    /// Momentum μ; 0 for plain SGD.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// SGD with its state: the momentum buffer and the step count.
+#[derive(bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Sgd<N> {
+    /// Hyperparameters; may change between steps.
+    pub config: SgdConfig,
+    t: u64,
+    velocity: N,
+}
+
+impl<N: Network> Sgd<N> {
+    /// Fresh state; see [`crate::optim::Adam::new`] on where to keep it.
+    pub const fn new(config: SgdConfig) -> Self {
+        Self {
+            config,
+            t: 0,
+            velocity: N::ZEROED,
+        }
+    }
+
+    /// Fresh state on the heap, built without a stack temporary.
+    #[cfg(feature = "alloc")]
+    pub fn new_boxed(config: SgdConfig) -> alloc::boxed::Box<Self> {
+        let mut sgd = bytemuck::zeroed_box::<Self>();
+        sgd.config = config;
+        sgd
+    }
+
+    /// The momentum buffer and the step count, for restoring a checkpoint.
+    pub fn state_mut(&mut self) -> (&mut N, &mut u64) {
+        (&mut self.velocity, &mut self.t)
+    }
+
+    /// The momentum buffer.
+    pub fn velocity(&self) -> &N {
+        &self.velocity
+    }
+}
+
+impl<N: Network> Optimizer<N> for Sgd<N> {
+    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) {
+        self.t += 1;
+        let c = self.config;
+        let step = SgdStep {
+            lr,
+            momentum: c.momentum,
+            weight_decay: c.weight_decay,
+            nesterov: c.nesterov,
+            first: self.t == 1,
+        };
+        for i in 0..N::TENSORS {
+            K::sgd_update(
+                params.tensor_mut(i),
+                grads.tensor(i),
+                self.velocity.tensor_mut(i),
+                &step,
+            );
+        }
+    }
+
+    fn steps_taken(&self) -> u64 {
+        self.t
+    }
+}

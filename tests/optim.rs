@@ -1,0 +1,236 @@
+//! Optimizer updates against the textbook formulas computed here in f64, SIMD against the
+//! reference (bit for bit), and the learning-rate schedules.
+
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
+mod common;
+
+use common::*;
+use constnet::kernels::{self, AdamStep, SgdStep, reference};
+use constnet::{Adam, AdamConfig, Network, Optimizer, Reference, Schedule, Sgd, SgdConfig, Simd};
+
+/// Textbook Adam (Kingma & Ba, Algorithm 1) with bias-corrected moments, in f64.
+fn textbook_adam(
+    p: &mut [f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    g: &[f64],
+    lr: f64,
+    t: i32,
+    wd: f64,
+    decoupled: bool,
+) {
+    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+    for i in 0..p.len() {
+        let mut gi = g[i];
+        if decoupled {
+            p[i] *= 1.0 - lr * wd;
+        } else {
+            gi += wd * p[i];
+        }
+        m[i] = b1 * m[i] + (1.0 - b1) * gi;
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+        let m_hat = m[i] / (1.0 - b1.powi(t));
+        let v_hat = v[i] / (1.0 - b2.powi(t));
+        p[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}
+
+#[test]
+fn adam_and_adamw_follow_the_textbook() {
+    let grads: [[f32; 5]; 3] = [
+        [0.1, -0.2, 0.3, 0.0, 1e-3],
+        [0.05, 0.4, -0.3, 2.0, -1e-3],
+        [-0.2, 0.1, 0.0, -1.0, 5e-4],
+    ];
+    for (wd, decoupled) in [(0.0, false), (0.1, false), (0.1, true)] {
+        let lr = 0.01;
+        let mut want_p = [1.0f64, -2.0, 0.5, 0.25, -0.125];
+        let (mut want_m, mut want_v) = ([0.0f64; 5], [0.0f64; 5]);
+        let mut p = want_p.map(|x| x as f32);
+        let (mut m, mut v) = ([0.0f32; 5], [0.0f32; 5]);
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as u64 + 1;
+            let step = AdamStep::new(lr as f32, 0.9, 0.999, 1e-8, wd as f32, decoupled, t);
+            kernels::adam_update(&mut p, g, &mut m, &mut v, &step);
+            textbook_adam(
+                &mut want_p,
+                &mut want_m,
+                &mut want_v,
+                &g.map(f64::from),
+                lr,
+                t as i32,
+                wd,
+                decoupled,
+            );
+            for i in 0..5 {
+                let tol = 1e-6 * want_p[i].abs().max(1.0);
+                assert!(
+                    (p[i] as f64 - want_p[i]).abs() <= tol,
+                    "wd={wd} decoupled={decoupled} t={t} p[{i}]: {} vs {}",
+                    p[i],
+                    want_p[i]
+                );
+                assert!((m[i] as f64 - want_m[i]).abs() <= 1e-7, "m[{i}]");
+                assert!((v[i] as f64 - want_v[i]).abs() <= 1e-7, "v[{i}]");
+            }
+        }
+    }
+}
+
+#[test]
+fn sgd_momentum_and_nesterov_follow_the_textbook() {
+    let grads: [[f32; 3]; 3] = [[0.5, -1.0, 0.25], [0.1, 0.2, -0.3], [-0.4, 0.0, 1.0]];
+    for (momentum, nesterov, wd) in [
+        (0.0, false, 0.0),
+        (0.9, false, 0.0),
+        (0.9, true, 0.01),
+        (0.5, false, 0.1),
+    ] {
+        let lr = 0.1f64;
+        let mut want_p = [1.0f64, 2.0, -3.0];
+        let mut want_b = [0.0f64; 3];
+        let mut p = want_p.map(|x| x as f32);
+        let mut b = [0.0f32; 3];
+        for (t, g) in grads.iter().enumerate() {
+            let step = SgdStep {
+                lr: lr as f32,
+                momentum,
+                weight_decay: wd,
+                nesterov,
+                first: t == 0,
+            };
+            kernels::sgd_update(&mut p, g, &mut b, &step);
+            for i in 0..3 {
+                // PyTorch's SGD: d = g + wd·p; b = d (first step) or μ·b + d; d = d + μ·b
+                // (Nesterov) or b; p -= lr·d.
+                let mut d = g[i] as f64 + wd as f64 * want_p[i];
+                if momentum != 0.0 {
+                    want_b[i] = if t == 0 {
+                        d
+                    } else {
+                        momentum as f64 * want_b[i] + d
+                    };
+                    d = if nesterov {
+                        d + momentum as f64 * want_b[i]
+                    } else {
+                        want_b[i]
+                    };
+                }
+                want_p[i] -= lr * d;
+                assert!(
+                    (p[i] as f64 - want_p[i]).abs() <= 1e-6,
+                    "μ={momentum} nesterov={nesterov} t={t} p[{i}]: {} vs {}",
+                    p[i],
+                    want_p[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_updates_equal_the_reference_bit_for_bit() {
+    let mut r = rng(20);
+    for n in [0, 1, 7, 15, 16, 17, 33, 1000, 1003] {
+        let p0 = floats(&mut r, n);
+        let g = edge_biased(&mut r, n);
+        let m0 = floats(&mut r, n);
+        let v0: Vec<f32> = floats(&mut r, n).iter().map(|x| x.abs()).collect();
+        for (wd, decoupled) in [(0.0, false), (0.01, false), (0.01, true)] {
+            let step = AdamStep::new(1e-3, 0.9, 0.999, 1e-8, wd, decoupled, 7);
+            let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+            let (mut p2, mut m2, mut v2) = (p0.clone(), m0.clone(), v0.clone());
+            kernels::adam_update(&mut p1, &g, &mut m1, &mut v1, &step);
+            reference::adam_update(&mut p2, &g, &mut m2, &mut v2, &step);
+            assert_exact(&format!("adam p n={n}"), &p1, &p2);
+            assert_exact(&format!("adam m n={n}"), &m1, &m2);
+            assert_exact(&format!("adam v n={n}"), &v1, &v2);
+        }
+        for (momentum, nesterov, first) in
+            [(0.0, false, false), (0.9, false, true), (0.9, true, false)]
+        {
+            let step = SgdStep {
+                lr: 0.05,
+                momentum,
+                weight_decay: 1e-4,
+                nesterov,
+                first,
+            };
+            let (mut p1, mut b1) = (p0.clone(), m0.clone());
+            let (mut p2, mut b2) = (p0.clone(), m0.clone());
+            kernels::sgd_update(&mut p1, &g, &mut b1, &step);
+            reference::sgd_update(&mut p2, &g, &mut b2, &step);
+            assert_exact(&format!("sgd p n={n}"), &p1, &p2);
+            assert_exact(&format!("sgd b n={n}"), &b1, &b2);
+        }
+    }
+}
+
+constnet::network! {
+    struct Tiny { fc1: Dense<3, 5>, fc2: Dense<5, 2> }
+}
+
+#[test]
+fn optimizers_update_every_tensor_and_count_steps() {
+    let mut r = rng(1);
+    let net0 = Tiny::new_boxed(constnet::Init::PyTorch, &mut r);
+    let mut grads = Tiny::zeroed_box();
+    for i in 0..Tiny::TENSORS {
+        for (j, g) in grads.tensor_mut(i).iter_mut().enumerate() {
+            *g = 0.1 * (j as f32 + 1.0) * if i % 2 == 0 { 1.0 } else { -1.0 };
+        }
+    }
+    let mut adam_simd = Adam::<Tiny>::new_boxed(AdamConfig::DEFAULT);
+    let mut adam_ref = Adam::<Tiny>::new_boxed(AdamConfig::DEFAULT);
+    let mut sgd = Sgd::<Tiny>::new_boxed(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    });
+    let (mut a, mut b, mut c) = (copy(&net0), copy(&net0), copy(&net0));
+    for _ in 0..3 {
+        adam_simd.step::<Simd>(&mut a, &grads, 1e-2);
+        adam_ref.step::<Reference>(&mut b, &grads, 1e-2);
+        sgd.step::<Simd>(&mut c, &grads, 1e-2);
+    }
+    assert_eq!((adam_simd.steps_taken(), sgd.steps_taken()), (3, 3));
+    for i in 0..Tiny::TENSORS {
+        assert_exact("adam simd vs reference", a.tensor(i), b.tensor(i));
+        // Every parameter moved against its gradient.
+        for ((&p, &p0), &g) in a.tensor(i).iter().zip(net0.tensor(i)).zip(grads.tensor(i)) {
+            assert!((p - p0) * g < 0.0, "adam moved tensor {i} the wrong way");
+        }
+        for ((&p, &p0), &g) in c.tensor(i).iter().zip(net0.tensor(i)).zip(grads.tensor(i)) {
+            assert!((p - p0) * g < 0.0, "sgd moved tensor {i} the wrong way");
+        }
+    }
+}
+
+fn copy(net: &Tiny) -> Box<Tiny> {
+    let mut out = Tiny::zeroed_box();
+    for i in 0..Tiny::TENSORS {
+        out.tensor_mut(i).copy_from_slice(net.tensor(i));
+    }
+    out
+}
+
+#[test]
+fn schedules_match_their_formulas() {
+    let base = 1e-3;
+    assert_eq!(Schedule::Constant.lr(base, 12345), base);
+    let step = Schedule::Step {
+        every: 100,
+        gamma: 0.5,
+    };
+    assert_eq!(step.lr(base, 0), base);
+    assert_eq!(step.lr(base, 99), base);
+    assert_eq!(step.lr(base, 100), base * 0.5);
+    assert_eq!(step.lr(base, 250), base * 0.25);
+    let cosine = Schedule::Cosine { total: 1000 };
+    assert_eq!(cosine.lr(base, 0), base);
+    assert!((cosine.lr(base, 500) - base / 2.0).abs() < 1e-9);
+    assert!((cosine.lr(base, 250) - base * 0.853_553_4).abs() < 1e-9);
+    assert_eq!(cosine.lr(base, 1000), 0.0);
+    assert_eq!(cosine.lr(base, 5000), 0.0);
+}

@@ -1,0 +1,65 @@
+//! A counting global allocator proves that 100 training steps and 1000 inference calls make
+//! no allocation: every buffer is created before the loop.
+
+mod common;
+
+use common::alloc_counter::{Counting, count};
+use constnet::{
+    Adam, AdamConfig, Dropout, Init, MnistMlp, Network, NetworkView, Simd, Workspace, set_input,
+    train_step,
+};
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn training_and_inference_allocate_nothing() {
+    const B: usize = 64;
+    let mut r = common::rng(50);
+    let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut r);
+    let mut grads = MnistMlp::zeroed_box();
+    let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
+    let mut ws = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
+    let rows: Vec<f32> = (0..B * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+    let labels: Vec<u32> = (0..B as u32).map(|i| i % 10).collect();
+    let mut dropout_rng = common::rng(51);
+    let mut logits = [0.0f32; 10];
+
+    let (losses, allocations) = count(|| {
+        let mut losses = [0.0f32; 100];
+        for (step, loss) in losses.iter_mut().enumerate() {
+            let batch = if step % 4 == 3 { 32 } else { B };
+            set_input::<_, Simd>(&mut *ws, &rows[..batch * 784], batch);
+            ws.labels_mut(batch).copy_from_slice(&labels[..batch]);
+            let mut dropout = Dropout {
+                p: 0.2,
+                rng: &mut dropout_rng,
+            };
+            *loss = train_step::<MnistMlp, Simd, _, _, B>(
+                &mut net,
+                &mut grads,
+                &mut *adam,
+                &mut ws,
+                batch,
+                1e-3,
+                Some(&mut dropout),
+            );
+        }
+        losses
+    });
+    assert_eq!(allocations, 0, "100 training steps allocated");
+    assert!(losses.iter().all(|l| l.is_finite()));
+
+    let view = net.view();
+    let ((), allocations) = count(|| {
+        for i in 0..1000 {
+            let x = &rows[(i % B) * 784..][..784];
+            view.forward_one::<Simd>(x, &mut logits);
+            if i % 100 == 0 {
+                net.forward::<Simd, constnet::Rng, B>(&mut ws, B, None);
+            }
+        }
+    });
+    assert_eq!(allocations, 0, "1000 inference calls allocated");
+    assert!(logits.iter().all(|l| l.is_finite()));
+}
