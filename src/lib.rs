@@ -13,6 +13,10 @@
 //! - [`loss`]: predictions and accuracy off the logits (the fused loss is a kernel).
 //! - [`optim`]: SGD and Adam over the parameter tensors; learning-rate schedules.
 //! - [`model`]: [`network!`] composes layers into a network; [`model::train_step`].
+//! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
+//! - [`format`]: safetensors model files and the raw blob for `no_std` embedding.
+//! - [`train`] (std): epochs over MNIST, evaluation, progress reports; [`cpu`], [`image`]:
+//!   what the `constnet` binary needs besides.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -25,11 +29,21 @@ extern crate self as constnet;
 extern crate std;
 
 pub mod aligned;
+#[cfg(feature = "std")]
+mod atomic_file;
+#[cfg(feature = "std")]
+pub mod cpu;
+pub mod data;
+pub mod format;
+#[cfg(feature = "std")]
+pub mod image;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod optim;
+#[cfg(feature = "std")]
+pub mod train;
 
 pub use aligned::{Aligned, Flat};
 pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
@@ -53,6 +67,11 @@ pub mod __private {
     pub use bytemuck::{self, Zeroable};
     pub use rand_xoshiro::rand_core::Rng;
 }
+
+/// The README's code, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 network! {
     /// The reference network: 784→256→128→64→10, ReLU between layers, the same tensor names

@@ -63,3 +63,35 @@ fn training_and_inference_allocate_nothing() {
     assert_eq!(allocations, 0, "1000 inference calls allocated");
     assert!(logits.iter().all(|l| l.is_finite()));
 }
+
+struct Silent;
+
+impl constnet::train::Report for Silent {
+    fn batch(&mut self, _: &constnet::train::BatchReport) {}
+    fn epoch(&mut self, _: &constnet::train::EpochReport) {}
+}
+
+#[test]
+fn a_whole_epoch_with_batch_assembly_allocates_nothing() {
+    use constnet::data::mnist::{Mnist, OpenOptions};
+    use constnet::train::{Config, Run};
+    let mnist = Mnist::open(&common::mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mut run = Run::<MnistMlp>::new(
+        Config {
+            dropout: 0.1,
+            ..Config::default()
+        },
+        mnist.train.count,
+    );
+    let (result, allocations) = count(|| {
+        run.train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
+            .map(|(loss, _)| loss)
+    });
+    let loss = result.unwrap();
+    assert_eq!(
+        allocations, 0,
+        "an epoch (shuffle, 938 batch loads, steps) allocated"
+    );
+    assert!(loss.is_finite() && loss < 1.0, "epoch loss {loss}");
+    assert_eq!(run.step, 938);
+}

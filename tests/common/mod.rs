@@ -105,3 +105,113 @@ pub fn assert_exact(case: &str, got: &[f32], want: &[f32]) {
         );
     }
 }
+
+/// The MNIST directory for tests that need the real data: `$MNIST_DIR`, else `./data/mnist`.
+/// Panics with instructions when the files are not there: these tests never skip silently.
+pub fn mnist_dir() -> std::path::PathBuf {
+    let (dir, chosen_by) = constnet::data::mnist::data_dir(None);
+    let found = constnet::data::mnist::FILES.iter().all(|name| {
+        let dotted = name.replacen("-idx", ".idx", 1);
+        [
+            name.to_string(),
+            dotted.clone(),
+            format!("{name}.gz"),
+            format!("{dotted}.gz"),
+        ]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+    });
+    assert!(
+        found,
+        "this test needs the MNIST files, not found in {} ({chosen_by}); set MNIST_DIR to the directory \
+         holding train-images-idx3-ubyte etc. (.ci/run uses ../shared/data/mnist)",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh empty directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("constnet-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The bytes of an IDX image file: magic 0x00000803, dims, pixels.
+pub fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 3];
+    for d in [count, rows, cols] {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend_from_slice(pixels);
+    bytes
+}
+
+/// The bytes of an IDX label file: magic 0x00000801, count, labels.
+pub fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend((labels.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(labels);
+    bytes
+}
+
+/// Gzip-compresses bytes.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A small synthetic MNIST-shaped dataset (28×28 images, labels 0–9) written into `dir` under
+/// the canonical names; returns (train pixels, train labels, test pixels, test labels).
+pub fn write_synthetic_mnist(
+    dir: &std::path::Path,
+    train: u32,
+    test: u32,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let pixels = |n: u32, salt: u32| -> Vec<u8> {
+        (0..n * 784)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt) >> 24) as u8)
+            .collect()
+    };
+    let labels = |n: u32| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
+    let (tp, tl, sp, sl) = (
+        pixels(train, 1),
+        labels(train),
+        pixels(test, 2),
+        labels(test),
+    );
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        idx_images(train, 28, 28, &tp),
+    )
+    .unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(&tl)).unwrap();
+    std::fs::write(
+        dir.join("t10k-images-idx3-ubyte"),
+        idx_images(test, 28, 28, &sp),
+    )
+    .unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_labels(&sl)).unwrap();
+    (tp, tl, sp, sl)
+}

@@ -1,0 +1,57 @@
+//! A file's bytes, memory-mapped (zero-copy) or read into memory.
+//!
+//! Mapping is what makes batches free of copies: pixels go from the page cache straight into
+//! the batch buffer. Its hazard is that the bytes are only as stable as the file: if another
+//! process truncates or rewrites a mapped file, later reads see the new bytes or fault the
+//! process (SIGBUS). Lengths are validated when the file is opened, the `.gz` cache is written
+//! atomically (a rename never changes a mapped inode), and [`Bytes::read`] exists for when the
+//! files cannot be trusted to stay put (`constnet train --no-mmap`).
+
+use memmap2::Mmap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Deref;
+use std::path::Path;
+use std::prelude::rust_2024::*;
+
+/// The bytes of a file.
+pub enum Bytes {
+    /// A read-only shared mapping.
+    Mapped(Mmap),
+    /// A copy in memory.
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    /// Maps `path` read-only (an empty file is read, as it cannot be mapped).
+    pub fn map(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Bytes::Owned(Vec::new()));
+        }
+        // SAFETY: the mapping is read-only and private to this process's view; memmap2 requires
+        // that the file not be modified while mapped, otherwise reads are undefined. constnet
+        // maps only its input datasets, which it never writes, and documents that they must not
+        // be rewritten during a run; `Bytes::read` is the alternative when that cannot be
+        // guaranteed.
+        let map = unsafe { Mmap::map(&file)? };
+        Ok(Bytes::Mapped(map))
+    }
+
+    /// Reads `path` into memory.
+    pub fn read(path: &Path) -> io::Result<Self> {
+        let mut bytes = Vec::new();
+        File::open(path)?.read_to_end(&mut bytes)?;
+        Ok(Bytes::Owned(bytes))
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}

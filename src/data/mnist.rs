@@ -1,0 +1,446 @@
+//! The MNIST dataset on disk: four IDX files in one directory, raw or gzip-compressed.
+//!
+//! Where: `--data DIR`, else `$MNIST_DIR`, else `./data/mnist` ([`data_dir`]). Each file is
+//! looked for under both common spellings (`train-images-idx3-ubyte` and
+//! `train-images.idx3-ubyte`), raw first, then `.gz`. A `.gz` file is decompressed once into a
+//! cache (`.constnet-cache/` beside it, or the user's cache directory when the data directory is
+//! read-only), written atomically and re-validated, then memory-mapped like a raw file: never
+//! decompressed per run. Every file is validated before use; every error names the file.
+#![forbid(unsafe_code)]
+
+use super::idx::{self, IdxError, Images};
+use super::mmap::Bytes;
+use crate::atomic_file::write_atomic;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::prelude::rust_2024::*;
+
+/// The four files, by their canonical (hyphenated) names.
+pub const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Where the files come from, for the error that says how to get them.
+pub const SOURCE_HINT: &str = "download them (the .gz files are fine) from a mirror of Yann LeCun's MNIST page, \
+e.g. https://ossci-datasets.s3.amazonaws.com/mnist/, into that directory, or point --data / MNIST_DIR at a directory that has them";
+
+/// Why the dataset could not be opened.
+#[derive(Debug)]
+pub enum DataError {
+    /// Some of the four files are in none of their forms.
+    Missing {
+        /// The directory searched.
+        dir: PathBuf,
+        /// How that directory was chosen.
+        chosen_by: &'static str,
+        /// Canonical names of the files not found.
+        missing: Vec<&'static str>,
+    },
+    /// A file could not be read (or the cache written).
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+    /// A path names a directory (or something else) where a file should be.
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A `.gz` file is not valid gzip data.
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's complaint.
+        source: io::Error,
+    },
+    /// A file is not a valid IDX file of the right kind.
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: IdxError,
+    },
+    /// An image file and its label file do not belong together.
+    Pair {
+        /// The image file.
+        images: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// What is wrong.
+        source: IdxError,
+    },
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::Missing {
+                dir,
+                chosen_by,
+                missing,
+            } => {
+                writeln!(
+                    f,
+                    "MNIST files not found in {} ({chosen_by})",
+                    dir.display()
+                )?;
+                writeln!(
+                    f,
+                    "  expected these four files, raw or .gz, with '-' or '.' before idx:"
+                )?;
+                for name in FILES {
+                    let mark = if missing.contains(&name) {
+                        "missing"
+                    } else {
+                        "found"
+                    };
+                    writeln!(f, "    {name:<26} {mark}")?;
+                }
+                write!(f, "  to get them: {SOURCE_HINT}")
+            }
+            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::NotAFile { path } => write!(f, "{}: not a regular file", path.display()),
+            DataError::Gzip { path, source } => {
+                write!(f, "{}: corrupt gzip data: {source}", path.display())
+            }
+            DataError::Idx { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::Pair {
+                images,
+                labels,
+                source,
+            } => {
+                write!(f, "{} and {}: {source}", images.display(), labels.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DataError::Io { source, .. } | DataError::Gzip { source, .. } => Some(source),
+            DataError::Idx { source, .. } | DataError::Pair { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The data directory: `flag` if given, else `$MNIST_DIR`, else `./data/mnist`; with how it
+/// was chosen.
+pub fn data_dir(flag: Option<&Path>) -> (PathBuf, &'static str) {
+    if let Some(dir) = flag {
+        return (dir.to_path_buf(), "from --data");
+    }
+    match std::env::var_os("MNIST_DIR") {
+        Some(dir) if !dir.is_empty() => (PathBuf::from(dir), "from MNIST_DIR"),
+        _ => (
+            PathBuf::from("data/mnist"),
+            "the default; set --data or MNIST_DIR to change it",
+        ),
+    }
+}
+
+/// One half of the dataset: images and their labels, validated.
+pub struct Split {
+    images: Bytes,
+    labels: Bytes,
+    /// Number of samples.
+    pub count: usize,
+    /// Rows per image.
+    pub rows: usize,
+    /// Columns per image.
+    pub cols: usize,
+    /// The image file read (the cache, for a `.gz`).
+    pub images_path: PathBuf,
+    /// The label file read.
+    pub labels_path: PathBuf,
+}
+
+impl Split {
+    /// All pixels, `count · rows · cols` bytes, image after image.
+    pub fn pixels(&self) -> &[u8] {
+        &self.images[16..]
+    }
+
+    /// All labels, one byte per sample.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels[8..]
+    }
+
+    /// The images as a parsed view.
+    pub fn images(&self) -> Images<'_> {
+        Images {
+            count: self.count,
+            rows: self.rows,
+            cols: self.cols,
+            pixels: self.pixels(),
+        }
+    }
+}
+
+/// MNIST: 60,000 training and 10,000 test samples.
+pub struct Mnist {
+    /// The training split.
+    pub train: Split,
+    /// The test split.
+    pub test: Split,
+    /// The directory the files came from.
+    pub dir: PathBuf,
+}
+
+/// How to open the dataset.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    /// Memory-map the files (the default) or read them into memory.
+    pub map: bool,
+    /// Pixels per image the network takes.
+    pub pixels: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            map: true,
+            pixels: 784,
+            classes: 10,
+        }
+    }
+}
+
+impl Mnist {
+    /// Finds, validates and maps the four files in `dir` (`chosen_by` says how `dir` was
+    /// chosen, for the error message).
+    pub fn open(
+        dir: &Path,
+        chosen_by: &'static str,
+        options: OpenOptions,
+    ) -> Result<Self, DataError> {
+        let found: Vec<Option<PathBuf>> = FILES
+            .iter()
+            .map(|name| find(dir, name))
+            .collect::<Result<_, _>>()?;
+        let missing: Vec<&'static str> = FILES
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(&n, _)| n)
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::Missing {
+                dir: dir.to_path_buf(),
+                chosen_by,
+                missing,
+            });
+        }
+        let paths: Vec<PathBuf> = found.into_iter().flatten().collect();
+        let train = open_split(&paths[0], FILES[0], &paths[1], FILES[1], options)?;
+        let test = open_split(&paths[2], FILES[2], &paths[3], FILES[3], options)?;
+        Ok(Self {
+            train,
+            test,
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+/// The path of `name` in `dir` under either spelling, raw or `.gz`, if any.
+fn find(dir: &Path, name: &str) -> Result<Option<PathBuf>, DataError> {
+    let dotted = name.replacen("-idx", ".idx", 1);
+    for candidate in [
+        name.to_string(),
+        dotted.clone(),
+        format!("{name}.gz"),
+        format!("{dotted}.gz"),
+    ] {
+        let path = dir.join(candidate);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => return Ok(Some(path)),
+            Ok(_) => return Err(DataError::NotAFile { path }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(DataError::Io { path, source }),
+        }
+    }
+    Ok(None)
+}
+
+fn open_split(
+    images_path: &Path,
+    images_name: &str,
+    labels_path: &Path,
+    labels_name: &str,
+    options: OpenOptions,
+) -> Result<Split, DataError> {
+    let (images_path, images) = open_file(images_path, images_name, options, |b| {
+        idx::parse_images(b).map(|_| ())
+    })?;
+    let (labels_path, labels) = open_file(labels_path, labels_name, options, |b| {
+        idx::parse_labels(b).map(|_| ())
+    })?;
+    let parsed = idx::parse_images(&images).map_err(|source| DataError::Idx {
+        path: images_path.clone(),
+        source,
+    })?;
+    let label_bytes = idx::parse_labels(&labels).map_err(|source| DataError::Idx {
+        path: labels_path.clone(),
+        source,
+    })?;
+    idx::check_pair(&parsed, label_bytes, options.pixels, options.classes).map_err(|source| {
+        DataError::Pair {
+            images: images_path.clone(),
+            labels: labels_path.clone(),
+            source,
+        }
+    })?;
+    let (count, rows, cols) = (parsed.count, parsed.rows, parsed.cols);
+    Ok(Split {
+        images,
+        labels,
+        count,
+        rows,
+        cols,
+        images_path,
+        labels_path,
+    })
+}
+
+/// Opens one file (through the decompressed cache for a `.gz`) and validates it with `check`.
+fn open_file(
+    path: &Path,
+    name: &str,
+    options: OpenOptions,
+    check: impl Fn(&[u8]) -> Result<(), IdxError>,
+) -> Result<(PathBuf, Bytes), DataError> {
+    let path = if path.extension().is_some_and(|e| e == "gz") {
+        cached(path, name, &check)?
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = if options.map {
+        Bytes::map(&path)
+    } else {
+        Bytes::read(&path)
+    };
+    let bytes = bytes.map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    check(&bytes).map_err(|source| DataError::Idx {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, bytes))
+}
+
+/// The decompressed copy of `gz`, made if missing, older than `gz` or invalid.
+fn cached(
+    gz: &Path,
+    name: &str,
+    check: &impl Fn(&[u8]) -> Result<(), IdxError>,
+) -> Result<PathBuf, DataError> {
+    let gz_modified = fs::metadata(gz)
+        .and_then(|m| m.modified())
+        .map_err(|source| DataError::Io {
+            path: gz.to_path_buf(),
+            source,
+        })?;
+    let dirs = cache_dirs(gz);
+    for dir in &dirs {
+        let cache = dir.join(name);
+        let fresh = fs::metadata(&cache)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= gz_modified);
+        if fresh && Bytes::map(&cache).is_ok_and(|b| check(&b).is_ok()) {
+            return Ok(cache);
+        }
+    }
+    // Decompress into the first cache directory that accepts the file.
+    let mut last_error = None;
+    for dir in &dirs {
+        let cache = dir.join(name);
+        if fs::create_dir_all(dir).is_err() {
+            continue;
+        }
+        match decompress(gz, &cache) {
+            Ok(()) => {
+                let bytes = Bytes::map(&cache).map_err(|source| DataError::Io {
+                    path: cache.clone(),
+                    source,
+                })?;
+                check(&bytes).map_err(|source| DataError::Idx {
+                    path: gz.to_path_buf(),
+                    source,
+                })?;
+                return Ok(cache);
+            }
+            Err(e @ DataError::Gzip { .. }) => return Err(e),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| DataError::Io {
+        path: gz.to_path_buf(),
+        source: io::Error::other("no writable cache directory for the decompressed file"),
+    }))
+}
+
+/// Cache directories for a `.gz` file: beside it, then under the user's cache directory.
+fn cache_dirs(gz: &Path) -> Vec<PathBuf> {
+    let parent = gz
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut dirs = vec![parent.join(".constnet-cache")];
+    let user = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    if let Some(user) = user {
+        // One directory per data directory, so two datasets never share a cache.
+        let absolute = fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+        let key = crc32fast::hash(absolute.to_string_lossy().as_bytes());
+        dirs.push(user.join("constnet").join(format!("mnist-{key:08x}")));
+    }
+    dirs
+}
+
+/// Decompresses `gz` into `out` atomically.
+fn decompress(gz: &Path, out: &Path) -> Result<(), DataError> {
+    let file = File::open(gz).map_err(|source| DataError::Io {
+        path: gz.to_path_buf(),
+        source,
+    })?;
+    let mut decoder = flate2::read::GzDecoder::new(io::BufReader::new(file));
+    let mut gzip_error = None;
+    let result = write_atomic(out, |w| {
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = match decoder.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => {
+                    gzip_error = Some(io::Error::new(e.kind(), e.to_string()));
+                    return Err(e);
+                }
+            };
+            io::Write::write_all(w, &buffer[..n])?;
+        }
+    });
+    match (result, gzip_error) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(source)) => Err(DataError::Gzip {
+            path: gz.to_path_buf(),
+            source,
+        }),
+        (Err(source), None) => Err(DataError::Io {
+            path: out.to_path_buf(),
+            source,
+        }),
+    }
+}

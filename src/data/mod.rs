@@ -1,0 +1,22 @@
+//! Data: the IDX format of MNIST, finding and mapping its files, and batches.
+//!
+//! - [`idx`]: parsing IDX bytes (no_std).
+//! - [`batch`]: sample order and u8 → f32 batches (no_std).
+//! - [`mnist`] (std): the four MNIST files in a directory, raw or `.gz`, memory-mapped.
+//!
+//! `mmap.rs` holds the crate's one expected `unsafe` (mapping a file); every other file here
+//! forbids it.
+
+pub mod batch;
+pub mod idx;
+#[cfg(feature = "std")]
+mod mmap;
+#[cfg(feature = "std")]
+pub mod mnist;
+
+pub use batch::{derived_rng, fill_batch, shuffle};
+pub use idx::{IdxError, Images, check_pair, parse_images, parse_labels};
+#[cfg(feature = "std")]
+pub use mmap::Bytes;
+#[cfg(feature = "std")]
+pub use mnist::{DataError, Mnist, Split};

@@ -1,0 +1,160 @@
+//! Model files: safetensors for interchange (std), and a raw parameter blob for `no_std`
+//! programs that embed a model.
+//!
+//! - [`safetensors`]: PyTorch `state_dict` names and shapes, 64-byte-aligned data, a payload
+//!   checksum, atomic writes, optional memory-mapped use.
+//! - [`raw`]: a versioned little-endian blob read in place from `&'static [u8]` (no_std).
+//!
+//! Loading never trusts a file: every name, shape, dtype, offset and checksum is checked
+//! against the network's compile-time shapes before a single parameter is used, and the first
+//! thing wrong is reported with the file's name.
+
+pub mod raw;
+#[cfg(feature = "std")]
+pub mod safetensors;
+
+pub use raw::RawError;
+#[cfg(feature = "std")]
+pub use safetensors::{MappedModel, inspect, load, load_into, save};
+
+#[cfg(feature = "std")]
+pub use std_errors::{ModelFileError, Problem, load_raw, save_raw};
+
+#[cfg(feature = "std")]
+mod std_errors {
+    use super::raw::{self, RawError};
+    use crate::atomic_file::write_atomic;
+    use crate::model::Network;
+    use std::fmt;
+    use std::io::{self, Write};
+    use std::path::{Path, PathBuf};
+    use std::prelude::rust_2024::*;
+
+    /// A model file that could not be written or used, and why.
+    #[derive(Debug)]
+    pub struct ModelFileError {
+        /// The file.
+        pub path: PathBuf,
+        /// What is wrong with it.
+        pub problem: Problem,
+    }
+
+    impl ModelFileError {
+        pub(crate) fn new(path: &Path, problem: Problem) -> Self {
+            Self {
+                path: path.to_path_buf(),
+                problem,
+            }
+        }
+    }
+
+    /// What is wrong with a model file.
+    #[derive(Debug)]
+    pub enum Problem {
+        /// Reading or writing failed.
+        Io(io::Error),
+        /// The path is a directory or another non-file.
+        NotAFile,
+        /// Not a valid safetensors file (header, JSON, offsets, lengths).
+        Parse(String),
+        /// A tensor the network needs is absent.
+        MissingTensor(String),
+        /// The file has a tensor the network does not.
+        UnexpectedTensor(String),
+        /// A tensor has the wrong shape.
+        Shape {
+            /// Tensor name.
+            name: String,
+            /// The network's shape.
+            expected: Vec<usize>,
+            /// The file's shape.
+            found: Vec<usize>,
+        },
+        /// A tensor is not f32.
+        Dtype {
+            /// Tensor name.
+            name: String,
+            /// The file's dtype.
+            found: String,
+        },
+        /// The data does not match the recorded checksum.
+        Checksum {
+            /// CRC-32 recorded in the header.
+            expected: u32,
+            /// CRC-32 of the data.
+            found: u32,
+        },
+        /// A raw blob problem.
+        Raw(RawError),
+    }
+
+    impl fmt::Display for ModelFileError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}: ", self.path.display())?;
+            match &self.problem {
+                Problem::Io(e) => write!(f, "{e}"),
+                Problem::NotAFile => write!(f, "not a regular file"),
+                Problem::Parse(e) => write!(f, "not a valid safetensors model file: {e}"),
+                Problem::MissingTensor(name) => write!(f, "missing tensor {name:?}"),
+                Problem::UnexpectedTensor(name) => write!(
+                    f,
+                    "unexpected tensor {name:?}: the network has no such parameter"
+                ),
+                Problem::Shape {
+                    name,
+                    expected,
+                    found,
+                } => {
+                    write!(
+                        f,
+                        "tensor {name:?} has shape {found:?}, the network needs {expected:?}"
+                    )
+                }
+                Problem::Dtype { name, found } => {
+                    write!(f, "tensor {name:?} is {found}, the network needs F32")
+                }
+                Problem::Checksum { expected, found } => write!(
+                    f,
+                    "checksum mismatch (recorded {expected:08x}, data {found:08x}): the file is corrupted"
+                ),
+                Problem::Raw(e) => write!(f, "{e}"),
+            }
+        }
+    }
+
+    impl std::error::Error for ModelFileError {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            match &self.problem {
+                Problem::Io(e) => Some(e),
+                Problem::Raw(e) => Some(e),
+                _ => None,
+            }
+        }
+    }
+
+    /// Writes `net` as a raw blob (see [`raw`]) to `path`, atomically.
+    pub fn save_raw<N: Network>(path: &Path, net: &N) -> Result<(), ModelFileError> {
+        write_atomic(path, |out| {
+            let mut result = Ok(());
+            raw::write::<N>(
+                |i| net.tensor(i),
+                |bytes| {
+                    if result.is_ok() {
+                        result = out.write_all(bytes);
+                    }
+                },
+            );
+            result
+        })
+        .map_err(|e| ModelFileError::new(path, Problem::Io(e)))
+    }
+
+    /// Reads a raw blob from `path` into fresh parameters.
+    pub fn load_raw<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
+        let bytes = super::safetensors::open(path)?;
+        let mut net = N::zeroed_box();
+        raw::load_into(&bytes, &mut *net)
+            .map_err(|e| ModelFileError::new(path, Problem::Raw(e)))?;
+        Ok(net)
+    }
+}

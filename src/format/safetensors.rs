@@ -1,0 +1,313 @@
+//! Model files in the safetensors format, readable by PyTorch's `load_state_dict`.
+//!
+//! Tensor names and shapes are the network's (for the reference network exactly the PyTorch
+//! model's `state_dict`: `fc1.weight` [256, 784], `fc1.bias` [256], …), f32 little-endian. The
+//! `safetensors` crate writes and parses the format; on top of it this module
+//!
+//! - pads the JSON header with spaces so the data starts on a 64-byte boundary (the format
+//!   allows trailing whitespace; the crate alone aligns to 8),
+//! - records a CRC-32 of the data section in `__metadata__` under [`CHECKSUM_KEY`] and
+//!   verifies it on load (files without it, such as PyTorch's, load unverified),
+//! - writes atomically, and checks names, shapes and dtypes against the network on load,
+//!   reporting the first mismatch.
+
+use super::{ModelFileError, Problem};
+use crate::atomic_file::write_bytes_atomic;
+use crate::data::Bytes;
+use crate::model::Network;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+use std::prelude::rust_2024::*;
+
+/// The `__metadata__` key holding the CRC-32 of the data section, as 8 hex digits.
+pub const CHECKSUM_KEY: &str = "constnet.crc32";
+const DATA_ALIGN: usize = 64;
+
+/// One tensor to write: name, shape, values.
+pub(crate) struct Entry<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: &'a [f32],
+}
+
+/// Serialises tensors and metadata (the checksum is added here) into file bytes whose data
+/// section starts on a 64-byte boundary.
+pub(crate) fn encode(
+    entries: &[Entry<'_>],
+    mut metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, Problem> {
+    let bytes: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| e.values.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = || -> Result<Vec<(String, TensorView<'_>)>, Problem> {
+        entries
+            .iter()
+            .zip(&bytes)
+            .map(|(e, b)| {
+                Ok((
+                    e.name.clone(),
+                    TensorView::new(Dtype::F32, e.shape.clone(), b).map_err(parse_problem)?,
+                ))
+            })
+            .collect()
+    };
+    metadata.insert("format".into(), "pt".into());
+    // The data section does not depend on the metadata, so its checksum can be taken from a
+    // first serialisation and recorded in the second.
+    let first = safetensors::serialize(views()?, Some(metadata.clone())).map_err(parse_problem)?;
+    let crc = crc32fast::hash(&first[data_start(&first)?..]);
+    metadata.insert(CHECKSUM_KEY.into(), format!("{crc:08x}"));
+    let file = safetensors::serialize(views()?, Some(metadata)).map_err(parse_problem)?;
+    Ok(realign(file))
+}
+
+/// Re-pads the header so the data section starts at a multiple of 64 bytes.
+fn realign(file: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
+    let padded = (8 + n).next_multiple_of(DATA_ALIGN) - 8;
+    let mut out = Vec::with_capacity(file.len() + padded - n);
+    out.extend_from_slice(&(padded as u64).to_le_bytes());
+    out.extend_from_slice(&file[8..8 + n]);
+    out.resize(8 + padded, b' ');
+    out.extend_from_slice(&file[8 + n..]);
+    out
+}
+
+/// Where the data section starts, from a header the crate has validated.
+fn data_start(bytes: &[u8]) -> Result<usize, Problem> {
+    let (n, _) = SafeTensors::read_metadata(bytes).map_err(parse_problem)?;
+    Ok(8 + n)
+}
+
+fn parse_problem(e: safetensors::SafeTensorError) -> Problem {
+    Problem::Parse(e.to_string())
+}
+
+/// A parsed file whose checksum (if recorded) has been verified.
+pub(crate) struct Decoded<'a> {
+    pub tensors: SafeTensors<'a>,
+    pub metadata: HashMap<String, String>,
+    /// Whether the file carried a checksum (and it matched).
+    pub verified: bool,
+}
+
+/// Parses and verifies file bytes.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(parse_problem)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(parse_problem)?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let verified = match metadata.get(CHECKSUM_KEY) {
+        None => false,
+        Some(recorded) => {
+            let expected = u32::from_str_radix(recorded, 16)
+                .map_err(|_| Problem::Parse(format!("checksum {recorded:?} is not hex")))?;
+            let found = crc32fast::hash(&bytes[data_start(bytes)?..]);
+            if expected != found {
+                return Err(Problem::Checksum { expected, found });
+            }
+            true
+        }
+    };
+    Ok(Decoded {
+        tensors,
+        metadata,
+        verified,
+    })
+}
+
+/// The tensor `name` with `shape`, as little-endian f32 bytes.
+pub(crate) fn tensor_bytes<'a>(
+    decoded: &Decoded<'a>,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'a [u8], Problem> {
+    let view = decoded
+        .tensors
+        .tensor(name)
+        .map_err(|_| Problem::MissingTensor(name.to_string()))?;
+    if view.dtype() != Dtype::F32 {
+        return Err(Problem::Dtype {
+            name: name.to_string(),
+            found: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != shape {
+        return Err(Problem::Shape {
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    Ok(view.data())
+}
+
+/// Checks that the file holds exactly `N`'s tensors with the right shapes and dtype.
+fn check_tensors<N: Network>(decoded: &Decoded<'_>) -> Result<(), Problem> {
+    for i in 0..N::TENSORS {
+        let info = N::tensor_info(i);
+        tensor_bytes(decoded, info.name, info.shape)?;
+    }
+    let mut names = decoded.tensors.names();
+    names.sort_unstable();
+    if let Some(extra) = names
+        .into_iter()
+        .find(|n| !(0..N::TENSORS).any(|i| N::tensor_info(i).name == *n))
+    {
+        return Err(Problem::UnexpectedTensor(extra.to_string()));
+    }
+    Ok(())
+}
+
+/// Copies little-endian f32 bytes into `out`.
+pub(crate) fn copy_f32(bytes: &[u8], out: &mut [f32]) {
+    for (x, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+}
+
+/// Saves `net` to `path` atomically.
+pub fn save<N: Network>(path: &Path, net: &N) -> Result<(), ModelFileError> {
+    let entries: Vec<Entry<'_>> = (0..N::TENSORS)
+        .map(|i| Entry {
+            name: N::tensor_info(i).name.into(),
+            shape: N::tensor_info(i).shape.to_vec(),
+            values: net.tensor(i),
+        })
+        .collect();
+    let at = |problem| ModelFileError::new(path, problem);
+    let bytes = encode(&entries, HashMap::new()).map_err(at)?;
+    write_bytes_atomic(path, &bytes).map_err(|e| at(Problem::Io(e)))
+}
+
+/// Loads a model file into `net`, checking everything first (`net` is untouched on error).
+pub fn load_into<N: Network>(path: &Path, net: &mut N) -> Result<(), ModelFileError> {
+    let at = |problem| ModelFileError::new(path, problem);
+    let bytes = open(path)?;
+    let decoded = decode(&bytes).map_err(at)?;
+    check_tensors::<N>(&decoded).map_err(at)?;
+    for i in 0..N::TENSORS {
+        let info = N::tensor_info(i);
+        copy_f32(
+            tensor_bytes(&decoded, info.name, info.shape).map_err(at)?,
+            net.tensor_mut(i),
+        );
+    }
+    Ok(())
+}
+
+/// Loads a model file into fresh parameters on the heap.
+pub fn load<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
+    let mut net = N::zeroed_box();
+    load_into(path, &mut *net)?;
+    Ok(net)
+}
+
+/// Maps a file for reading, with errors naming it.
+pub(crate) fn open(path: &Path) -> Result<Bytes, ModelFileError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(ModelFileError::new(path, Problem::NotAFile)),
+        Ok(_) => {}
+        Err(e) => return Err(ModelFileError::new(path, Problem::Io(e))),
+    }
+    Bytes::map(path).map_err(|e| ModelFileError::new(path, Problem::Io(e)))
+}
+
+/// A memory-mapped model file, validated once, whose parameters are used in place.
+pub struct MappedModel {
+    bytes: Bytes,
+}
+
+impl MappedModel {
+    /// Maps and validates `path` for network `N`.
+    ///
+    /// The mapping is only as stable as the file; model files are replaced atomically by
+    /// rename, which leaves an existing mapping on the old contents.
+    pub fn open<N: Network>(path: &Path) -> Result<Self, ModelFileError> {
+        let at = |problem| ModelFileError::new(path, problem);
+        let bytes = open(path)?;
+        let decoded = decode(&bytes).map_err(at)?;
+        check_tensors::<N>(&decoded).map_err(at)?;
+        // Zero-copy needs 4-byte-aligned little-endian floats: check once here.
+        let aligned = (0..N::TENSORS).all(|i| {
+            let info = N::tensor_info(i);
+            tensor_bytes(&decoded, info.name, info.shape)
+                .is_ok_and(|b| bytemuck::try_cast_slice::<u8, f32>(b).is_ok())
+        });
+        if !aligned || cfg!(target_endian = "big") {
+            return Err(at(Problem::Parse(
+                "tensor data is not 4-byte aligned little-endian f32: load it with load() instead"
+                    .into(),
+            )));
+        }
+        drop(decoded);
+        Ok(Self { bytes })
+    }
+
+    /// The parameters, in place in the mapping.
+    pub fn view<N: Network>(&self) -> N::View<'_> {
+        let decoded = decode(&self.bytes).expect("validated in open");
+        let tensors: Vec<&[f32]> = (0..N::TENSORS)
+            .map(|i| {
+                let info = N::tensor_info(i);
+                bytemuck::cast_slice(
+                    tensor_bytes(&decoded, info.name, info.shape).expect("validated in open"),
+                )
+            })
+            .collect();
+        N::view_from_tensors(&tensors).expect("validated in open")
+    }
+}
+
+/// One tensor as a file's header describes it.
+pub struct TensorEntry {
+    /// Name.
+    pub name: String,
+    /// Dtype, as safetensors spells it (`F32`).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Byte range within the data section.
+    pub offsets: (usize, usize),
+}
+
+/// What `constnet info` shows of a model file.
+pub struct Summary {
+    /// Header length in bytes (the data starts 8 bytes later).
+    pub header_len: usize,
+    /// The tensors in file order.
+    pub tensors: Vec<TensorEntry>,
+    /// `__metadata__`.
+    pub metadata: HashMap<String, String>,
+    /// Whether a recorded checksum matched (false: none recorded).
+    pub verified: bool,
+    /// File size.
+    pub file_len: usize,
+}
+
+/// Reads a model file's header and verifies its checksum, for display.
+pub fn inspect(path: &Path) -> Result<Summary, ModelFileError> {
+    let at = |problem| ModelFileError::new(path, problem);
+    let bytes = open(path)?;
+    let decoded = decode(&bytes).map_err(at)?;
+    let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| at(parse_problem(e)))?;
+    let mut tensors: Vec<_> = header
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| TensorEntry {
+            name,
+            dtype: format!("{:?}", info.dtype),
+            shape: info.shape.clone(),
+            offsets: info.data_offsets,
+        })
+        .collect();
+    tensors.sort_by_key(|t| t.offsets);
+    Ok(Summary {
+        header_len: n,
+        tensors,
+        metadata: decoded.metadata,
+        verified: decoded.verified,
+        file_len: bytes.len(),
+    })
+}
