@@ -39,17 +39,22 @@ pub fn read_grayscale(
         problem,
     };
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    decode(&bytes, width, height, invert).map_err(fail)
+}
+
+/// [`read_grayscale`] on the bytes of a file; the error says what is wrong.
+pub fn decode(bytes: &[u8], width: usize, height: usize, invert: bool) -> Result<Vec<f32>, String> {
     let (w, h, pixels) = if bytes.starts_with(b"\x89PNG") {
-        decode_png(&bytes).map_err(fail)?
+        decode_png(bytes)?
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        decode_pgm(&bytes).map_err(fail)?
+        decode_pgm(bytes)?
     } else {
-        return Err(fail("not a PGM (P2/P5) or PNG image".into()));
+        return Err("not a PGM (P2/P5) or PNG image".into());
     };
     if (w, h) != (width, height) {
-        return Err(fail(format!(
+        return Err(format!(
             "image is {w}×{h}, the network takes {width}×{height}"
-        )));
+        ));
     }
     Ok(pixels
         .into_iter()

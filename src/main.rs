@@ -49,14 +49,23 @@ Options:
   --step-every E           with step: epochs between decays (default 3)
   --gamma G                with step: factor per decay (default 0.5)
   --dropout P              dropout on hidden activations, 0 ≤ P < 1 (default 0)
+  --clip-grad-norm X       clip the gradients' global L2 norm to X (default: off)
   --init NAME              pytorch | he | xavier (default pytorch)
   --seed S                 seed of every random choice (default 0)
   --data DIR               MNIST directory
   --out PATH               model file to write (default model.safetensors)
-  --save-every-epoch       also save after each epoch
+  --save-every-epoch       also save the model after each epoch
+  --checkpoint-every N     write a checkpoint every N steps (model, optimizer state,
+                           position), atomically
+  --checkpoint PATH        the checkpoint file (default: --out with extension .ckpt)
+  --resume PATH            continue the run saved in a checkpoint, bit for bit (its recipe
+                           is used; recipe options are refused)
   --no-mmap                read the data files instead of memory-mapping them
   --log-every N            print a loss line every N batches (default 100)
-  -h, --help               this help";
+  -h, --help               this help
+
+A loss or gradient that becomes NaN or infinite stops training with an error naming the
+epoch, the step and the last checkpoint.";
 
 const EVAL_USAGE: &str = "\
 Usage: constnet eval --model PATH [--data DIR] [--no-mmap]
@@ -227,11 +236,34 @@ fn load_model(path: &Path) -> Result<Box<MnistMlp>, Failure> {
 
 fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
     let mut config = Config::default();
-    let (mut optimizer, mut momentum, mut weight_decay) = ("adam".to_string(), None, None);
+    let (mut optimizer, mut momentum, mut weight_decay, mut clip) =
+        ("adam".to_string(), None, None, 0.0);
     let (mut schedule, mut step_every, mut gamma) = ("constant".to_string(), 3u32, 0.5f32);
     let (mut data, mut out, mut save_every_epoch, mut map) =
         (None, PathBuf::from("model.safetensors"), false, true);
+    let (mut checkpoint_every, mut checkpoint, mut resume) = (0u64, None, None);
+    // Options that change the recipe, which a resumed run takes from its checkpoint.
+    let mut recipe = Vec::new();
     while let Some(arg) = parser.next()? {
+        if let Long(name) = arg {
+            const RECIPE: &[&str] = &[
+                "epochs",
+                "lr",
+                "optimizer",
+                "momentum",
+                "weight-decay",
+                "schedule",
+                "step-every",
+                "gamma",
+                "dropout",
+                "clip-grad-norm",
+                "init",
+                "seed",
+            ];
+            if RECIPE.contains(&name) {
+                recipe.push(format!("--{name}"));
+            }
+        }
         match arg {
             Long("epochs") => {
                 config.epochs = value(parser, "--epochs", |&e: &u32| e > 0, "at least 1")?
@@ -254,12 +286,16 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
                 )?)
             }
             Long("weight-decay") => {
-                weight_decay = Some(value(
+                let ok = |&w: &f32| w.is_finite() && w >= 0.0;
+                weight_decay = Some(value(parser, "--weight-decay", ok, "a finite number ≥ 0")?)
+            }
+            Long("clip-grad-norm") => {
+                clip = value(
                     parser,
-                    "--weight-decay",
-                    |&w: &f32| w.is_finite() && w >= 0.0,
-                    "a finite number ≥ 0",
-                )?)
+                    "--clip-grad-norm",
+                    |&x: &f32| x.is_finite() && x > 0.0,
+                    "a finite number > 0",
+                )?
             }
             Long("schedule") => schedule = parser.value()?.string()?,
             Long("step-every") => {
@@ -297,6 +333,12 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
             Long("data") => data = Some(PathBuf::from(parser.value()?)),
             Long("out") => out = PathBuf::from(parser.value()?),
             Long("save-every-epoch") => save_every_epoch = true,
+            Long("checkpoint-every") => {
+                checkpoint_every =
+                    value(parser, "--checkpoint-every", |&n: &u64| n > 0, "at least 1")?
+            }
+            Long("checkpoint") => checkpoint = Some(PathBuf::from(parser.value()?)),
+            Long("resume") => resume = Some(PathBuf::from(parser.value()?)),
             Long("no-mmap") => map = false,
             Long("log-every") => {
                 config.log_every = value(parser, "--log-every", |&n: &u64| n > 0, "at least 1")?
@@ -313,13 +355,16 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
             momentum: momentum.unwrap_or(0.9),
             weight_decay: weight_decay.unwrap_or(0.0),
             nesterov: false,
+            clip_grad_norm: clip,
         }),
         "adam" => OptimizerChoice::Adam(AdamConfig {
             weight_decay: weight_decay.unwrap_or(0.0),
+            clip_grad_norm: clip,
             ..AdamConfig::DEFAULT
         }),
         "adamw" => OptimizerChoice::Adam(AdamConfig {
             weight_decay: weight_decay.unwrap_or(0.01),
+            clip_grad_norm: clip,
             ..AdamConfig::ADAMW
         }),
         other => {
@@ -344,9 +389,27 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
             )));
         }
     };
+    if resume.is_some() && !recipe.is_empty() {
+        return Err(usage(format!(
+            "{} cannot be combined with --resume: a resumed run keeps its checkpoint's recipe",
+            recipe.join(", ")
+        )));
+    }
     check_writable(&out)?;
+    let checkpoint = checkpoint.unwrap_or_else(|| out.with_extension("ckpt"));
+    if checkpoint_every > 0 {
+        check_writable(&checkpoint)?;
+    }
 
     let mnist = open_data(data.as_deref(), map)?;
+    let mut run = match &resume {
+        Some(path) => {
+            let mut run = Run::<MnistMlp>::resume(path, mnist.train.count)?;
+            run.config.log_every = config.log_every;
+            run
+        }
+        None => Run::<MnistMlp>::new(config, mnist.train.count),
+    };
     say!(
         "constnet {}: kernels {}, network 784→256→128→64→10 ({} parameters)",
         env!("CARGO_PKG_VERSION"),
@@ -359,8 +422,15 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         mnist.train.count,
         mnist.test.count
     );
-    say!("recipe: {}", describe(&config));
-    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    say!("recipe: {}", describe(&run.config));
+    if let Some(path) = &resume {
+        say!(
+            "resumed from {} at epoch {}, step {}",
+            path.display(),
+            run.epoch + 1,
+            run.step
+        );
+    }
     let mut console = Console::new();
     let start = Instant::now();
     let evaluation = train::fit(
@@ -368,7 +438,12 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         &mnist.train,
         &mnist.test,
         &mut console,
-        |_| Ok(()),
+        |run| {
+            if checkpoint_every > 0 && run.step % checkpoint_every == 0 {
+                run.save_checkpoint(&checkpoint)?;
+            }
+            Ok(())
+        },
         |run| {
             if save_every_epoch {
                 format::save(&out, &*run.net)?;
@@ -429,13 +504,19 @@ fn describe(c: &Config) -> String {
         ScheduleChoice::Step { every, gamma } => format!("step (×{gamma} every {every} epochs)"),
         ScheduleChoice::Cosine => "cosine to 0".into(),
     };
-    let dropout = if c.dropout > 0.0 {
-        format!(", dropout {}", c.dropout)
-    } else {
-        String::new()
+    let mut extras = String::new();
+    if c.dropout > 0.0 {
+        extras += &format!(", dropout {}", c.dropout);
+    }
+    let clip = match c.optimizer {
+        OptimizerChoice::Sgd(s) => s.clip_grad_norm,
+        OptimizerChoice::Adam(a) => a.clip_grad_norm,
     };
+    if clip > 0.0 {
+        extras += &format!(", gradient norm clipped to {clip}");
+    }
     format!(
-        "{optimizer}, lr {}, {schedule} schedule, {} epochs, batch {}, seed {}{dropout}",
+        "{optimizer}, lr {}, {schedule} schedule, {} epochs, batch {}, seed {}{extras}",
         c.lr,
         c.epochs,
         train::BATCH,

@@ -202,7 +202,8 @@ pub fn set_input<W: Workspace, K: Backend>(ws: &mut W, rows: &[f32], batch: usiz
 
 /// One training step on the batch already in `ws` (input and labels): forward (with optional
 /// dropout), softmax cross-entropy, backward, optimizer update with learning rate `lr`.
-/// Returns the batch's mean loss. Allocates nothing.
+/// Returns the batch's mean loss, or NaN if any gradient was NaN or infinite (the run must
+/// stop; see [`Optimizer::step`]). Allocates nothing.
 pub fn train_step<N, K, O, R, const B: usize>(
     net: &mut N,
     grads: &mut N,
@@ -219,8 +220,8 @@ where
     R: Rng + ?Sized,
 {
     let loss = forward_backward::<N, K, R, B>(net, grads, ws, batch, dropout);
-    opt.step::<K>(net, grads, lr);
-    loss
+    let finite = opt.step::<K>(net, grads, lr);
+    if finite { loss } else { f32::NAN }
 }
 
 /// Forward, loss and backward, leaving the gradients (overwritten) in `grads`: a training step

@@ -12,14 +12,19 @@
 
 use std::prelude::rust_2024::*;
 
+use crate::atomic_file::write_bytes_atomic;
 use crate::data::Split;
 use crate::data::batch::{derived_rng, fill_batch, shuffle, stream};
+use crate::format::safetensors::{Entry, copy_f32, decode, encode, tensor_bytes};
+use crate::format::{ModelFileError, Problem};
 use crate::kernels::Simd;
 use crate::layers::{Dropout, Init};
 use crate::loss::argmax;
 use crate::model::{Network, NetworkView, Workspace, train_step};
 use crate::optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Samples per training batch: the reference recipe's 64.
@@ -145,8 +150,10 @@ pub enum TrainError {
         batch: u64,
         /// Optimizer steps completed before it.
         step: u64,
-        /// The loss value.
+        /// The loss (NaN also when a gradient was not finite).
         loss: f32,
+        /// The last checkpoint written, and its step.
+        checkpoint: Option<(PathBuf, u64)>,
     },
 }
 
@@ -158,10 +165,23 @@ impl fmt::Display for TrainError {
                 batch,
                 step,
                 loss,
-            } => write!(
-                f,
-                "the loss became {loss} at epoch {epoch}, batch {batch} (step {step}); training stopped: lower --lr, or add gradient clipping"
-            ),
+                checkpoint,
+            } => {
+                write!(
+                    f,
+                    "the loss or a gradient became {loss} at epoch {epoch}, batch {batch} (step {}); \
+                     training stopped (lower --lr, or use --clip-grad-norm)",
+                    step + 1
+                )?;
+                match checkpoint {
+                    Some((path, at)) => write!(
+                        f,
+                        "; the last good checkpoint is {} (step {at})",
+                        path.display()
+                    ),
+                    None => write!(f, "; no checkpoint was written (--checkpoint-every N)"),
+                }
+            }
         }
     }
 }
@@ -177,7 +197,7 @@ pub enum AnyOptimizer<N> {
 }
 
 impl<N: Network> Optimizer<N> for AnyOptimizer<N> {
-    fn step<K: crate::Backend>(&mut self, params: &mut N, grads: &N, lr: f32) {
+    fn step<K: crate::Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
         match self {
             AnyOptimizer::Sgd(o) => o.step::<K>(params, grads, lr),
             AnyOptimizer::Adam(o) => o.step::<K>(params, grads, lr),
@@ -206,6 +226,8 @@ pub struct Run<N: Network> {
     pub epoch: u32,
     /// Optimizer steps completed.
     pub step: u64,
+    /// The last checkpoint written (or resumed from), and its step.
+    pub last_checkpoint: Option<(PathBuf, u64)>,
 }
 
 impl<N: Network> Run<N> {
@@ -227,7 +249,130 @@ impl<N: Network> Run<N> {
             config,
             epoch: 0,
             step: 0,
+            last_checkpoint: None,
         }
+    }
+
+    /// Writes the whole state of the run to `path`, atomically: parameters, optimizer state,
+    /// position (epoch, step) and recipe. Randomness needs no state of its own: every
+    /// generator is derived from (seed, purpose, epoch or step). Resuming from this file
+    /// continues bit-for-bit as if the run had not stopped.
+    pub fn save_checkpoint(&mut self, path: &Path) -> Result<(), ModelFileError> {
+        let at = |problem| ModelFileError {
+            path: path.to_path_buf(),
+            problem,
+        };
+        // A diverged run must not replace the last good checkpoint with infinities.
+        if !(0..N::TENSORS).all(|i| self.net.tensor(i).iter().all(|x| x.is_finite())) {
+            return Err(at(Problem::Checkpoint(format!(
+                "the parameters are no longer finite at step {}: training diverged; this file still holds the last good checkpoint",
+                self.step
+            ))));
+        }
+        let bytes = self.checkpoint_bytes().map_err(at)?;
+        write_bytes_atomic(path, &bytes).map_err(|e| at(Problem::Io(e)))?;
+        self.last_checkpoint = Some((path.to_path_buf(), self.step));
+        Ok(())
+    }
+
+    /// The bytes [`Run::save_checkpoint`] writes.
+    pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Problem> {
+        let mut entries = entries_of("model", &*self.net);
+        let mut meta = checkpoint_metadata(&self.config);
+        match &self.optimizer {
+            AnyOptimizer::Adam(adam) => {
+                let (m, v) = adam.moments();
+                entries.extend(entries_of("adam.m", m));
+                entries.extend(entries_of("adam.v", v));
+                meta.insert("optimizer.t".into(), adam.steps_taken().to_string());
+            }
+            AnyOptimizer::Sgd(sgd) => {
+                entries.extend(entries_of("sgd.velocity", sgd.velocity()));
+                meta.insert("optimizer.t".into(), sgd.steps_taken().to_string());
+            }
+        }
+        meta.insert("epoch".into(), self.epoch.to_string());
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("train_len".into(), self.order.len().to_string());
+        encode(&entries, meta)
+    }
+
+    /// Continues a run from a checkpoint written by [`Run::save_checkpoint`], on a training
+    /// set of `train_len` samples (which must be the one the run started on).
+    pub fn resume(path: &Path, train_len: usize) -> Result<Self, ModelFileError> {
+        let bytes = super::format::safetensors::open(path)?;
+        let mut run = Self::resume_bytes(&bytes, train_len).map_err(|problem| ModelFileError {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        run.last_checkpoint = Some((path.to_path_buf(), run.step));
+        Ok(run)
+    }
+
+    /// [`Run::resume`] from the bytes of a checkpoint file.
+    pub fn resume_bytes(bytes: &[u8], train_len: usize) -> Result<Self, Problem> {
+        let bad = |what: String| Problem::Checkpoint(what);
+        let decoded = decode(bytes)?;
+        let meta = &decoded.metadata;
+        if meta.get(CHECKPOINT_KEY).map(String::as_str) != Some("1") {
+            return Err(bad(
+                "not a constnet checkpoint (a model file? use it with eval or predict)".into(),
+            ));
+        }
+        let get = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| bad(format!("metadata lacks {key:?}")))
+        };
+        let int = |key: &str| {
+            get(key)?
+                .parse::<u64>()
+                .map_err(|_| bad(format!("metadata {key:?} is not a number")))
+        };
+        let config = config_from_metadata(meta).map_err(bad)?;
+        let recorded_len = int("train_len")? as usize;
+        if recorded_len != train_len {
+            return Err(bad(format!(
+                "it was written for a training set of {recorded_len} samples; this one has {train_len}"
+            )));
+        }
+        let mut run = Self::new(config, train_len);
+        let fill = |prefix: &str, net: &mut N| -> Result<(), Problem> {
+            for i in 0..N::TENSORS {
+                let info = N::tensor_info(i);
+                let name = format!("{prefix}/{}", info.name);
+                copy_f32(
+                    tensor_bytes(&decoded, &name, info.shape)?,
+                    net.tensor_mut(i),
+                );
+            }
+            Ok(())
+        };
+        fill("model", &mut run.net)?;
+        let t = int("optimizer.t")?;
+        match &mut run.optimizer {
+            AnyOptimizer::Adam(adam) => {
+                let (m, v, steps) = adam.state_mut();
+                fill("adam.m", m)?;
+                fill("adam.v", v)?;
+                *steps = t;
+            }
+            AnyOptimizer::Sgd(sgd) => {
+                let (velocity, steps) = sgd.state_mut();
+                fill("sgd.velocity", velocity)?;
+                *steps = t;
+            }
+        }
+        run.epoch = u32::try_from(int("epoch")?).map_err(|_| bad("epoch out of range".into()))?;
+        run.step = int("step")?;
+        if run.step > u64::from(run.config.epochs) * run.batches_per_epoch()
+            || run.step < u64::from(run.epoch) * run.batches_per_epoch()
+        {
+            return Err(bad(format!(
+                "step {} does not fit epoch {}",
+                run.step, run.epoch
+            )));
+        }
+        Ok(run)
     }
 
     /// Batches per epoch (the last one may be partial, as with PyTorch's DataLoader).
@@ -257,7 +402,7 @@ impl<N: Network> Run<N> {
         &mut self,
         train: &Split,
         report: &mut dyn Report,
-        mut after_step: impl FnMut(&Self) -> Result<(), Box<dyn std::error::Error>>,
+        mut after_step: impl FnMut(&mut Self) -> Result<(), Box<dyn std::error::Error>>,
     ) -> Result<(f32, f64), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let epoch = self.epoch + 1;
@@ -294,6 +439,7 @@ impl<N: Network> Run<N> {
                     batch: b + 1,
                     step: self.step,
                     loss,
+                    checkpoint: self.last_checkpoint.clone(),
                 }));
             }
             self.step += 1;
@@ -319,6 +465,134 @@ impl<N: Network> Run<N> {
         let seconds = start.elapsed().as_secs_f64();
         Ok(((total / seen.max(1) as f64) as f32, seconds))
     }
+}
+
+/// A network's tensors named `prefix/name`, for a checkpoint.
+fn entries_of<'a, N: Network>(prefix: &str, net: &'a N) -> Vec<Entry<'a>> {
+    (0..N::TENSORS)
+        .map(|i| {
+            let info = N::tensor_info(i);
+            Entry {
+                name: format!("{prefix}/{}", info.name),
+                shape: info.shape.to_vec(),
+                values: net.tensor(i),
+            }
+        })
+        .collect()
+}
+
+/// The metadata key that marks a checkpoint (value: format version "1").
+pub const CHECKPOINT_KEY: &str = "constnet.checkpoint";
+
+/// Floats are recorded by their bits, so a resumed run uses exactly the same values.
+fn float(x: f32) -> String {
+    format!("{:08x}", x.to_bits())
+}
+
+/// The recipe as checkpoint metadata.
+fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert(CHECKPOINT_KEY.into(), "1".into());
+    m.insert("epochs".into(), c.epochs.to_string());
+    m.insert("lr".into(), float(c.lr));
+    m.insert("seed".into(), c.seed.to_string());
+    m.insert("dropout".into(), float(c.dropout));
+    m.insert("log_every".into(), c.log_every.to_string());
+    let init = match c.init {
+        Init::PyTorch => "pytorch",
+        Init::He => "he",
+        Init::Xavier => "xavier",
+    };
+    m.insert("init".into(), init.into());
+    let schedule = match c.schedule {
+        ScheduleChoice::Constant => "constant".to_string(),
+        ScheduleChoice::Step { every, gamma } => format!("step {every} {}", float(gamma)),
+        ScheduleChoice::Cosine => "cosine".into(),
+    };
+    m.insert("schedule".into(), schedule);
+    let optimizer = match c.optimizer {
+        OptimizerChoice::Adam(a) => format!(
+            "adam {} {} {} {} {} {}",
+            float(a.beta1),
+            float(a.beta2),
+            float(a.eps),
+            float(a.weight_decay),
+            a.decoupled,
+            float(a.clip_grad_norm)
+        ),
+        OptimizerChoice::Sgd(g) => format!(
+            "sgd {} {} {} {}",
+            float(g.momentum),
+            float(g.weight_decay),
+            g.nesterov,
+            float(g.clip_grad_norm)
+        ),
+    };
+    m.insert("optimizer".into(), optimizer);
+    m
+}
+
+/// The recipe back from checkpoint metadata.
+fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
+    let get = |key: &str| {
+        m.get(key)
+            .map(String::as_str)
+            .ok_or(format!("metadata lacks {key:?}"))
+    };
+    let number = |key: &str| {
+        get(key)?
+            .parse::<u64>()
+            .map_err(|_| format!("metadata {key:?} is not a number"))
+    };
+    let bits = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .map(f32::from_bits)
+            .map_err(|_| format!("bad float {s:?}"))
+    };
+    let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
+    let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
+    let init = match get("init")? {
+        "pytorch" => Init::PyTorch,
+        "he" => Init::He,
+        "xavier" => Init::Xavier,
+        other => return Err(format!("unknown init {other:?}")),
+    };
+    let schedule = match fields("schedule")?.as_slice() {
+        ["constant"] => ScheduleChoice::Constant,
+        ["cosine"] => ScheduleChoice::Cosine,
+        ["step", every, gamma] => ScheduleChoice::Step {
+            every: every.parse().map_err(|_| "bad step schedule".to_string())?,
+            gamma: bits(gamma)?,
+        },
+        other => return Err(format!("unknown schedule {other:?}")),
+    };
+    let optimizer = match fields("optimizer")?.as_slice() {
+        ["adam", b1, b2, eps, wd, decoupled, clip] => OptimizerChoice::Adam(AdamConfig {
+            beta1: bits(b1)?,
+            beta2: bits(b2)?,
+            eps: bits(eps)?,
+            weight_decay: bits(wd)?,
+            decoupled: flag(decoupled)?,
+            clip_grad_norm: bits(clip)?,
+        }),
+        ["sgd", momentum, wd, nesterov, clip] => OptimizerChoice::Sgd(SgdConfig {
+            momentum: bits(momentum)?,
+            weight_decay: bits(wd)?,
+            nesterov: flag(nesterov)?,
+            clip_grad_norm: bits(clip)?,
+        }),
+        other => return Err(format!("unknown optimizer {other:?}")),
+    };
+    Ok(Config {
+        epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,
+        lr: bits(get("lr")?)?,
+        optimizer,
+        schedule,
+        seed: number("seed")?,
+        dropout: bits(get("dropout")?)?,
+        init,
+        log_every: number("log_every")?,
+    })
 }
 
 /// Test-set results: accuracy, per-class accuracy and the confusion matrix.
@@ -378,7 +652,7 @@ pub fn fit<N: Network>(
     train: &Split,
     test: &Split,
     report: &mut dyn Report,
-    mut after_step: impl FnMut(&Run<N>) -> Result<(), Box<dyn std::error::Error>>,
+    mut after_step: impl FnMut(&mut Run<N>) -> Result<(), Box<dyn std::error::Error>>,
     mut after_epoch: impl FnMut(&Run<N>) -> Result<(), Box<dyn std::error::Error>>,
 ) -> Result<Evaluation, Box<dyn std::error::Error>> {
     let mut eval_ws = N::Workspace::<BATCH>::zeroed_box();

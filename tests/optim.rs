@@ -100,6 +100,7 @@ fn sgd_momentum_and_nesterov_follow_the_textbook() {
                 weight_decay: wd,
                 nesterov,
                 first: t == 0,
+                grad_scale: 1.0,
             };
             kernels::sgd_update(&mut p, g, &mut b, &step);
             for i in 0..3 {
@@ -157,6 +158,7 @@ fn simd_updates_equal_the_reference_bit_for_bit() {
                 weight_decay: 1e-4,
                 nesterov,
                 first,
+                grad_scale: 1.0,
             };
             let (mut p1, mut b1) = (p0.clone(), m0.clone());
             let (mut p2, mut b2) = (p0.clone(), m0.clone());
@@ -233,4 +235,109 @@ fn schedules_match_their_formulas() {
     assert!((cosine.lr(base, 250) - base * 0.853_553_4).abs() < 1e-9);
     assert_eq!(cosine.lr(base, 1000), 0.0);
     assert_eq!(cosine.lr(base, 5000), 0.0);
+}
+
+#[test]
+fn clipping_scales_gradients_to_the_norm_and_non_finite_gradients_are_reported() {
+    let mut r = rng(21);
+    let net0 = Tiny::new_boxed(constnet::Init::PyTorch, &mut r);
+    let mut grads = Tiny::zeroed_box();
+    for i in 0..Tiny::TENSORS {
+        for g in grads.tensor_mut(i) {
+            *g = uniform(&mut r, -3.0, 3.0);
+        }
+    }
+    let norm = (0..Tiny::TENSORS)
+        .map(|i| {
+            grads
+                .tensor(i)
+                .iter()
+                .map(|g| (*g as f64).powi(2))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        .sqrt();
+    assert!(norm > 1.0);
+    // Clipping to 1 equals stepping on gradients scaled by 1/(norm + 1e-6), as PyTorch does.
+    let mut clipped = copy(&net0);
+    let mut sgd = Sgd::<Tiny>::new_boxed(SgdConfig {
+        clip_grad_norm: 1.0,
+        ..SgdConfig::default()
+    });
+    assert!(sgd.step::<Simd>(&mut clipped, &grads, 0.1));
+    let mut scaled_grads = Tiny::zeroed_box();
+    for i in 0..Tiny::TENSORS {
+        for (s, g) in scaled_grads.tensor_mut(i).iter_mut().zip(grads.tensor(i)) {
+            *s = g * (1.0 / (norm + 1e-6)) as f32;
+        }
+    }
+    let mut by_hand = copy(&net0);
+    let mut plain = Sgd::<Tiny>::new_boxed(SgdConfig::default());
+    assert!(plain.step::<Reference>(&mut by_hand, &scaled_grads, 0.1));
+    for i in 0..Tiny::TENSORS {
+        assert_close("clipped step", clipped.tensor(i), by_hand.tensor(i), |_| {
+            1e-6
+        });
+    }
+    // A clip above the norm changes nothing.
+    let mut loose = copy(&net0);
+    let mut unclipped = copy(&net0);
+    Sgd::<Tiny>::new_boxed(SgdConfig {
+        clip_grad_norm: 1e6,
+        ..SgdConfig::default()
+    })
+    .step::<Simd>(&mut loose, &grads, 0.1);
+    Sgd::<Tiny>::new_boxed(SgdConfig::default()).step::<Simd>(&mut unclipped, &grads, 0.1);
+    for i in 0..Tiny::TENSORS {
+        assert_exact("clip above the norm", loose.tensor(i), unclipped.tensor(i));
+    }
+
+    // A NaN gradient: reported by every optimizer; with clipping on, nothing is touched.
+    grads.tensor_mut(3)[1] = f32::NAN;
+    for clip in [0.0, 1.0] {
+        let mut adam = Adam::<Tiny>::new_boxed(AdamConfig {
+            clip_grad_norm: clip,
+            ..AdamConfig::DEFAULT
+        });
+        let mut net = copy(&net0);
+        assert!(
+            !adam.step::<Simd>(&mut net, &grads, 1e-3),
+            "adam clip={clip}"
+        );
+        let mut net_ref = copy(&net0);
+        let mut adam_ref = Adam::<Tiny>::new_boxed(AdamConfig {
+            clip_grad_norm: clip,
+            ..AdamConfig::DEFAULT
+        });
+        assert!(
+            !adam_ref.step::<Reference>(&mut net_ref, &grads, 1e-3),
+            "reference adam clip={clip}"
+        );
+        let mut sgd = Sgd::<Tiny>::new_boxed(SgdConfig {
+            clip_grad_norm: clip,
+            momentum: 0.9,
+            ..SgdConfig::default()
+        });
+        let mut net_sgd = copy(&net0);
+        assert!(
+            !sgd.step::<Simd>(&mut net_sgd, &grads, 1e-3),
+            "sgd clip={clip}"
+        );
+        if clip > 0.0 {
+            for i in 0..Tiny::TENSORS {
+                assert_exact(
+                    "untouched after a non-finite norm",
+                    net.tensor(i),
+                    net0.tensor(i),
+                );
+            }
+            assert_eq!(adam.steps_taken(), 0);
+        }
+    }
+    grads.tensor_mut(3)[1] = f32::INFINITY;
+    assert!(!Adam::<Tiny>::new_boxed(AdamConfig::DEFAULT).step::<Simd>(
+        &mut copy(&net0),
+        &grads,
+        1e-3
+    ));
 }

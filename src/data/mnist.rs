@@ -366,29 +366,80 @@ fn cached(
     let mut last_error = None;
     for dir in &dirs {
         let cache = dir.join(name);
+        let created = !dir.exists();
         if fs::create_dir_all(dir).is_err() {
             continue;
         }
-        match decompress(gz, &cache) {
-            Ok(()) => {
-                let bytes = Bytes::map(&cache).map_err(|source| DataError::Io {
-                    path: cache.clone(),
-                    source,
-                })?;
-                check(&bytes).map_err(|source| DataError::Idx {
-                    path: gz.to_path_buf(),
-                    source,
-                })?;
-                return Ok(cache);
+        let result = decompress(gz, &cache).and_then(|()| {
+            let bytes = Bytes::map(&cache).map_err(|source| DataError::Io {
+                path: cache.clone(),
+                source,
+            })?;
+            check(&bytes).map_err(|source| DataError::Idx {
+                path: gz.to_path_buf(),
+                source,
+            })
+        });
+        match result {
+            Ok(()) => return Ok(cache),
+            Err(e) => {
+                // A bad .gz leaves nothing behind: no cache file, no new directory.
+                if matches!(e, DataError::Idx { .. }) {
+                    let _ = fs::remove_file(&cache);
+                }
+                if created {
+                    let _ = fs::remove_dir(dir);
+                }
+                match e {
+                    DataError::Gzip { .. } | DataError::Idx { .. } => return Err(e),
+                    other => last_error = Some(other),
+                }
             }
-            Err(e @ DataError::Gzip { .. }) => return Err(e),
-            Err(e) => last_error = Some(e),
         }
     }
     Err(last_error.unwrap_or_else(|| DataError::Io {
         path: gz.to_path_buf(),
         source: io::Error::other("no writable cache directory for the decompressed file"),
     }))
+}
+
+/// The most a `.gz` file may decompress to (MNIST's largest file is 47 MB): a corrupted or
+/// hostile file cannot fill the disk.
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// What went wrong in [`gunzip`].
+#[derive(Debug)]
+pub enum GunzipError {
+    /// The input is not valid gzip data (or decompresses to more than the limit).
+    Gzip(io::Error),
+    /// The output could not be written.
+    Write(io::Error),
+}
+
+/// Decompresses gzip data from `input` into `output`, refusing to produce more than `limit`
+/// bytes. Returns the decompressed length. This is the one decoder behind the `.gz` cache,
+/// fuzzed as is.
+pub fn gunzip(
+    input: impl Read,
+    mut output: impl io::Write,
+    limit: u64,
+) -> Result<u64, GunzipError> {
+    let mut decoder = flate2::read::GzDecoder::new(input);
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = decoder.read(&mut buffer).map_err(GunzipError::Gzip)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(GunzipError::Gzip(io::Error::other(format!(
+                "decompresses to more than {limit} bytes"
+            ))));
+        }
+        output.write_all(&buffer[..n]).map_err(GunzipError::Write)?;
+    }
 }
 
 /// Cache directories for a `.gz` file: beside it, then under the user's cache directory.
@@ -416,20 +467,16 @@ fn decompress(gz: &Path, out: &Path) -> Result<(), DataError> {
         path: gz.to_path_buf(),
         source,
     })?;
-    let mut decoder = flate2::read::GzDecoder::new(io::BufReader::new(file));
     let mut gzip_error = None;
     let result = write_atomic(out, |w| {
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = match decoder.read(&mut buffer) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) => {
-                    gzip_error = Some(io::Error::new(e.kind(), e.to_string()));
-                    return Err(e);
-                }
-            };
-            io::Write::write_all(w, &buffer[..n])?;
+        match gunzip(io::BufReader::new(file), w, MAX_DECOMPRESSED) {
+            Ok(_) => Ok(()),
+            Err(GunzipError::Write(e)) => Err(e),
+            Err(GunzipError::Gzip(e)) => {
+                let message = io::Error::new(e.kind(), e.to_string());
+                gzip_error = Some(e);
+                Err(message)
+            }
         }
     });
     match (result, gzip_error) {

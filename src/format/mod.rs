@@ -86,20 +86,30 @@ mod std_errors {
         },
         /// A raw blob problem.
         Raw(RawError),
+        /// Not a usable checkpoint (not one at all, or for another run), or a checkpoint that
+        /// must not be written.
+        Checkpoint(String),
     }
 
     impl fmt::Display for ModelFileError {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "{}: ", self.path.display())?;
-            match &self.problem {
+            write!(f, "{}: {}", self.path.display(), self.problem)
+        }
+    }
+
+    impl fmt::Display for Problem {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
                 Problem::Io(e) => write!(f, "{e}"),
                 Problem::NotAFile => write!(f, "not a regular file"),
                 Problem::Parse(e) => write!(f, "not a valid safetensors model file: {e}"),
                 Problem::MissingTensor(name) => write!(f, "missing tensor {name:?}"),
-                Problem::UnexpectedTensor(name) => write!(
-                    f,
-                    "unexpected tensor {name:?}: the network has no such parameter"
-                ),
+                Problem::UnexpectedTensor(name) => {
+                    write!(
+                        f,
+                        "unexpected tensor {name:?}: the network has no such parameter"
+                    )
+                }
                 Problem::Shape {
                     name,
                     expected,
@@ -118,6 +128,7 @@ mod std_errors {
                     "checksum mismatch (recorded {expected:08x}, data {found:08x}): the file is corrupted"
                 ),
                 Problem::Raw(e) => write!(f, "{e}"),
+                Problem::Checkpoint(e) => write!(f, "checkpoint: {e}"),
             }
         }
     }

@@ -5,7 +5,8 @@
 //! `safetensors` crate writes and parses the format; on top of it this module
 //!
 //! - pads the JSON header with spaces so the data starts on a 64-byte boundary (the format
-//!   allows trailing whitespace; the crate alone aligns to 8),
+//!   allows trailing whitespace; the crate alone aligns to 8), with its keys sorted so the same
+//!   model always gives the same bytes,
 //! - records a CRC-32 of the data section in `__metadata__` under [`CHECKSUM_KEY`] and
 //!   verifies it on load (files without it, such as PyTorch's, load unverified),
 //! - writes atomically, and checks names, shapes and dtypes against the network on load,
@@ -60,19 +61,23 @@ pub(crate) fn encode(
     let crc = crc32fast::hash(&first[data_start(&first)?..]);
     metadata.insert(CHECKSUM_KEY.into(), format!("{crc:08x}"));
     let file = safetensors::serialize(views()?, Some(metadata)).map_err(parse_problem)?;
-    Ok(realign(file))
+    canonical(&file)
 }
 
-/// Re-pads the header so the data section starts at a multiple of 64 bytes.
-fn realign(file: Vec<u8>) -> Vec<u8> {
-    let n = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
-    let padded = (8 + n).next_multiple_of(DATA_ALIGN) - 8;
-    let mut out = Vec::with_capacity(file.len() + padded - n);
-    out.extend_from_slice(&(padded as u64).to_le_bytes());
-    out.extend_from_slice(&file[8..8 + n]);
-    out.resize(8 + padded, b' ');
-    out.extend_from_slice(&file[8 + n..]);
-    out
+/// Rewrites the header the crate produced with its JSON keys sorted (the crate serialises the
+/// metadata `HashMap` in a per-process random order) and pads it with spaces so the data
+/// section starts at a multiple of 64 bytes. The data section is copied unchanged.
+fn canonical(file: &[u8]) -> Result<Vec<u8>, Problem> {
+    let start = data_start(file)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&file[8..start]).map_err(|e| Problem::Parse(e.to_string()))?;
+    let mut json = serde_json::to_vec(&header).map_err(|e| Problem::Parse(e.to_string()))?;
+    json.resize((8 + json.len()).next_multiple_of(DATA_ALIGN) - 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + file.len() - start);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&file[start..]);
+    Ok(out)
 }
 
 /// Where the data section starts, from a header the crate has validated.
@@ -169,28 +174,40 @@ pub(crate) fn copy_f32(bytes: &[u8], out: &mut [f32]) {
 
 /// Saves `net` to `path` atomically.
 pub fn save<N: Network>(path: &Path, net: &N) -> Result<(), ModelFileError> {
+    let at = |problem| ModelFileError::new(path, problem);
+    let bytes = to_bytes(net).map_err(at)?;
+    write_bytes_atomic(path, &bytes).map_err(|e| at(Problem::Io(e)))
+}
+
+/// The bytes of `net`'s model file.
+pub fn to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, Problem> {
     let entries: Vec<Entry<'_>> = (0..N::TENSORS)
-        .map(|i| Entry {
-            name: N::tensor_info(i).name.into(),
-            shape: N::tensor_info(i).shape.to_vec(),
-            values: net.tensor(i),
+        .map(|i| {
+            let info = N::tensor_info(i);
+            Entry {
+                name: info.name.into(),
+                shape: info.shape.to_vec(),
+                values: net.tensor(i),
+            }
         })
         .collect();
-    let at = |problem| ModelFileError::new(path, problem);
-    let bytes = encode(&entries, HashMap::new()).map_err(at)?;
-    write_bytes_atomic(path, &bytes).map_err(|e| at(Problem::Io(e)))
+    encode(&entries, HashMap::new())
 }
 
 /// Loads a model file into `net`, checking everything first (`net` is untouched on error).
 pub fn load_into<N: Network>(path: &Path, net: &mut N) -> Result<(), ModelFileError> {
-    let at = |problem| ModelFileError::new(path, problem);
     let bytes = open(path)?;
-    let decoded = decode(&bytes).map_err(at)?;
-    check_tensors::<N>(&decoded).map_err(at)?;
+    load_bytes_into(&bytes, net).map_err(|problem| ModelFileError::new(path, problem))
+}
+
+/// Loads model file bytes into `net`, checking everything first (`net` is untouched on error).
+pub fn load_bytes_into<N: Network>(bytes: &[u8], net: &mut N) -> Result<(), Problem> {
+    let decoded = decode(bytes)?;
+    check_tensors::<N>(&decoded)?;
     for i in 0..N::TENSORS {
         let info = N::tensor_info(i);
         copy_f32(
-            tensor_bytes(&decoded, info.name, info.shape).map_err(at)?,
+            tensor_bytes(&decoded, info.name, info.shape)?,
             net.tensor_mut(i),
         );
     }
@@ -204,8 +221,8 @@ pub fn load<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
     Ok(net)
 }
 
-/// Maps a file for reading, with errors naming it.
-pub(crate) fn open(path: &Path) -> Result<Bytes, ModelFileError> {
+/// Maps a file for reading, with errors naming it (and refusing directories).
+pub fn open(path: &Path) -> Result<Bytes, ModelFileError> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => return Err(ModelFileError::new(path, Problem::NotAFile)),
         Ok(_) => {}

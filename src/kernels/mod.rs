@@ -53,7 +53,9 @@ pub use gemv::{dense_forward_one, gemv};
 pub use layout::transpose;
 pub use peak::{fma_peak, fma_peak_flops};
 pub use softmax::softmax_xent;
-pub use update::{AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep, adam_update, sgd_update};
+pub use update::{
+    AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep, adam_update, sgd_update, sum_squares,
+};
 
 /// The SIMD vector every kernel computes with.
 #[cfg(target_feature = "avx512f")]
@@ -200,9 +202,17 @@ pub trait Backend {
         dlogits: &mut [f32],
     ) -> f32;
     /// See [`adam_update`].
-    fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep);
+    fn adam_update(
+        params: &mut [f32],
+        grads: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        s: &AdamStep,
+    ) -> bool;
     /// See [`sgd_update`].
-    fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep);
+    fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool;
+    /// See [`sum_squares`].
+    fn sum_squares(x: &[f32]) -> f32;
 }
 
 /// The fast kernels of this module.
@@ -235,11 +245,14 @@ macro_rules! backend {
             fn softmax_xent(classes: usize, batch: usize, logits: &[f32], labels: &[u32], dlogits: &mut [f32]) -> f32 {
                 $($kernels)::+::softmax_xent(classes, batch, logits, labels, dlogits)
             }
-            fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+            fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) -> bool {
                 $($kernels)::+::adam_update(params, grads, m, v, s)
             }
-            fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
+            fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
                 $($kernels)::+::sgd_update(params, grads, velocity, s)
+            }
+            fn sum_squares(x: &[f32]) -> f32 {
+                $($kernels)::+::sum_squares(x)
             }
         }
     };

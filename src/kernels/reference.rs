@@ -181,14 +181,20 @@ fn store(c: &mut f32, value: f32, mode: Mode) {
 }
 
 /// Adam/AdamW update (see [`AdamStep`] for the formulas). params, grads, m, v all hold the
-/// same number of floats.
-pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+/// same number of floats. Returns whether every gradient was finite.
+pub fn adam_update(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &AdamStep,
+) -> bool {
     let n = params.len();
     check_len("adam_update", "grads", grads.len(), n, 1);
     check_len("adam_update", "m", m.len(), n, 1);
     check_len("adam_update", "v", v.len(), n, 1);
     for i in 0..n {
-        let mut g = flush(grads[i], GRAD_FLUSH);
+        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
             if s.decoupled {
                 params[i] *= 1.0 - s.lr * s.weight_decay;
@@ -201,17 +207,19 @@ pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f3
         let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
         params[i] -= s.step_size * (m[i] / denom);
     }
+    grads.iter().all(|g| g.is_finite())
 }
 
 /// SGD update (see [`SgdStep`] for the formulas). velocity may be empty when momentum is 0.
-pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
+/// Returns whether every gradient was finite.
+pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
     let n = params.len();
     check_len("sgd_update", "grads", grads.len(), n, 1);
     if s.momentum != 0.0 {
         check_len("sgd_update", "velocity", velocity.len(), n, 1);
     }
     for i in 0..n {
-        let mut g = flush(grads[i], GRAD_FLUSH);
+        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
             g += s.weight_decay * params[i];
         }
@@ -232,6 +240,16 @@ pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &S
         }
         params[i] -= s.lr * g;
     }
+    grads.iter().all(|g| g.is_finite())
+}
+
+/// `Σ x²` over a slice.
+pub fn sum_squares(x: &[f32]) -> f32 {
+    let mut sum = 0.0;
+    for &v in x {
+        sum += v * v;
+    }
+    sum
 }
 
 /// Mean softmax cross-entropy over a batch; writes its gradient.

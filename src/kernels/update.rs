@@ -34,13 +34,15 @@ fn flush(x: V, limit: f32) -> V {
 /// Semantics are `torch.optim.Adam` (and `AdamW` when `decoupled`):
 ///
 /// ```text
-/// (grad below GRAD_FLUSH is taken as 0; m, v below STATE_FLUSH are stored as 0)
-/// g  = grad + wd·p          (Adam: L2 penalty in the gradient)
+/// g  = grad·grad_scale      (gradient clipping; below GRAD_FLUSH taken as 0)
+/// g  = g + wd·p             (Adam: L2 penalty in the gradient)
 /// p  = p·(1 − lr·wd)        (AdamW instead: decoupled decay)
 /// m  = β1·m + (1 − β1)·g
 /// v  = β2·v + (1 − β2)·g²
 /// p -= step_size · (m / (√v / √(1 − β2^t) + ε)),   step_size = lr / (1 − β1^t)
 /// ```
+///
+/// (m and v below STATE_FLUSH are stored as 0.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
     /// Learning rate for this step.
@@ -59,6 +61,8 @@ pub struct AdamStep {
     pub step_size: f32,
     /// `√(1 − β2^t)`.
     pub bias_correction2_sqrt: f32,
+    /// Factor applied to every gradient first (1, or the clipping factor).
+    pub grad_scale: f32,
 }
 
 impl AdamStep {
@@ -85,6 +89,7 @@ impl AdamStep {
             decoupled,
             step_size: (lr as f64 / bc1) as f32,
             bias_correction2_sqrt: libm::sqrt(bc2) as f32,
+            grad_scale: 1.0,
         }
     }
 }
@@ -92,8 +97,8 @@ impl AdamStep {
 /// One SGD step's constants (`torch.optim.SGD`, dampening 0):
 ///
 /// ```text
-/// (grad below GRAD_FLUSH is taken as 0; b below STATE_FLUSH is stored as 0)
-/// g = grad + wd·p
+/// g = grad·grad_scale       (gradient clipping; below GRAD_FLUSH taken as 0)
+/// g = g + wd·p
 /// b = g on the first step, else μ·b + g      (when μ ≠ 0)
 /// g = g + μ·b (Nesterov) or b
 /// p -= lr·g
@@ -110,10 +115,19 @@ pub struct SgdStep {
     pub nesterov: bool,
     /// `true` on the first step: the momentum buffer starts as the gradient.
     pub first: bool,
+    /// Factor applied to every gradient first (1, or the clipping factor).
+    pub grad_scale: f32,
 }
 
-/// Adam/AdamW update. params, grads, m, v all hold the same number of floats.
-pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+/// Adam/AdamW update. params, grads, m, v all hold the same number of floats. Returns whether
+/// every gradient was finite (the update is applied either way).
+pub fn adam_update(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &AdamStep,
+) -> bool {
     let n = params.len();
     check_len("adam_update", "grads", grads.len(), n, 1);
     check_len("adam_update", "m", m.len(), n, 1);
@@ -130,11 +144,15 @@ pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f3
         splat(s.weight_decay),
         splat(1.0 - s.lr * s.weight_decay),
     );
-    let (step_size, bc2) = (splat(s.step_size), splat(s.bias_correction2_sqrt));
+    let (step_size, bc2, scale) = (
+        splat(s.step_size),
+        splat(s.bias_correction2_sqrt),
+        splat(s.grad_scale),
+    );
     let l2 = s.weight_decay != 0.0 && !s.decoupled;
     let decoupled = s.weight_decay != 0.0 && s.decoupled;
     for_each_chunk(params, grads, m, v, |p, g, mv, vv| {
-        let g = flush(g, GRAD_FLUSH);
+        let g = flush(g * scale, GRAD_FLUSH);
         let (p, g) = if decoupled {
             (p * decay, g)
         } else if l2 {
@@ -146,12 +164,12 @@ pub fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f3
         let vv = flush(b2 * vv + one_b2 * (g * g), STATE_FLUSH);
         let denom = vv.sqrt() / bc2 + eps;
         (p - step_size * (mv / denom), mv, vv)
-    });
+    })
 }
 
 /// SGD update. params, grads and velocity hold the same number of floats; velocity is unused
-/// (and may be empty) when momentum is 0.
-pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
+/// (and may be empty) when momentum is 0. Returns whether every gradient was finite.
+pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
     let n = params.len();
     check_len("sgd_update", "grads", grads.len(), n, 1);
     let (lr, mu, wd) = (
@@ -159,27 +177,38 @@ pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &S
         V::splat(s.momentum),
         V::splat(s.weight_decay),
     );
+    let scale = V::splat(s.grad_scale);
     if s.momentum == 0.0 {
-        for_each_chunk(params, grads, &mut [], &mut [], |p, g, _, _| {
-            let g = flush(g, GRAD_FLUSH);
+        return for_each_chunk(params, grads, &mut [], &mut [], |p, g, _, _| {
+            let g = flush(g * scale, GRAD_FLUSH);
             let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
             (p - lr * g, V::ZERO, V::ZERO)
         });
-        return;
     }
     check_len("sgd_update", "velocity", velocity.len(), n, 1);
     for_each_chunk(params, grads, velocity, &mut [], |p, g, b, _| {
-        let g = flush(g, GRAD_FLUSH);
+        let g = flush(g * scale, GRAD_FLUSH);
         let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
         let b = flush(if s.first { g } else { mu * b + g }, STATE_FLUSH);
         let g = if s.nesterov { g + mu * b } else { b };
         (p - lr * g, b, V::ZERO)
-    });
+    })
+}
+
+/// `Σ x²` over a slice, a vector of lanes at a time (for gradient-norm clipping).
+pub fn sum_squares(x: &[f32]) -> f32 {
+    let (vectors, tail) = x.as_chunks::<LANES>();
+    let mut acc = V::ZERO;
+    for v in vectors {
+        let v = V::new(*v);
+        acc = v.mul_add(v, acc);
+    }
+    acc.reduce_add() + tail.iter().map(|t| t * t).sum::<f32>()
 }
 
 /// Runs `f(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1` and
 /// `s2` may be empty (then they read as zero and are not written). The tail goes through
-/// zero-padded vectors.
+/// zero-padded vectors. Returns whether every `g` was finite.
 #[inline(always)]
 fn for_each_chunk(
     p: &mut [f32],
@@ -187,14 +216,18 @@ fn for_each_chunk(
     s1: &mut [f32],
     s2: &mut [f32],
     f: impl Fn(V, V, V, V) -> (V, V, V),
-) {
+) -> bool {
     let n = p.len();
     let (has1, has2) = (!s1.is_empty(), !s2.is_empty());
+    // All lanes set while every gradient seen is finite.
+    let mut finite = V::ZERO.simd_eq(V::ZERO);
     let mut i = 0;
     while i + LANES <= n {
         let a1 = if has1 { load(&s1[i..]) } else { V::ZERO };
         let a2 = if has2 { load(&s2[i..]) } else { V::ZERO };
-        let (np, n1, n2) = f(load(&p[i..]), load(&g[i..]), a1, a2);
+        let gv = load(&g[i..]);
+        finite &= gv.is_finite();
+        let (np, n1, n2) = f(load(&p[i..]), gv, a1, a2);
         store(&mut p[i..], np);
         if has1 {
             store(&mut s1[i..], n1);
@@ -213,7 +246,9 @@ fn for_each_chunk(
             }
             V::new(lane)
         };
-        let (np, n1, n2) = f(pad(p), pad(g), pad(s1), pad(s2));
+        let gv = pad(g);
+        finite &= gv.is_finite();
+        let (np, n1, n2) = f(pad(p), gv, pad(s1), pad(s2));
         p[i..].copy_from_slice(&np.as_array()[..tail]);
         if has1 {
             s1[i..].copy_from_slice(&n1.as_array()[..tail]);
@@ -222,4 +257,5 @@ fn for_each_chunk(
             s2[i..].copy_from_slice(&n2.as_array()[..tail]);
         }
     }
+    finite.all()
 }

@@ -1,6 +1,6 @@
 //! Adam and AdamW (`torch.optim.Adam` / `AdamW` semantics, bias-corrected).
 
-use super::Optimizer;
+use super::{Optimizer, clip_scale};
 use crate::kernels::{AdamStep, Backend};
 use crate::model::Network;
 
@@ -18,6 +18,8 @@ pub struct AdamConfig {
     pub weight_decay: f32,
     /// AdamW's decoupled weight decay.
     pub decoupled: bool,
+    /// Clip the gradients' global L2 norm to this before each update (0: no clipping).
+    pub clip_grad_norm: f32,
 }
 
 impl AdamConfig {
@@ -28,6 +30,7 @@ impl AdamConfig {
         eps: 1e-8,
         weight_decay: 0.0,
         decoupled: false,
+        clip_grad_norm: 0.0,
     };
 
     /// AdamW with PyTorch's default decay of 0.01.
@@ -87,27 +90,30 @@ impl<N: Network> Adam<N> {
 }
 
 impl<N: Network> Optimizer<N> for Adam<N> {
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) {
-        self.t += 1;
+    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
         let c = self.config;
-        let step = AdamStep::new(
-            lr,
-            c.beta1,
-            c.beta2,
-            c.eps,
-            c.weight_decay,
-            c.decoupled,
-            self.t,
-        );
+        let Some(grad_scale) = clip_scale::<N, K>(grads, c.clip_grad_norm) else {
+            return false;
+        };
+        self.t += 1;
+        let step = AdamStep {
+            grad_scale,
+            ..AdamStep::new(
+                lr,
+                c.beta1,
+                c.beta2,
+                c.eps,
+                c.weight_decay,
+                c.decoupled,
+                self.t,
+            )
+        };
+        let mut finite = true;
         for i in 0..N::TENSORS {
-            K::adam_update(
-                params.tensor_mut(i),
-                grads.tensor(i),
-                self.m.tensor_mut(i),
-                self.v.tensor_mut(i),
-                &step,
-            );
+            let (p, g) = (params.tensor_mut(i), grads.tensor(i));
+            finite &= K::adam_update(p, g, self.m.tensor_mut(i), self.v.tensor_mut(i), &step);
         }
+        finite
     }
 
     fn steps_taken(&self) -> u64 {

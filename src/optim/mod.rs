@@ -18,10 +18,29 @@ use crate::model::Network;
 
 /// Something that updates parameters from gradients.
 pub trait Optimizer<N: Network> {
-    /// Applies one update with learning rate `lr`.
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32);
+    /// Applies one update with learning rate `lr`. Returns `false` if a gradient was NaN or
+    /// infinite: then the parameters are untouched when gradient clipping is on (the norm is
+    /// checked first) and poisoned otherwise (the check is fused into the update); either way
+    /// the run must stop.
+    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool;
     /// How many updates have been applied.
     fn steps_taken(&self) -> u64;
+}
+
+/// The factor that brings the gradients' global L2 norm down to `max_norm` (PyTorch's
+/// `clip_grad_norm_`: `max_norm / (norm + 1e-6)`, capped at 1); 1 when `max_norm` is 0 (off);
+/// `None` when the norm is not finite.
+pub(crate) fn clip_scale<N: Network, K: Backend>(grads: &N, max_norm: f32) -> Option<f32> {
+    if max_norm <= 0.0 {
+        return Some(1.0);
+    }
+    let norm = libm::sqrtf(
+        (0..N::TENSORS)
+            .map(|i| K::sum_squares(grads.tensor(i)))
+            .sum::<f32>(),
+    );
+    norm.is_finite()
+        .then(|| (max_norm / (norm + 1e-6)).min(1.0))
 }
 
 /// A learning-rate schedule, evaluated per optimizer step.

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
 
-use super::Optimizer;
+use super::{Optimizer, clip_scale};
 use crate::kernels::{Backend, SgdStep};
 use crate::model::Network;
 
@@ -14,6 +14,8 @@ pub struct SgdConfig {
     pub weight_decay: f32,
     /// Nesterov momentum.
     pub nesterov: bool,
+    /// Clip the gradients' global L2 norm to this before each update (0: no clipping).
+    pub clip_grad_norm: f32,
 }
 
 /// SGD with its state: the momentum buffer and the step count.
@@ -56,24 +58,26 @@ impl<N: Network> Sgd<N> {
 }
 
 impl<N: Network> Optimizer<N> for Sgd<N> {
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) {
-        self.t += 1;
+    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
         let c = self.config;
+        let Some(grad_scale) = clip_scale::<N, K>(grads, c.clip_grad_norm) else {
+            return false;
+        };
+        self.t += 1;
         let step = SgdStep {
             lr,
             momentum: c.momentum,
             weight_decay: c.weight_decay,
             nesterov: c.nesterov,
             first: self.t == 1,
+            grad_scale,
         };
+        let mut finite = true;
         for i in 0..N::TENSORS {
-            K::sgd_update(
-                params.tensor_mut(i),
-                grads.tensor(i),
-                self.velocity.tensor_mut(i),
-                &step,
-            );
+            let (p, g) = (params.tensor_mut(i), grads.tensor(i));
+            finite &= K::sgd_update(p, g, self.velocity.tensor_mut(i), &step);
         }
+        finite
     }
 
     fn steps_taken(&self) -> u64 {

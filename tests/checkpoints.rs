@@ -1,0 +1,346 @@
+//! Crash safety of training: a run killed with SIGKILL in the middle of an epoch and resumed
+//! from its last checkpoint ends bit-identical to an uninterrupted run; a kill during a
+//! checkpoint write leaves the previous checkpoint intact; checkpoints round-trip every part
+//! of a run's state.
+
+mod common;
+
+use common::*;
+use constnet::data::mnist::{Mnist, OpenOptions};
+use constnet::format::{self, Problem};
+use constnet::train::{
+    BatchReport, Config, EpochReport, OptimizerChoice, Report, Run, ScheduleChoice,
+};
+use constnet::{MnistMlp, Network, SgdConfig};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Silent;
+
+impl Report for Silent {
+    fn batch(&mut self, _: &BatchReport) {}
+    fn epoch(&mut self, _: &EpochReport) {}
+}
+
+fn constnet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_constnet"))
+}
+
+fn crc_of(path: &std::path::Path) -> String {
+    format::inspect(path).unwrap().metadata[format::safetensors::CHECKSUM_KEY].clone()
+}
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_bit_identical_parameters() {
+    let data = mnist_dir();
+    let data = data.to_str().unwrap();
+    let tmp = TempDir::new("kill");
+    let (a, b, ckpt) = (
+        tmp.path("a.safetensors"),
+        tmp.path("b.safetensors"),
+        tmp.path("b.ckpt"),
+    );
+    let common_args = [
+        "train",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--schedule",
+        "cosine",
+        "--dropout",
+        "0.1",
+        "--data",
+        data,
+    ];
+
+    let status = constnet()
+        .args(common_args)
+        .args(["--out", a.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+
+    let mut child = constnet()
+        .args(common_args)
+        .args([
+            "--out",
+            b.to_str().unwrap(),
+            "--checkpoint-every",
+            "100",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it in the middle of the second epoch, between two checkpoints.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the run ended before epoch 2, batch 500")
+            .unwrap();
+        if line.starts_with("epoch 2  batch 500/938") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !b.exists(),
+        "the killed run must not have written its final model"
+    );
+    let checkpoint = Run::<MnistMlp>::resume(&ckpt, 60000).unwrap();
+    // The last checkpoint is from the middle of epoch 2 (steps are counted from 1).
+    assert!(
+        checkpoint.step > 938 && checkpoint.step <= 938 + 500 && checkpoint.epoch == 1,
+        "checkpoint at step {}",
+        checkpoint.step
+    );
+    drop(checkpoint);
+
+    let out = constnet()
+        .args([
+            "train",
+            "--resume",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data,
+            "--out",
+            b.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resumed from"));
+    assert_eq!(
+        crc_of(&a),
+        crc_of(&b),
+        "the resumed run's parameters differ from the uninterrupted run's"
+    );
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "the model files differ"
+    );
+}
+
+#[test]
+fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_intact() {
+    let data = mnist_dir();
+    let tmp = TempDir::new("kill-save");
+    let ckpt = tmp.path("c.ckpt");
+    let mut caught_mid_write = 0;
+    for attempt in 0..6 {
+        // Checkpoint after every step: most of the run's time is spent writing them.
+        let mut child = constnet()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                tmp.path("c.safetensors").to_str().unwrap(),
+            ])
+            .args([
+                "--checkpoint-every",
+                "1",
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut saw_temporary = false;
+        // Wait for a write in progress after the first checkpoint exists (and a little more
+        // each attempt), then kill.
+        while start.elapsed() < Duration::from_secs(20) {
+            let in_progress = std::fs::read_dir(&tmp.0).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".c.ckpt.tmp")
+            });
+            if ckpt.exists() && in_progress && start.elapsed() > Duration::from_millis(50 * attempt)
+            {
+                saw_temporary = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            saw_temporary,
+            "attempt {attempt}: never saw a checkpoint write in progress"
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".c.ckpt.tmp"))
+            .collect();
+        caught_mid_write += usize::from(!left.is_empty());
+        // Whatever the kill interrupted, the checkpoint is a complete, verified earlier one.
+        let run = Run::<MnistMlp>::resume(&ckpt, 60000)
+            .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert!(run.step >= 1);
+        for name in left {
+            std::fs::remove_file(tmp.path(&name)).unwrap();
+        }
+    }
+    assert!(
+        caught_mid_write > 0,
+        "no kill landed in the middle of a write; the test proved nothing"
+    );
+}
+
+/// Saves and resumes in-process, for both optimizers, and checks every piece of state.
+#[test]
+fn checkpoints_round_trip_the_whole_run_state() {
+    let tmp = TempDir::new("roundtrip");
+    let data = tmp.path("data");
+    std::fs::create_dir(&data).unwrap();
+    write_synthetic_mnist(&data, 300, 50);
+    let mnist = Mnist::open(&data, "test", OpenOptions::default()).unwrap();
+    let sgd = Config {
+        epochs: 3,
+        lr: 0.05,
+        optimizer: OptimizerChoice::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: true,
+            clip_grad_norm: 5.0,
+        }),
+        schedule: ScheduleChoice::Step {
+            every: 1,
+            gamma: 0.5,
+        },
+        seed: 11,
+        dropout: 0.2,
+        ..Config::default()
+    };
+    for config in [
+        Config {
+            epochs: 3,
+            schedule: ScheduleChoice::Cosine,
+            ..Config::default()
+        },
+        sgd,
+    ] {
+        let mut straight = Run::<MnistMlp>::new(config, mnist.train.count);
+        let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count);
+        for _ in 0..3 {
+            straight
+                .train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
+                .unwrap();
+        }
+        // Stop the second run at step 7 (inside epoch 2 of 5-batch epochs) and resume it.
+        let path = tmp.path("r.ckpt");
+        let stop = |run: &mut Run<MnistMlp>| -> Result<(), Box<dyn std::error::Error>> {
+            if run.step == 7 {
+                run.save_checkpoint(&path)?;
+                return Err("stop".into());
+            }
+            Ok(())
+        };
+        stopped
+            .train_epoch(&mnist.train, &mut Silent, stop)
+            .unwrap();
+        assert!(
+            stopped
+                .train_epoch(&mnist.train, &mut Silent, stop)
+                .is_err()
+        );
+        let mut resumed = Run::<MnistMlp>::resume(&path, mnist.train.count).unwrap();
+        assert_eq!(
+            (resumed.epoch, resumed.step, resumed.config),
+            (1, 7, config)
+        );
+        while resumed.epoch < 3 {
+            resumed
+                .train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
+                .unwrap();
+        }
+        for i in 0..MnistMlp::TENSORS {
+            assert_exact(
+                "resumed parameters",
+                resumed.net.tensor(i),
+                straight.net.tensor(i),
+            );
+        }
+        // A checkpoint is refused for another training set and is not a model file.
+        let err = Run::<MnistMlp>::resume(&path, 301).err().unwrap();
+        assert!(
+            matches!(err.problem, Problem::Checkpoint(ref m) if m.contains("300 samples")),
+            "{err}"
+        );
+        assert!(matches!(
+            format::load::<MnistMlp>(&path).err().unwrap().problem,
+            Problem::MissingTensor(_)
+        ));
+    }
+    // A model file is not a checkpoint.
+    let model = tmp.path("m.safetensors");
+    format::save(&model, &*MnistMlp::zeroed_box()).unwrap();
+    let err = Run::<MnistMlp>::resume(&model, 300).err().unwrap();
+    assert!(
+        err.to_string().contains("not a constnet checkpoint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_naming_the_epoch_the_step_and_the_last_checkpoint() {
+    let tmp = TempDir::new("diverge");
+    let data = tmp.path("data");
+    std::fs::create_dir(&data).unwrap();
+    write_synthetic_mnist(&data, 640, 50);
+    let ckpt = tmp.path("d.ckpt");
+    // Adam moves every weight by about lr per step: lr 1e30 overflows the activations within a
+    // few steps, and the loss becomes infinite or NaN.
+    let out = constnet()
+        .args([
+            "train",
+            "--lr",
+            "1e30",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            tmp.path("d.safetensors").to_str().unwrap(),
+        ])
+        .args([
+            "--checkpoint-every",
+            "1",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("epoch 1, batch ") && stderr.contains("(step "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("last good checkpoint is") && stderr.contains("d.ckpt"),
+        "{stderr}"
+    );
+    assert!(
+        !tmp.path("d.safetensors").exists(),
+        "a diverged run must not save its model"
+    );
+    // The checkpoint it names holds finite parameters.
+    let run = Run::<MnistMlp>::resume(&ckpt, 640).unwrap();
+    assert!((0..MnistMlp::TENSORS).all(|i| run.net.tensor(i).iter().all(|x| x.is_finite())));
+}
