@@ -32,6 +32,8 @@ pub mod aligned;
 #[cfg(feature = "std")]
 mod atomic_file;
 #[cfg(feature = "std")]
+pub mod bench;
+#[cfg(feature = "std")]
 pub mod cpu;
 pub mod data;
 pub mod format;
@@ -42,6 +44,8 @@ pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod optim;
+#[cfg(feature = "std")]
+pub mod parallel;
 #[cfg(feature = "std")]
 pub mod train;
 

@@ -29,6 +29,7 @@ Commands:
   predict   classify a test-set image or a 28×28 grayscale PGM/PNG file
   info      the SIMD path compiled in, the network, and a model file's header
   export    write a model as a raw blob for no_std programs (--raw)
+  bench     measure this machine: FMA peak, kernels, a step, an epoch, inference
 
 Run 'constnet <command> --help' for its options.
 Data: --data DIR, else $MNIST_DIR, else ./data/mnist (the four IDX files, raw or .gz).";
@@ -50,6 +51,8 @@ Options:
   --gamma G                with step: factor per decay (default 0.5)
   --dropout P              dropout on hidden activations, 0 ≤ P < 1 (default 0)
   --clip-grad-norm X       clip the gradients' global L2 norm to X (default: off)
+  --threads N              threads splitting each batch (default: all cores); results are
+                           reproducible for a given N
   --init NAME              pytorch | he | xavier (default pytorch)
   --seed S                 seed of every random choice (default 0)
   --data DIR               MNIST directory
@@ -66,6 +69,16 @@ Options:
 
 A loss or gradient that becomes NaN or infinite stops training with an error naming the
 epoch, the step and the last checkpoint.";
+
+const BENCH_USAGE: &str = "\
+Usage: constnet bench [--data DIR] [--threads N] [--seconds S] [--json]
+
+Measures this build on this machine, in one run: the FMA peak of one core, each product of a
+batch-64 training step (GFLOP/s and share of the peak), a per-phase breakdown of one step, the
+step, a whole epoch (training only; with --threads, default all cores), inference over the
+10,000 test images and one-sample inference next to the time to stream the weights once.
+Uses MNIST if found (--data, $MNIST_DIR, ./data/mnist), else synthetic images of the same
+size. Each figure is a median over about S seconds (default 1); --json prints JSON.";
 
 const EVAL_USAGE: &str = "\
 Usage: constnet eval --model PATH [--data DIR] [--no-mmap]
@@ -185,8 +198,9 @@ fn run() -> Result<(), Failure> {
         "predict" => predict_command(&mut parser),
         "info" => info_command(&mut parser),
         "export" => export_command(&mut parser),
+        "bench" => bench_command(&mut parser),
         other => Err(usage(format!(
-            "unknown command '{other}' (train, eval, predict, info, export)"
+            "unknown command '{other}' (train, eval, predict, info, export, bench)"
         ))),
     }
 }
@@ -235,7 +249,10 @@ fn load_model(path: &Path) -> Result<Box<MnistMlp>, Failure> {
 }
 
 fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
-    let mut config = Config::default();
+    let mut config = Config {
+        threads: all_cores(),
+        ..Config::default()
+    };
     let (mut optimizer, mut momentum, mut weight_decay, mut clip) =
         ("adam".to_string(), None, None, 0.0);
     let (mut schedule, mut step_every, mut gamma) = ("constant".to_string(), 3u32, 0.5f32);
@@ -259,12 +276,17 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
                 "clip-grad-norm",
                 "init",
                 "seed",
+                "threads",
             ];
             if RECIPE.contains(&name) {
                 recipe.push(format!("--{name}"));
             }
         }
         match arg {
+            Long("threads") => {
+                let ok = |&n: &usize| (1..=64).contains(&n);
+                config.threads = value(parser, "--threads", ok, "in 1..=64")?
+            }
             Long("epochs") => {
                 config.epochs = value(parser, "--epochs", |&e: &u32| e > 0, "at least 1")?
             }
@@ -446,13 +468,13 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         },
         |run| {
             if save_every_epoch {
-                format::save(&out, &*run.net)?;
+                format::save(&out, &*run.net())?;
             }
             Ok(())
         },
     )
     .map_err(Failure::Run)?;
-    format::save(&out, &*run.net)?;
+    format::save(&out, &*run.net())?;
     say!(
         "saved {} (test accuracy {:.2}%, {} epochs in {:.1} s)",
         out.display(),
@@ -461,6 +483,13 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The number of cores, capped at the batch size.
+fn all_cores() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(train::BATCH)
 }
 
 /// Fails early, before hours of training, if the model file cannot be written.
@@ -515,8 +544,13 @@ fn describe(c: &Config) -> String {
     if clip > 0.0 {
         extras += &format!(", gradient norm clipped to {clip}");
     }
+    let threads = if c.threads == 1 {
+        "1 thread".to_string()
+    } else {
+        format!("{} threads", c.threads)
+    };
     format!(
-        "{optimizer}, lr {}, {schedule} schedule, {} epochs, batch {}, seed {}{extras}",
+        "{optimizer}, lr {}, {schedule} schedule, {} epochs, batch {}, seed {}{extras}, {threads}",
         c.lr,
         c.epochs,
         train::BATCH,
@@ -838,5 +872,58 @@ fn export_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         format::raw::blob_len::<MnistMlp>(),
         format::raw::VERSION
     );
+    Ok(())
+}
+
+fn bench_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
+    let (mut data, mut threads, mut seconds, mut json) = (None, all_cores(), 1.0f64, false);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("data") => data = Some(PathBuf::from(parser.value()?)),
+            Long("threads") => {
+                let ok = |&n: &usize| (1..=64).contains(&n);
+                threads = value(parser, "--threads", ok, "in 1..=64")?
+            }
+            Long("seconds") => {
+                let ok = |&s: &f64| s.is_finite() && s > 0.0 && s <= 60.0;
+                seconds = value(parser, "--seconds", ok, "in (0, 60]")?
+            }
+            Long("json") => json = true,
+            Short('h') | Long("help") => {
+                say!("{BENCH_USAGE}");
+                return Ok(());
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let (dir, chosen_by) = mnist::data_dir(data.as_deref());
+    let mnist = Mnist::open(&dir, chosen_by, OpenOptions::default());
+    if !json {
+        match &mnist {
+            Ok(m) => say!("data: MNIST from {}", m.dir.display()),
+            Err(_) => say!(
+                "data: MNIST not found in {} ({chosen_by}); timing on synthetic images of the same size",
+                dir.display()
+            ),
+        }
+    }
+    let synthetic;
+    let (train, test, real) = match &mnist {
+        Ok(m) => (&m.train, &m.test, true),
+        Err(_) => {
+            synthetic = (
+                constnet::bench::synthetic_split(60000),
+                constnet::bench::synthetic_split(10000),
+            );
+            (&synthetic.0, &synthetic.1, false)
+        }
+    };
+    let budget = std::time::Duration::from_secs_f64(seconds);
+    let report = constnet::bench::run(train, test, real, threads, budget);
+    if json {
+        say!("{}", report.json());
+    } else {
+        say_part!("{}", report.table());
+    }
     Ok(())
 }

@@ -60,7 +60,7 @@ impl TensorInfo {
 }
 
 /// A network of dense layers with compile-time widths. Implemented by [`network!`](crate::network).
-pub trait Network: bytemuck::Zeroable + Sized + 'static {
+pub trait Network: bytemuck::Zeroable + Sized + Send + Sync + 'static {
     /// Input features.
     const INPUT: usize;
     /// Output classes (logits).
@@ -148,7 +148,7 @@ pub trait NetworkView<'a>: Copy {
 }
 
 /// A network's buffers for batches of up to [`Workspace::BATCH`] samples.
-pub trait Workspace: bytemuck::Zeroable + Sized {
+pub trait Workspace: bytemuck::Zeroable + Sized + Send {
     /// Largest batch.
     const BATCH: usize;
     /// Input features.

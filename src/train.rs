@@ -14,14 +14,15 @@ use std::prelude::rust_2024::*;
 
 use crate::atomic_file::write_bytes_atomic;
 use crate::data::Split;
-use crate::data::batch::{derived_rng, fill_batch, shuffle, stream};
+use crate::data::batch::{derived_rng, fill_batch, stream};
 use crate::format::safetensors::{Entry, copy_f32, decode, encode, tensor_bytes};
 use crate::format::{ModelFileError, Problem};
 use crate::kernels::Simd;
-use crate::layers::{Dropout, Init};
+use crate::layers::Init;
 use crate::loss::argmax;
-use crate::model::{Network, NetworkView, Workspace, train_step};
+use crate::model::{Network, NetworkView, Workspace};
 use crate::optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+use crate::parallel::{Job, Team};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,9 @@ pub struct Config {
     pub init: Init,
     /// Report a batch line every this many batches.
     pub log_every: u64,
+    /// Threads splitting each batch (1: single-threaded). Results are bit-for-bit reproducible
+    /// for a given count, and differ in rounding between counts.
+    pub threads: usize,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             dropout: 0.0,
             init: Init::PyTorch,
             log_every: 100,
+            threads: 1,
         }
     }
 }
@@ -213,13 +218,10 @@ impl<N: Network> Optimizer<N> for AnyOptimizer<N> {
 
 /// A training run in progress.
 pub struct Run<N: Network> {
-    /// The parameters.
-    pub net: Box<N>,
-    grads: Box<N>,
+    /// The parameters and the threads that train them (see [`crate::parallel`]).
+    team: Team<N, BATCH>,
     /// The optimizer and its state.
     pub optimizer: AnyOptimizer<N>,
-    ws: Box<N::Workspace<BATCH>>,
-    order: Vec<u32>,
     /// The recipe.
     pub config: Config,
     /// Epochs completed.
@@ -239,18 +241,29 @@ impl<N: Network> Run<N> {
             OptimizerChoice::Sgd(c) => AnyOptimizer::Sgd(Sgd::new_boxed(c)),
             OptimizerChoice::Adam(c) => AnyOptimizer::Adam(Adam::new_boxed(c)),
         };
-        let order = (0..train_len as u32).collect();
         Self {
-            net,
-            grads: N::zeroed_box(),
+            team: Team::new(config.threads.clamp(1, BATCH), net, train_len),
             optimizer,
-            ws: N::Workspace::<BATCH>::zeroed_box(),
-            order,
             config,
             epoch: 0,
             step: 0,
             last_checkpoint: None,
         }
+    }
+
+    /// Threads splitting each batch.
+    pub fn threads(&self) -> usize {
+        self.team.threads()
+    }
+
+    /// The parameters (shared with the training threads, so behind a lock guard).
+    pub fn net(&self) -> impl std::ops::Deref<Target = N> + '_ {
+        Params(self.team.params())
+    }
+
+    /// The parameters, for changing them between epochs.
+    pub fn net_mut(&mut self) -> impl std::ops::DerefMut<Target = N> + '_ {
+        ParamsMut(self.team.params_mut())
     }
 
     /// Writes the whole state of the run to `path`, atomically: parameters, optimizer state,
@@ -263,7 +276,8 @@ impl<N: Network> Run<N> {
             problem,
         };
         // A diverged run must not replace the last good checkpoint with infinities.
-        if !(0..N::TENSORS).all(|i| self.net.tensor(i).iter().all(|x| x.is_finite())) {
+        let finite = (0..N::TENSORS).all(|i| self.net().tensor(i).iter().all(|x| x.is_finite()));
+        if !finite {
             return Err(at(Problem::Checkpoint(format!(
                 "the parameters are no longer finite at step {}: training diverged; this file still holds the last good checkpoint",
                 self.step
@@ -277,7 +291,8 @@ impl<N: Network> Run<N> {
 
     /// The bytes [`Run::save_checkpoint`] writes.
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Problem> {
-        let mut entries = entries_of("model", &*self.net);
+        let net = self.net();
+        let mut entries = entries_of("model", &*net);
         let mut meta = checkpoint_metadata(&self.config);
         match &self.optimizer {
             AnyOptimizer::Adam(adam) => {
@@ -293,7 +308,7 @@ impl<N: Network> Run<N> {
         }
         meta.insert("epoch".into(), self.epoch.to_string());
         meta.insert("step".into(), self.step.to_string());
-        meta.insert("train_len".into(), self.order.len().to_string());
+        meta.insert("train_len".into(), self.team.train_len().to_string());
         encode(&entries, meta)
     }
 
@@ -347,7 +362,7 @@ impl<N: Network> Run<N> {
             }
             Ok(())
         };
-        fill("model", &mut run.net)?;
+        fill("model", &mut run.net_mut())?;
         let t = int("optimizer.t")?;
         match &mut run.optimizer {
             AnyOptimizer::Adam(adam) => {
@@ -377,7 +392,7 @@ impl<N: Network> Run<N> {
 
     /// Batches per epoch (the last one may be partial, as with PyTorch's DataLoader).
     pub fn batches_per_epoch(&self) -> u64 {
-        self.order.len().div_ceil(BATCH) as u64
+        self.team.train_len().div_ceil(BATCH) as u64
     }
 
     /// The per-step schedule for this run.
@@ -408,54 +423,63 @@ impl<N: Network> Run<N> {
         let epoch = self.epoch + 1;
         let batches = self.batches_per_epoch();
         let schedule = self.schedule();
-        shuffle(&mut self.order, self.config.seed, u64::from(self.epoch));
-        let first_batch = self.step - u64::from(self.epoch) * batches;
+        let first = self.step - u64::from(self.epoch) * batches;
+        self.team.shuffle(self.config.seed, u64::from(self.epoch));
+        let job = Job {
+            data: train.shared(),
+            batch: BATCH,
+            first,
+            batches,
+            step: self.step,
+            seed: self.config.seed,
+            dropout: self.config.dropout,
+        };
+        self.team.start(job.clone());
         let (mut total, mut since, mut since_n) = (0.0f64, 0.0f64, 0u64);
         let mut seen = 0usize;
-        for b in first_batch..batches {
-            let indices =
-                &self.order[b as usize * BATCH..((b as usize + 1) * BATCH).min(self.order.len())];
-            let batch = indices.len();
-            fill_batch::<_, Simd>(&mut *self.ws, train.pixels(), train.labels(), indices);
+        for b in first..batches {
+            let batch = self.team.phase_a(&job, b);
+            self.team.barrier();
             let lr = schedule.lr(self.config.lr, self.step);
-            let mut dropout_rng = derived_rng(self.config.seed, stream::DROPOUT, self.step);
-            let mut dropout = Dropout {
-                p: self.config.dropout,
-                rng: &mut dropout_rng,
-            };
-            let dropout = (self.config.dropout > 0.0).then_some(&mut dropout);
-            let loss = train_step::<N, Simd, _, _, BATCH>(
-                &mut self.net,
-                &mut self.grads,
-                &mut self.optimizer,
-                &mut self.ws,
-                batch,
-                lr,
-                dropout,
-            );
-            if !loss.is_finite() {
-                return Err(Box::new(TrainError::NonFinite {
+            let optimizer = &mut self.optimizer;
+            let (finite, loss) = self.team.phase_b(batch, |params, grads| {
+                optimizer.step::<Simd>(params, grads, lr)
+            });
+            self.team.barrier();
+            let outcome = if finite && loss.is_finite() {
+                self.step += 1;
+                total += f64::from(loss) * batch as f64;
+                since += f64::from(loss);
+                since_n += 1;
+                seen += batch;
+                after_step(self)
+            } else {
+                let loss = if finite { loss } else { f32::NAN };
+                let checkpoint = self.last_checkpoint.clone();
+                Err(Box::new(TrainError::NonFinite {
                     epoch,
                     batch: b + 1,
                     step: self.step,
                     loss,
-                    checkpoint: self.last_checkpoint.clone(),
-                }));
+                    checkpoint,
+                })
+                .into())
+            };
+            if let Err(e) = outcome {
+                if b + 1 < batches {
+                    self.team.abort();
+                }
+                return Err(e);
             }
-            self.step += 1;
-            total += f64::from(loss) * batch as f64;
-            since += f64::from(loss);
-            since_n += 1;
-            seen += batch;
-            after_step(self)?;
             report.progress(epoch, b + 1, batches, seen, start.elapsed().as_secs_f64());
             if (b + 1) % self.config.log_every.max(1) == 0 || b + 1 == batches {
                 let samples_per_sec = seen as f64 / start.elapsed().as_secs_f64();
+                let loss = (since / since_n as f64) as f32;
                 report.batch(&BatchReport {
                     epoch,
                     batch: b + 1,
                     batches,
-                    loss: (since / since_n as f64) as f32,
+                    loss,
                     samples_per_sec,
                 });
                 (since, since_n) = (0.0, 0);
@@ -464,6 +488,32 @@ impl<N: Network> Run<N> {
         self.epoch += 1;
         let seconds = start.elapsed().as_secs_f64();
         Ok(((total / seen.max(1) as f64) as f32, seconds))
+    }
+}
+
+/// Read access to a run's parameters.
+struct Params<'a, N>(std::sync::RwLockReadGuard<'a, Box<N>>);
+
+impl<N> std::ops::Deref for Params<'_, N> {
+    type Target = N;
+    fn deref(&self) -> &N {
+        &self.0
+    }
+}
+
+/// Write access to a run's parameters.
+struct ParamsMut<'a, N>(std::sync::RwLockWriteGuard<'a, Box<N>>);
+
+impl<N> std::ops::Deref for ParamsMut<'_, N> {
+    type Target = N;
+    fn deref(&self) -> &N {
+        &self.0
+    }
+}
+
+impl<N> std::ops::DerefMut for ParamsMut<'_, N> {
+    fn deref_mut(&mut self) -> &mut N {
+        &mut self.0
     }
 }
 
@@ -498,6 +548,7 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
     m.insert("seed".into(), c.seed.to_string());
     m.insert("dropout".into(), float(c.dropout));
     m.insert("log_every".into(), c.log_every.to_string());
+    m.insert("threads".into(), c.threads.to_string());
     let init = match c.init {
         Init::PyTorch => "pytorch",
         Init::He => "he",
@@ -592,6 +643,7 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
         dropout: bits(get("dropout")?)?,
         init,
         log_every: number("log_every")?,
+        threads: number("threads")?.clamp(1, BATCH as u64) as usize,
     })
 }
 
@@ -659,7 +711,7 @@ pub fn fit<N: Network>(
     let mut last = None;
     while run.epoch < run.config.epochs {
         let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
-        let evaluation = evaluate(run.net.view(), test, &mut eval_ws);
+        let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
         report.epoch(&EpochReport {
             epoch: run.epoch,
             train_loss,
@@ -669,5 +721,5 @@ pub fn fit<N: Network>(
         after_epoch(run)?;
         last = Some(evaluation);
     }
-    Ok(last.unwrap_or_else(|| evaluate(run.net.view(), test, &mut eval_ws)))
+    Ok(last.unwrap_or_else(|| evaluate(run.net().view(), test, &mut eval_ws)))
 }

@@ -273,8 +273,8 @@ fn checkpoints_round_trip_the_whole_run_state() {
         for i in 0..MnistMlp::TENSORS {
             assert_exact(
                 "resumed parameters",
-                resumed.net.tensor(i),
-                straight.net.tensor(i),
+                resumed.net().tensor(i),
+                straight.net().tensor(i),
             );
         }
         // A checkpoint is refused for another training set and is not a model file.
@@ -342,5 +342,5 @@ fn a_diverging_run_stops_naming_the_epoch_the_step_and_the_last_checkpoint() {
     );
     // The checkpoint it names holds finite parameters.
     let run = Run::<MnistMlp>::resume(&ckpt, 640).unwrap();
-    assert!((0..MnistMlp::TENSORS).all(|i| run.net.tensor(i).iter().all(|x| x.is_finite())));
+    assert!((0..MnistMlp::TENSORS).all(|i| run.net().tensor(i).iter().all(|x| x.is_finite())));
 }

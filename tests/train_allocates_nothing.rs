@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::alloc_counter::{Counting, count};
+use common::alloc_counter::{Counting, SERIAL, count, count_all_threads};
 use constnet::{
     Adam, AdamConfig, Dropout, Init, MnistMlp, Network, NetworkView, Simd, Workspace, set_input,
     train_step,
@@ -14,6 +14,7 @@ static ALLOCATOR: Counting = Counting;
 
 #[test]
 fn training_and_inference_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const B: usize = 64;
     let mut r = common::rng(50);
     let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut r);
@@ -72,26 +73,38 @@ impl constnet::train::Report for Silent {
 }
 
 #[test]
-fn a_whole_epoch_with_batch_assembly_allocates_nothing() {
+fn a_whole_epoch_with_batch_assembly_allocates_nothing_on_any_thread() {
     use constnet::data::mnist::{Mnist, OpenOptions};
     use constnet::train::{Config, Run};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mnist = Mnist::open(&common::mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
-    let mut run = Run::<MnistMlp>::new(
-        Config {
+    for threads in [1, 2] {
+        let config = Config {
             dropout: 0.1,
+            threads,
             ..Config::default()
-        },
-        mnist.train.count,
-    );
-    let (result, allocations) = count(|| {
-        run.train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
-            .map(|(loss, _)| loss)
-    });
-    let loss = result.unwrap();
-    assert_eq!(
-        allocations, 0,
-        "an epoch (shuffle, 938 batch loads, steps) allocated"
-    );
-    assert!(loss.is_finite() && loss < 1.0, "epoch loss {loss}");
-    assert_eq!(run.step, 938);
+        };
+        let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+        // Count on every thread: the workers load and train their shards too.
+        let (result, allocations) = count_all_threads(|| {
+            run.train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
+                .map(|(loss, _)| loss)
+        });
+        let loss = result.unwrap();
+        assert_eq!(
+            allocations, 0,
+            "an epoch on {threads} thread(s) (shuffle, 938 batch loads, steps) allocated"
+        );
+        assert!(loss.is_finite() && loss < 1.0, "epoch loss {loss}");
+        assert_eq!(run.step, 938);
+    }
+}
+
+#[test]
+fn the_counter_sees_this_threads_allocations_but_not_the_harness() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, allocations) = count_all_threads(|| std::hint::black_box(vec![0u8; 64]));
+    assert_eq!(allocations, 1);
+    let (_, idle) = count_all_threads(|| std::thread::sleep(std::time::Duration::from_millis(300)));
+    assert_eq!(idle, 0, "the harness's own allocations were counted");
 }

@@ -16,6 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::prelude::rust_2024::*;
+use std::sync::Arc;
 
 /// The four files, by their canonical (hyphenated) names.
 pub const FILES: [&str; 4] = [
@@ -149,8 +150,8 @@ pub fn data_dir(flag: Option<&Path>) -> (PathBuf, &'static str) {
 
 /// One half of the dataset: images and their labels, validated.
 pub struct Split {
-    images: Bytes,
-    labels: Bytes,
+    images: Arc<Bytes>,
+    labels: Arc<Bytes>,
     /// Number of samples.
     pub count: usize,
     /// Rows per image.
@@ -164,6 +165,33 @@ pub struct Split {
 }
 
 impl Split {
+    /// A split held in memory, from the bytes of an IDX image file and an IDX label file
+    /// (validated like files on disk).
+    pub fn from_idx_bytes(
+        images: Vec<u8>,
+        labels: Vec<u8>,
+        pixels: usize,
+        classes: usize,
+    ) -> Result<Self, IdxError> {
+        let parsed = idx::parse_images(&images)?;
+        idx::check_pair(&parsed, idx::parse_labels(&labels)?, pixels, classes)?;
+        let (count, rows, cols) = (parsed.count, parsed.rows, parsed.cols);
+        let (images, labels) = (
+            Arc::new(Bytes::Owned(images)),
+            Arc::new(Bytes::Owned(labels)),
+        );
+        let memory = PathBuf::from("<memory>");
+        Ok(Split {
+            images,
+            labels,
+            count,
+            rows,
+            cols,
+            images_path: memory.clone(),
+            labels_path: memory,
+        })
+    }
+
     /// All pixels, `count · rows · cols` bytes, image after image.
     pub fn pixels(&self) -> &[u8] {
         &self.images[16..]
@@ -174,6 +202,15 @@ impl Split {
         &self.labels[8..]
     }
 
+    /// The split's bytes, shared: what a worker thread keeps for an epoch (cloning it does not
+    /// allocate).
+    pub fn shared(&self) -> SharedSplit {
+        SharedSplit {
+            images: Arc::clone(&self.images),
+            labels: Arc::clone(&self.labels),
+        }
+    }
+
     /// The images as a parsed view.
     pub fn images(&self) -> Images<'_> {
         Images {
@@ -182,6 +219,25 @@ impl Split {
             cols: self.cols,
             pixels: self.pixels(),
         }
+    }
+}
+
+/// A split's pixel and label bytes behind reference counts.
+#[derive(Clone)]
+pub struct SharedSplit {
+    images: Arc<Bytes>,
+    labels: Arc<Bytes>,
+}
+
+impl SharedSplit {
+    /// All pixels (see [`Split::pixels`]).
+    pub fn pixels(&self) -> &[u8] {
+        &self.images[16..]
+    }
+
+    /// All labels (see [`Split::labels`]).
+    pub fn labels(&self) -> &[u8] {
+        &self.labels[8..]
     }
 }
 
@@ -302,8 +358,8 @@ fn open_split(
     })?;
     let (count, rows, cols) = (parsed.count, parsed.rows, parsed.cols);
     Ok(Split {
-        images,
-        labels,
+        images: Arc::new(images),
+        labels: Arc::new(labels),
         count,
         rows,
         cols,

@@ -51,7 +51,7 @@ pub use dense::{dense_backward_input, dense_backward_weights, dense_forward};
 pub use gemm::{gemm_nn, gemm_tn};
 pub use gemv::{dense_forward_one, gemv};
 pub use layout::transpose;
-pub use peak::{fma_peak, fma_peak_flops};
+pub use peak::{fma_peak, fma_peak_f32x8, fma_peak_f32x8_flops, fma_peak_flops, stream};
 pub use softmax::softmax_xent;
 pub use update::{
     AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep, adam_update, sgd_update, sum_squares,

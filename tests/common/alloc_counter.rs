@@ -1,12 +1,21 @@
-//! A global allocator that counts the allocations made by the current thread while armed.
+//! A global allocator that counts allocations while armed.
 //!
 //! Install it in a test binary with
 //! `#[global_allocator] static A: common::alloc_counter::Counting = common::alloc_counter::Counting;`
-//! then wrap the code under test in [`count`]. Counting is per thread, so the test harness's
-//! other threads cannot disturb it.
+//! then wrap the code under test in [`count`] (allocations of the current thread only, so the
+//! test harness's other threads cannot disturb it) or [`count_all_threads`] (every thread, for
+//! code that runs worker threads; hold [`SERIAL`] so no other test runs meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Tests that count the workers' allocations take this lock (and so must every other test of
+/// their binary that runs workers).
+pub static SERIAL: Mutex<()> = Mutex::new(());
+static ARMED_ALL: AtomicBool = AtomicBool::new(false);
+static COUNT_ALL: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts allocations (and reallocations) on armed threads, then defers to the system allocator.
 pub struct Counting;
@@ -17,6 +26,13 @@ thread_local! {
 }
 
 fn note() {
+    // Worker threads of constnet's training team, and the thread that armed the counter; not
+    // the test harness's own threads, which allocate on their own schedule.
+    if ARMED_ALL.load(Ordering::Relaxed)
+        && (constnet::parallel::on_worker_thread() || ARMED.with(Cell::get))
+    {
+        COUNT_ALL.fetch_add(1, Ordering::Relaxed);
+    }
     if ARMED.with(Cell::get) {
         COUNT.with(|c| c.set(c.get() + 1));
     }
@@ -53,4 +69,16 @@ pub fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
     let r = f();
     ARMED.with(|a| a.set(false));
     (r, COUNT.with(Cell::get))
+}
+
+/// Runs `f` and returns its result with the number of allocations made meanwhile by this
+/// thread and by constnet's training workers.
+pub fn count_all_threads<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    COUNT_ALL.store(0, Ordering::SeqCst);
+    ARMED.with(|a| a.set(true));
+    ARMED_ALL.store(true, Ordering::SeqCst);
+    let r = f();
+    ARMED_ALL.store(false, Ordering::SeqCst);
+    ARMED.with(|a| a.set(false));
+    (r, COUNT_ALL.load(Ordering::SeqCst))
 }

@@ -1,0 +1,526 @@
+//! `constnet bench`: the performance of this build on this machine, in one table.
+//!
+//! Measured in one run, so every figure can be read against the others: the FMA peak of one
+//! core (the physical limit), each product of a batch-64 training step of the reference
+//! network in GFLOP/s and as a share of that peak, a per-phase breakdown of one step, the step
+//! itself, a whole epoch (batch assembly, training, optimizer; evaluation excluded), the test
+//! set's inference, and single-sample inference next to the time it takes merely to stream the
+//! network's weights once.
+//!
+//! Every figure is the median of repeated timings; the spread is the median absolute deviation
+//! as a share of the median (the machine's noise). The criterion benches (`benches/`) are the
+//! developer-facing tool; this is the user-facing one.
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use crate::data::Split;
+use crate::data::batch::fill_batch;
+use crate::kernels::{self, Activation, Backend, InputGrad, Mode, Simd};
+use crate::model::{Network, NetworkView, Workspace, set_input, train_step};
+use crate::optim::{Adam, AdamConfig, Optimizer};
+use crate::train::{self, BATCH, Config, Report, Run};
+use crate::{Init, MnistMlp};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// The reference network's widths.
+const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
+
+/// A timing: median seconds per run and the noise.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Median seconds per run.
+    pub median: f64,
+    /// Median absolute deviation over the median.
+    pub spread: f64,
+    /// Runs timed.
+    pub runs: usize,
+}
+
+/// Times `f`: warms up, then takes samples of enough runs to last ≥ 1 ms each, for about
+/// `budget`, and returns the median time per run.
+pub fn measure(budget: Duration, mut f: impl FnMut()) -> Timing {
+    let warm = Instant::now();
+    let mut once = 0;
+    while once < 3 || warm.elapsed() < budget / 10 {
+        f();
+        once += 1;
+    }
+    let per_run = warm.elapsed().as_secs_f64() / once as f64;
+    let batch = ((1e-3 / per_run).ceil() as usize).max(1);
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 500) {
+        let t = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        samples.push(t.elapsed().as_secs_f64() / batch as f64);
+    }
+    let median = median(&mut samples);
+    let mut deviations: Vec<f64> = samples.iter().map(|s| (s - median).abs()).collect();
+    Timing {
+        median,
+        spread: self::median(&mut deviations) / median,
+        runs: samples.len() * batch,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One product of a training step.
+#[derive(Clone, Debug)]
+pub struct KernelRow {
+    /// `forward/784x256/b64` and so on.
+    pub name: String,
+    /// Floating-point operations per call.
+    pub flops: f64,
+    /// The timing.
+    pub timing: Timing,
+}
+
+/// Everything `constnet bench` measured.
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    /// The SIMD path compiled in.
+    pub simd: &'static str,
+    /// f32 lanes per vector.
+    pub lanes: usize,
+    /// Threads used for the epoch.
+    pub threads: usize,
+    /// One core's FMA peak with the kernels' vectors, GFLOP/s.
+    pub fma_peak: f64,
+    /// One core's FMA peak with 8-lane vectors, GFLOP/s.
+    pub fma_peak_f32x8: f64,
+    /// Each product of a batch-64 step.
+    pub kernels: Vec<KernelRow>,
+    /// Each phase of a batch-64 step, single thread: name and timing.
+    pub phases: Vec<(String, Timing)>,
+    /// One training step at batch 64, single thread.
+    pub step: Timing,
+    /// One epoch of the reference recipe (training only), with `threads` threads.
+    pub epoch: Timing,
+    /// Whether the epoch ran on the real MNIST training set (else synthetic bytes).
+    pub real_data: bool,
+    /// Inference over the 10,000 test images, single thread.
+    pub test_set: Timing,
+    /// One-sample inference.
+    pub one_sample: Timing,
+    /// Streaming the network's weights once.
+    pub stream_weights: Timing,
+}
+
+struct Silent;
+
+impl Report for Silent {
+    fn batch(&mut self, _: &train::BatchReport) {}
+    fn epoch(&mut self, _: &train::EpochReport) {}
+}
+
+/// A deterministic byte pattern standing in for images.
+fn pattern(n: usize, salt: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt) >> 24) as u8)
+        .collect()
+}
+
+/// A split of `count` synthetic 28×28 images, for when MNIST is not at hand.
+pub fn synthetic_split(count: usize) -> Split {
+    let mut images = vec![0, 0, 8, 3];
+    for d in [count as u32, 28, 28] {
+        images.extend(d.to_be_bytes());
+    }
+    images.extend(pattern(count * 784, 1));
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend((count as u32).to_be_bytes());
+    labels.extend((0..count).map(|i| (i % 10) as u8));
+    Split::from_idx_bytes(images, labels, 784, 10).expect("a valid synthetic split")
+}
+
+/// Runs every measurement. `train` and `test` are the MNIST splits if available (`real_data`
+/// says whether they are real); `budget` is the time per figure.
+pub fn run(
+    train_split: &Split,
+    test_split: &Split,
+    real_data: bool,
+    threads: usize,
+    budget: Duration,
+) -> BenchReport {
+    let iters = 200_000;
+    let peak = measure(budget, || {
+        black_box(kernels::fma_peak(
+            black_box(iters),
+            black_box(0.999),
+            black_box(1e-3),
+        ));
+    });
+    let peak8 = measure(budget, || {
+        black_box(kernels::fma_peak_f32x8(
+            black_box(iters),
+            black_box(0.999),
+            black_box(1e-3),
+        ));
+    });
+    let fma_peak = kernels::fma_peak_flops(iters) as f64 / peak.median / 1e9;
+    let fma_peak_f32x8 = kernels::fma_peak_f32x8_flops(iters) as f64 / peak8.median / 1e9;
+
+    let fill = |n: usize, salt: u32| -> Vec<f32> {
+        pattern(n, salt)
+            .iter()
+            .map(|&b| f32::from(b) / 255.0 - 0.5)
+            .collect()
+    };
+    let mut kernels = Vec::new();
+    let mut phases = Vec::new();
+    let b = BATCH;
+    // Forward, each layer.
+    for l in 0..4 {
+        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
+        let act = if l < 3 {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        let (w, bias, x) = (fill(out * inp, 1), fill(out, 2), fill(inp * b, 3));
+        let mut y = vec![0.0; out * b];
+        let t = measure(budget, || {
+            kernels::dense_forward(
+                out,
+                inp,
+                b,
+                black_box(&w),
+                &bias,
+                black_box(&x),
+                &mut y,
+                act,
+            )
+        });
+        kernels.push(KernelRow {
+            name: format!("forward/{inp}x{out}/b{b}"),
+            flops: (2 * out * inp * b) as f64,
+            timing: t,
+        });
+        phases.push((format!("forward fc{}", l + 1), t));
+    }
+    let (logits, labels) = (
+        fill(10 * b, 4),
+        (0..b as u32).map(|j| j % 10).collect::<Vec<_>>(),
+    );
+    let mut dlogits = vec![0.0; 10 * b];
+    phases.push((
+        "loss (softmax cross-entropy)".into(),
+        measure(budget, || {
+            black_box(kernels::softmax_xent(
+                10,
+                b,
+                black_box(&logits),
+                &labels,
+                &mut dlogits,
+            ));
+        }),
+    ));
+    // Backward, last layer first: input gradient (not for the first layer), the transpose of
+    // the layer's input, then the weight gradient.
+    for l in (0..4).rev() {
+        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
+        let (w, dz, x) = (fill(out * inp, 5), fill(out * b, 6), fill(inp * b, 7));
+        let mut x_rows = vec![0.0; b * inp];
+        let (mut dw, mut db) = (vec![0.0; out * inp], vec![0.0; out]);
+        let mut t_total = 0.0;
+        if l > 0 {
+            let mut dx = vec![0.0; inp * b];
+            let how = InputGrad::Relu { x: &x, scale: 1.0 };
+            let t = measure(budget, || {
+                kernels::dense_backward_input(
+                    out,
+                    inp,
+                    b,
+                    black_box(&w),
+                    black_box(&dz),
+                    how,
+                    &mut dx,
+                )
+            });
+            kernels.push(KernelRow {
+                name: format!("input_grad/{inp}x{out}/b{b}"),
+                flops: (2 * out * inp * b) as f64,
+                timing: t,
+            });
+            let tt = measure(budget, || {
+                kernels::transpose(inp, b, black_box(&x), &mut x_rows)
+            });
+            t_total += t.median + tt.median;
+        }
+        let t = measure(budget, || {
+            kernels::dense_backward_weights(
+                out,
+                inp,
+                b,
+                black_box(&dz),
+                black_box(&x_rows),
+                &mut dw,
+                &mut db,
+                Mode::Overwrite,
+            )
+        });
+        kernels.push(KernelRow {
+            name: format!("weight_grad/{inp}x{out}/b{b}"),
+            flops: (2 * out * inp * b) as f64,
+            timing: t,
+        });
+        t_total += t.median;
+        phases.push((
+            format!("backward fc{}", l + 1),
+            Timing {
+                median: t_total,
+                spread: t.spread,
+                runs: t.runs,
+            },
+        ));
+    }
+    let mut rng = crate::data::derived_rng(0, 0, 0);
+    let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
+    let mut grads = MnistMlp::zeroed_box();
+    for i in 0..MnistMlp::TENSORS {
+        grads
+            .tensor_mut(i)
+            .copy_from_slice(&fill(MnistMlp::tensor_info(i).len(), 8 + i as u32));
+    }
+    let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
+    // Small learning rate: thousands of timed updates must not drift the parameters far.
+    phases.push((
+        "optimizer (Adam, all tensors)".into(),
+        measure(budget, || {
+            adam.step::<Simd>(&mut net, &grads, 1e-9);
+        }),
+    ));
+    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    let indices: Vec<u32> = (0..b as u32)
+        .map(|i| i * 97 % train_split.count as u32)
+        .collect();
+    phases.insert(
+        0,
+        (
+            "batch assembly (u8 → f32, both layouts)".into(),
+            measure(budget, || {
+                fill_batch::<_, Simd>(
+                    &mut *ws,
+                    train_split.pixels(),
+                    train_split.labels(),
+                    &indices,
+                );
+            }),
+        ),
+    );
+
+    // One whole step, on a real batch.
+    let step = {
+        let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
+        let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
+        fill_batch::<_, Simd>(
+            &mut *ws,
+            train_split.pixels(),
+            train_split.labels(),
+            &indices,
+        );
+        measure(budget, || {
+            black_box(train_step::<MnistMlp, Simd, _, crate::Rng, BATCH>(
+                &mut net, &mut grads, &mut *adam, &mut ws, b, 1e-4, None,
+            ));
+        })
+    };
+
+    // Whole epochs of the reference recipe.
+    let epoch = {
+        let mut epochs = Vec::new();
+        let mut run = Run::<MnistMlp>::new(
+            Config {
+                threads,
+                ..Config::default()
+            },
+            train_split.count,
+        );
+        let start = Instant::now();
+        while epochs.len() < 3 || (start.elapsed() < budget * 4 && epochs.len() < 10) {
+            let (_, seconds) = run
+                .train_epoch(train_split, &mut Silent, |_| Ok(()))
+                .expect("an epoch");
+            epochs.push(seconds);
+        }
+        let runs = epochs.len();
+        let m = median(&mut epochs);
+        let mut dev: Vec<f64> = epochs.iter().map(|e| (e - m).abs()).collect();
+        Timing {
+            median: m,
+            spread: median(&mut dev) / m,
+            runs,
+        }
+    };
+
+    let mut eval_ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    let test_set = measure(budget, || {
+        black_box(train::evaluate(net.view(), test_split, &mut eval_ws));
+    });
+    let x: Vec<f32> = test_split
+        .images()
+        .image(0)
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    let mut out = [0.0f32; 10];
+    let view = net.view();
+    let one_sample = measure(budget, || view.forward_one::<Simd>(black_box(&x), &mut out));
+    let weights: Vec<&[f32]> = (0..MnistMlp::TENSORS).map(|i| net.tensor(i)).collect();
+    let stream_weights = measure(budget, || {
+        black_box(kernels::stream(black_box(&weights)));
+    });
+
+    BenchReport {
+        simd: kernels::simd_backend(),
+        lanes: kernels::LANES,
+        threads,
+        fma_peak,
+        fma_peak_f32x8,
+        kernels,
+        phases,
+        step,
+        epoch,
+        real_data,
+        test_set,
+        one_sample,
+        stream_weights,
+    }
+}
+
+impl BenchReport {
+    /// The report as a plain-text table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let pct = |t: &Timing| format!("±{:.1}%", 100.0 * t.spread);
+        let _ = writeln!(
+            s,
+            "constnet bench: kernels {} ({} f32 lanes), {} thread(s) for the epoch",
+            self.simd, self.lanes, self.threads
+        );
+        let _ = writeln!(
+            s,
+            "FMA peak, one core: {:.1} GFLOP/s ({:.1} GFLOP/s with 8-lane vectors)",
+            self.fma_peak, self.fma_peak_f32x8
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<28} {:>10} {:>9} {:>10} {:>8}",
+            "product (batch 64)", "µs", "GFLOP/s", "% of peak", "noise"
+        );
+        for k in &self.kernels {
+            let gflops = k.flops / k.timing.median / 1e9;
+            let _ = writeln!(
+                s,
+                "{:<28} {:>10.2} {:>9.1} {:>9.0}% {:>8}",
+                k.name,
+                1e6 * k.timing.median,
+                gflops,
+                100.0 * gflops / self.fma_peak,
+                pct(&k.timing)
+            );
+        }
+        let total: f64 = self.phases.iter().map(|p| p.1.median).sum();
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<40} {:>10} {:>8}",
+            "one step, by phase (batch 64)", "µs", "share"
+        );
+        for (name, t) in &self.phases {
+            let _ = writeln!(
+                s,
+                "{:<40} {:>10.1} {:>7.1}%",
+                name,
+                1e6 * t.median,
+                100.0 * t.median / total
+            );
+        }
+        let _ = writeln!(s, "{:<40} {:>10.1}", "sum of phases", 1e6 * total);
+        let _ = writeln!(s);
+        let flops_per_sample = 1.052e6;
+        let _ = writeln!(
+            s,
+            "training step, batch 64:   {:>8.1} µs  {:>8.0} samples/s  {:>6.1} GFLOP/s  {}",
+            1e6 * self.step.median,
+            64.0 / self.step.median,
+            64.0 * flops_per_sample / self.step.median / 1e9,
+            pct(&self.step)
+        );
+        let _ = writeln!(
+            s,
+            "one epoch ({} thread(s)):   {:>8.3} s   {:>8.0} samples/s  {:>6.1} GFLOP/s  {}  ({} data, median of {})",
+            self.threads,
+            self.epoch.median,
+            60000.0 / self.epoch.median,
+            60000.0 * flops_per_sample / self.epoch.median / 1e9,
+            pct(&self.epoch),
+            if self.real_data { "MNIST" } else { "synthetic" },
+            self.epoch.runs
+        );
+        let _ = writeln!(
+            s,
+            "test set, 10,000 images:   {:>8.2} ms  {}",
+            1e3 * self.test_set.median,
+            pct(&self.test_set)
+        );
+        let _ = writeln!(
+            s,
+            "one-sample inference:      {:>8.2} µs  {}   (streaming the weights once: {:.2} µs, ratio {:.2})",
+            1e6 * self.one_sample.median,
+            pct(&self.one_sample),
+            1e6 * self.stream_weights.median,
+            self.one_sample.median / self.stream_weights.median
+        );
+        s
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> String {
+        use serde_json::json;
+        let timing = |t: &Timing| json!({ "median_s": t.median, "mad_over_median": t.spread, "runs": t.runs });
+        let value = json!({
+            "simd": self.simd,
+            "lanes": self.lanes,
+            "threads": self.threads,
+            "fma_peak_gflops": self.fma_peak,
+            "fma_peak_f32x8_gflops": self.fma_peak_f32x8,
+            "kernels": self.kernels.iter().map(|k| json!({
+                "name": k.name,
+                "flops": k.flops,
+                "gflops": k.flops / k.timing.median / 1e9,
+                "fraction_of_peak": k.flops / k.timing.median / 1e9 / self.fma_peak,
+                "timing": timing(&k.timing),
+            })).collect::<Vec<_>>(),
+            "phases": self.phases.iter().map(|(n, t)| json!({ "name": n, "timing": timing(t) })).collect::<Vec<_>>(),
+            "train_step_b64": timing(&self.step),
+            "samples_per_second_step": 64.0 / self.step.median,
+            "epoch": timing(&self.epoch),
+            "epoch_real_mnist": self.real_data,
+            "test_set_inference": timing(&self.test_set),
+            "one_sample_inference": timing(&self.one_sample),
+            "stream_weights": timing(&self.stream_weights),
+        });
+        serde_json::to_string_pretty(&value).expect("JSON")
+    }
+}
+
+/// The batch-64 input of a step from `rows`, for callers that time steps themselves.
+pub fn load_rows<K: Backend>(
+    ws: &mut <MnistMlp as Network>::Workspace<BATCH>,
+    rows: &[f32],
+    labels: &[u32],
+) {
+    set_input::<_, K>(ws, rows, labels.len());
+    ws.labels_mut(labels.len()).copy_from_slice(labels);
+}

@@ -1,0 +1,124 @@
+//! Data-parallel training: reproducible to the bit for a given thread count, the same training
+//! as one thread up to rounding, and able to learn.
+
+mod common;
+
+use common::*;
+use constnet::data::mnist::{Mnist, OpenOptions};
+use constnet::train::{BatchReport, Config, EpochReport, Report, Run};
+use constnet::{MnistMlp, Network, Workspace};
+
+struct Losses(Vec<f32>);
+
+impl Report for Losses {
+    fn batch(&mut self, r: &BatchReport) {
+        self.0.push(r.loss);
+    }
+    fn epoch(&mut self, _: &EpochReport) {}
+}
+
+fn synthetic(tag: &str, train: u32) -> (TempDir, Mnist) {
+    let tmp = TempDir::new(tag);
+    write_synthetic_mnist(&tmp.0, train, 10);
+    let mnist = Mnist::open(&tmp.0, "test", OpenOptions::default()).unwrap();
+    (tmp, mnist)
+}
+
+fn train(mnist: &Mnist, threads: usize, epochs: u32, dropout: f32) -> (Run<MnistMlp>, Vec<f32>) {
+    let config = Config {
+        threads,
+        dropout,
+        log_every: 1,
+        epochs,
+        ..Config::default()
+    };
+    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    let mut losses = Losses(Vec::new());
+    for _ in 0..epochs {
+        run.train_epoch(&mnist.train, &mut losses, |_| Ok(()))
+            .unwrap();
+    }
+    (run, losses.0)
+}
+
+fn bits(run: &Run<MnistMlp>) -> Vec<u32> {
+    let net = run.net();
+    (0..MnistMlp::TENSORS)
+        .flat_map(|i| {
+            net.tensor(i)
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn each_thread_count_is_reproducible_to_the_bit() {
+    // 1000 samples: 15 full batches and a partial one of 40 (split 13/13/14 across 3 threads).
+    let (_tmp, mnist) = synthetic("repro", 1000);
+    for threads in [1, 2, 3] {
+        let (a, la) = train(&mnist, threads, 2, 0.1);
+        let (b, lb) = train(&mnist, threads, 2, 0.1);
+        assert!(bits(&a) == bits(&b), "{threads} threads: two runs differ");
+        assert_eq!(la, lb);
+        assert_eq!(a.threads(), threads);
+    }
+}
+
+#[test]
+fn more_threads_train_the_same_up_to_rounding() {
+    let (_tmp, mnist) = synthetic("same", 640);
+    // Without dropout (whose streams are per thread), two threads compute the same gradients
+    // as one up to the order of summation.
+    let (one, l1) = train(&mnist, 1, 1, 0.0);
+    let (two, l2) = train(&mnist, 2, 1, 0.0);
+    assert!(
+        (l1[0] - l2[0]).abs() <= 1e-5 * l1[0],
+        "first losses {} vs {}",
+        l1[0],
+        l2[0]
+    );
+    for (a, b) in l1.iter().zip(&l2) {
+        assert!((a - b).abs() <= 0.01 * a, "losses {a} vs {b}");
+    }
+    let (n1, n2) = (one.net(), two.net());
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for i in 0..MnistMlp::TENSORS {
+        for (a, b) in n1.tensor(i).iter().zip(n2.tensor(i)) {
+            diff += f64::from(a - b).powi(2);
+            norm += f64::from(*a).powi(2);
+        }
+    }
+    assert!(
+        diff.sqrt() < 0.01 * norm.sqrt(),
+        "parameters drifted apart: {} vs norm {}",
+        diff.sqrt(),
+        norm.sqrt()
+    );
+    assert!(
+        bits(&one) != bits(&two),
+        "two threads should differ from one in rounding"
+    );
+}
+
+#[test]
+fn two_threads_learn_the_real_data() {
+    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let config = Config {
+        threads: 2,
+        ..Config::default()
+    };
+    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    run.train_epoch(&mnist.train, &mut Losses(Vec::new()), |_| Ok(()))
+        .unwrap();
+    let mut ws = <MnistMlp as Network>::Workspace::<64>::zeroed_box();
+    let accuracy =
+        constnet::train::evaluate(constnet::Network::view(&*run.net()), &mnist.test, &mut ws)
+            .accuracy();
+    assert!(
+        accuracy > 0.95,
+        "one epoch on two threads: {:.2}%",
+        100.0 * accuracy
+    );
+}
