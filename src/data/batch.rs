@@ -66,13 +66,8 @@ pub fn fill_batch<W: Workspace, K: Backend>(
         W::BATCH
     );
     let (features, rows) = ws.input_mut(batch);
-    for (row, &i) in rows.chunks_exact_mut(W::INPUT).zip(indices) {
-        let image = &pixels[i as usize * W::INPUT..][..W::INPUT];
-        for (x, &p) in row.iter_mut().zip(image) {
-            *x = f32::from(p) / 255.0;
-        }
-    }
-    K::transpose(batch, W::INPUT, rows, features);
+    let image = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
+    K::load_u8_batch(W::INPUT, batch, image, rows, features);
     for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
         *l = u32::from(labels[i as usize]);
     }

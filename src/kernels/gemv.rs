@@ -3,17 +3,18 @@
 //! Plain algorithm: `y[i] = Σ_p A[i][p]·x[p]`, one dot product per row.
 //!
 //! A single sample has no reuse of A, so the product streams the weights once and is bound by
-//! memory bandwidth, not FMAs. Rows go four at a time, each with two accumulators (eight
-//! independent chains), so every loaded vector of x serves four rows and the loads of A are
-//! four sequential streams. A row tail of fewer than 16 floats is copied into a zero-padded
-//! stack block and goes through the same loop body.
+//! memory bandwidth, not FMAs. Rows go MR at a time, each with two accumulators, so every
+//! loaded vector of x serves MR rows and the loads of A are MR sequential streams. A row tail
+//! shorter than two vectors is copied into a zero-padded stack block and goes through the same
+//! loop body.
 #![forbid(unsafe_code)]
 
 use super::tile::load;
 use super::{Activation, LANES, Mode, V, check_len};
 
-/// Rows of A per pass.
-const ROWS: usize = 4;
+/// Rows of A per pass: as many as a tile has (8 with AVX-512, 6 with AVX2), so each loaded
+/// vector of x serves that many rows and 2·ROWS accumulators fit in the registers.
+const ROWS: usize = super::MR;
 /// Floats of a row per step: two vectors, two accumulators.
 const STEP: usize = 2 * LANES;
 

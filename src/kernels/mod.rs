@@ -50,7 +50,7 @@ mod update;
 pub use dense::{dense_backward_input, dense_backward_weights, dense_forward};
 pub use gemm::{gemm_nn, gemm_tn};
 pub use gemv::{dense_forward_one, gemv};
-pub use layout::transpose;
+pub use layout::{load_u8_batch, transpose};
 pub use peak::{fma_peak, fma_peak_f32x8, fma_peak_f32x8_flops, fma_peak_flops, stream};
 pub use softmax::softmax_xent;
 pub use update::{
@@ -193,6 +193,8 @@ pub trait Backend {
     );
     /// See [`transpose`].
     fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]);
+    /// See [`load_u8_batch`].
+    fn load_u8_batch<'a>(features: usize, batch: usize, images: impl Fn(usize) -> &'a [u8], rows: &mut [f32], cols: &mut [f32]);
     /// See [`softmax_xent`].
     fn softmax_xent(
         classes: usize,
@@ -241,6 +243,9 @@ macro_rules! backend {
             }
             fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
                 $($kernels)::+::transpose(rows, cols, src, dst)
+            }
+            fn load_u8_batch<'a>(features: usize, batch: usize, images: impl Fn(usize) -> &'a [u8], rows: &mut [f32], cols: &mut [f32]) {
+                $($kernels)::+::load_u8_batch(features, batch, images, rows, cols)
             }
             fn softmax_xent(classes: usize, batch: usize, logits: &[f32], labels: &[u32], dlogits: &mut [f32]) -> f32 {
                 $($kernels)::+::softmax_xent(classes, batch, logits, labels, dlogits)

@@ -154,6 +154,27 @@ pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// Loads `batch` images of `features` u8 pixels each (`images(j)` is image j) as f32 divided
+/// by 255, into rows `[batch][features]` and cols `[features][batch]`.
+pub fn load_u8_batch<'a>(
+    features: usize,
+    batch: usize,
+    images: impl Fn(usize) -> &'a [u8],
+    rows: &mut [f32],
+    cols: &mut [f32],
+) {
+    check_len("load_u8_batch", "rows", rows.len(), batch, features);
+    check_len("load_u8_batch", "cols", cols.len(), features, batch);
+    for j in 0..batch {
+        let image = images(j);
+        for p in 0..features {
+            let x = f32::from(image[p]) / 255.0;
+            rows[j * features + p] = x;
+            cols[p * batch + j] = x;
+        }
+    }
+}
+
 /// ReLU written so NaN propagates and `relu(-0.0)` is `-0.0`, exactly like `maxps(0, z)`.
 pub(crate) fn activate(z: f32, act: Activation) -> f32 {
     match act {
