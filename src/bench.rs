@@ -16,8 +16,8 @@ use std::prelude::rust_2024::*;
 
 use crate::data::Split;
 use crate::data::batch::fill_batch;
-use crate::kernels::{self, Activation, Backend, InputGrad, Mode, Simd};
-use crate::model::{Network, NetworkView, Workspace, set_input, train_step};
+use crate::kernels::{self, Activation, InputGrad, Mode, Simd};
+use crate::model::{Network, NetworkView, Workspace, train_step};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::train::{self, BATCH, Config, Report, Run};
 use crate::{Init, MnistMlp};
@@ -513,14 +513,4 @@ impl BenchReport {
         });
         serde_json::to_string_pretty(&value).expect("JSON")
     }
-}
-
-/// The batch-64 input of a step from `rows`, for callers that time steps themselves.
-pub fn load_rows<K: Backend>(
-    ws: &mut <MnistMlp as Network>::Workspace<BATCH>,
-    rows: &[f32],
-    labels: &[u32],
-) {
-    set_input::<_, K>(ws, rows, labels.len());
-    ws.labels_mut(labels.len()).copy_from_slice(labels);
 }

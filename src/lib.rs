@@ -15,8 +15,9 @@
 //! - [`model`]: [`network!`] composes layers into a network; [`model::train_step`].
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
 //! - [`format`]: safetensors model files and the raw blob for `no_std` embedding.
-//! - [`train`] (std): epochs over MNIST, evaluation, progress reports; [`cpu`], [`image`]:
-//!   what the `constnet` binary needs besides.
+//! - [`train`] (std): epochs over MNIST, evaluation, progress reports, checkpoints;
+//!   [`parallel`]: the threads that split each batch; [`bench`]: `constnet bench`;
+//!   [`cpu`], [`image`]: what the `constnet` binary needs besides.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

@@ -1,9 +1,10 @@
 //! Training on MNIST-style data: epochs of shuffled batches, evaluation, progress reports.
 //!
 //! A [`Run`] owns everything a training run needs (parameters, gradients, optimizer state, the
-//! batch workspace and the sample order), all allocated once in [`Run::new`]. An epoch then
-//! loads each batch straight from the dataset's bytes into the workspace and calls
-//! [`crate::train_step`]: nothing is allocated per batch or per epoch.
+//! batch workspaces, the sample order and the worker threads), all allocated once in
+//! [`Run::new`]. An epoch then loads each batch straight from the dataset's bytes into the
+//! workspaces and takes a step on every thread ([`crate::parallel`]): nothing is allocated per
+//! batch or per epoch.
 //!
 //! Randomness is derived from the seed per purpose and position ([`crate::data::derived_rng`]):
 //! the initial parameters, each epoch's order and each step's dropout mask. A run is therefore

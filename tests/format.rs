@@ -18,14 +18,7 @@ fn trained_like() -> Box<MnistMlp> {
 }
 
 fn bits(net: &MnistMlp) -> Vec<u32> {
-    (0..MnistMlp::TENSORS)
-        .flat_map(|i| {
-            net.tensor(i)
-                .iter()
-                .map(|x| x.to_bits())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    param_bits(net)
 }
 
 #[test]

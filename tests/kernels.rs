@@ -529,14 +529,46 @@ fn simd_backend_names_the_compiled_path() {
 #[test]
 fn load_u8_batch_matches_reference_exactly() {
     let mut r = rng(14);
-    for &(batch, features) in &[(64, 784), (32, 784), (1, 784), (37, 13), (7, 1), (LANES + 1, LANES - 1), (0, 5)] {
-        let images: Vec<Vec<u8>> = (0..batch).map(|_| (0..features + 3).map(|_| int(&mut r, 0, 255) as u8).collect()).collect();
-        let (mut rows, mut cols) = (vec![f32::NAN; batch * features], vec![f32::NAN; batch * features]);
-        let (mut want_rows, mut want_cols) = (vec![0.0; batch * features], vec![0.0; batch * features]);
+    for &(batch, features) in &[
+        (64, 784),
+        (32, 784),
+        (1, 784),
+        (37, 13),
+        (7, 1),
+        (LANES + 1, LANES - 1),
+        (0, 5),
+    ] {
+        let images: Vec<Vec<u8>> = (0..batch)
+            .map(|_| {
+                (0..features + 3)
+                    .map(|_| int(&mut r, 0, 255) as u8)
+                    .collect()
+            })
+            .collect();
+        let (mut rows, mut cols) = (
+            vec![f32::NAN; batch * features],
+            vec![f32::NAN; batch * features],
+        );
+        let (mut want_rows, mut want_cols) =
+            (vec![0.0; batch * features], vec![0.0; batch * features]);
         kernels::load_u8_batch(features, batch, |j| &images[j], &mut rows, &mut cols);
-        reference::load_u8_batch(features, batch, |j| &images[j], &mut want_rows, &mut want_cols);
-        assert_exact(&format!("load_u8_batch rows {batch}x{features}"), &rows, &want_rows);
-        assert_exact(&format!("load_u8_batch cols {batch}x{features}"), &cols, &want_cols);
+        reference::load_u8_batch(
+            features,
+            batch,
+            |j| &images[j],
+            &mut want_rows,
+            &mut want_cols,
+        );
+        assert_exact(
+            &format!("load_u8_batch rows {batch}x{features}"),
+            &rows,
+            &want_rows,
+        );
+        assert_exact(
+            &format!("load_u8_batch cols {batch}x{features}"),
+            &cols,
+            &want_cols,
+        );
         if batch > 0 {
             assert_eq!(rows[0], f32::from(images[0][0]) / 255.0);
         }

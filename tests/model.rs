@@ -161,11 +161,7 @@ fn train_100_steps(seed: u64) -> Box<MnistMlp> {
 #[test]
 fn same_seed_gives_bit_identical_parameters_after_100_steps() {
     let (a, b, c) = (train_100_steps(7), train_100_steps(7), train_100_steps(8));
-    let bits = |n: &MnistMlp| {
-        (0..MnistMlp::TENSORS)
-            .flat_map(|i| n.tensor(i).iter().map(|x| x.to_bits()).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    };
+    let bits = |n: &MnistMlp| param_bits(n);
     assert!(bits(&a) == bits(&b), "two runs from seed 7 differ");
     assert!(
         bits(&a) != bits(&c),

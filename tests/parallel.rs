@@ -42,15 +42,7 @@ fn train(mnist: &Mnist, threads: usize, epochs: u32, dropout: f32) -> (Run<Mnist
 }
 
 fn bits(run: &Run<MnistMlp>) -> Vec<u32> {
-    let net = run.net();
-    (0..MnistMlp::TENSORS)
-        .flat_map(|i| {
-            net.tensor(i)
-                .iter()
-                .map(|x| x.to_bits())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    param_bits(&*run.net())
 }
 
 #[test]

@@ -43,7 +43,13 @@ pub fn load_u8_batch<'a>(
     let scale = V::splat(255.0);
     for j0 in (0..batch).step_by(LANES) {
         let jj = LANES.min(batch - j0);
-        let sources: [&[u8]; LANES] = core::array::from_fn(|r| if r < jj { &images(j0 + r)[..features] } else { &[] });
+        let sources: [&[u8]; LANES] = core::array::from_fn(|r| {
+            if r < jj {
+                &images(j0 + r)[..features]
+            } else {
+                &[]
+            }
+        });
         for p0 in (0..features).step_by(LANES) {
             let pp = LANES.min(features - p0);
             let block: [V; LANES] = core::array::from_fn(|r| {
@@ -64,7 +70,15 @@ pub fn load_u8_batch<'a>(
 /// Writes the transpose of a block of `rr` valid rows (starting at row r0) and `cc` valid
 /// columns (starting at c0) into `dst [cols][rows]` whose rows are `rows` long.
 #[inline(always)]
-fn store_columns(block: [V; LANES], dst: &mut [f32], rows: usize, r0: usize, rr: usize, c0: usize, cc: usize) {
+fn store_columns(
+    block: [V; LANES],
+    dst: &mut [f32],
+    rows: usize,
+    r0: usize,
+    rr: usize,
+    c0: usize,
+    cc: usize,
+) {
     for (c, column) in V::transpose(block).iter().take(cc).enumerate() {
         dst[(c0 + c) * rows + r0..][..rr].copy_from_slice(&column.as_array()[..rr]);
     }

@@ -194,7 +194,13 @@ pub trait Backend {
     /// See [`transpose`].
     fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]);
     /// See [`load_u8_batch`].
-    fn load_u8_batch<'a>(features: usize, batch: usize, images: impl Fn(usize) -> &'a [u8], rows: &mut [f32], cols: &mut [f32]);
+    fn load_u8_batch<'a>(
+        features: usize,
+        batch: usize,
+        images: impl Fn(usize) -> &'a [u8],
+        rows: &mut [f32],
+        cols: &mut [f32],
+    );
     /// See [`softmax_xent`].
     fn softmax_xent(
         classes: usize,

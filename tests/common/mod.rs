@@ -215,3 +215,15 @@ pub fn write_synthetic_mnist(
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_labels(&sl)).unwrap();
     (tp, tl, sp, sl)
 }
+
+/// Every parameter of a network as bits, for bit-for-bit comparisons.
+pub fn param_bits<N: constnet::Network>(net: &N) -> Vec<u32> {
+    (0..N::TENSORS)
+        .flat_map(|i| {
+            net.tensor(i)
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
