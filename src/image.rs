@@ -44,18 +44,24 @@ pub fn read_grayscale(
 
 /// [`read_grayscale`] on the bytes of a file; the error says what is wrong.
 pub fn decode(bytes: &[u8], width: usize, height: usize, invert: bool) -> Result<Vec<f32>, String> {
-    let (w, h, pixels) = if bytes.starts_with(b"\x89PNG") {
-        decode_png(bytes)?
+    // The declared size is checked against the network's before anything is allocated: a
+    // header may claim billions of pixels.
+    let size = |w: usize, h: usize| -> Result<(), String> {
+        if (w, h) == (width, height) {
+            Ok(())
+        } else {
+            Err(format!(
+                "image is {w}×{h}, the network takes {width}×{height}"
+            ))
+        }
+    };
+    let pixels = if bytes.starts_with(b"\x89PNG") {
+        decode_png(bytes, size)?
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        decode_pgm(bytes)?
+        decode_pgm(bytes, size)?
     } else {
         return Err("not a PGM (P2/P5) or PNG image".into());
     };
-    if (w, h) != (width, height) {
-        return Err(format!(
-            "image is {w}×{h}, the network takes {width}×{height}"
-        ));
-    }
     Ok(pixels
         .into_iter()
         .map(|p| if invert { 1.0 - p } else { p })
@@ -64,7 +70,10 @@ pub fn decode(bytes: &[u8], width: usize, height: usize, invert: bool) -> Result
 
 /// PGM: magic, width, height, maxval as whitespace-separated ASCII (with `#` comments), then
 /// pixels as bytes (P5, two bytes big-endian when maxval > 255) or ASCII numbers (P2).
-fn decode_pgm(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
+fn decode_pgm(
+    bytes: &[u8],
+    size: impl Fn(usize, usize) -> Result<(), String>,
+) -> Result<Vec<f32>, String> {
     let mut at = 2;
     let mut field = |what: &str| -> Result<usize, String> {
         loop {
@@ -88,11 +97,13 @@ fn decode_pgm(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
             .and_then(|s| s.parse().ok())
             .ok_or(format!("bad PGM header: no {what}"))
     };
-    let (w, h, max) = (field("width")?, field("height")?, field("maximum value")?);
+    let (w, h) = (field("width")?, field("height")?);
+    size(w, h)?;
+    let max = field("maximum value")?;
     if max == 0 || max > 65535 {
         return Err(format!("bad PGM maximum value {max}"));
     }
-    let count = w.checked_mul(h).ok_or("PGM dimensions overflow")?;
+    let count = w * h;
     let scale = 1.0 / max as f32;
     if bytes[1] == b'2' {
         let mut pixels = Vec::with_capacity(count);
@@ -100,7 +111,7 @@ fn decode_pgm(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
             let v = field("pixel").map_err(|_| "truncated PGM pixel data".to_string())?;
             pixels.push(v.min(max) as f32 * scale);
         }
-        return Ok((w, h, pixels));
+        return Ok(pixels);
     }
     // P5: exactly one whitespace byte, then the raster.
     let data = bytes.get(at + 1..).unwrap_or(&[]);
@@ -112,7 +123,7 @@ fn decode_pgm(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
             count * depth
         ));
     }
-    let pixels = if depth == 1 {
+    Ok(if depth == 1 {
         data[..count]
             .iter()
             .map(|&p| usize::from(p).min(max) as f32 * scale)
@@ -122,26 +133,35 @@ fn decode_pgm(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
             .chunks_exact(2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])).min(max) as f32 * scale)
             .collect()
-    };
-    Ok((w, h, pixels))
+    })
 }
 
-fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+/// At most this many bytes of PNG decoder memory: far more than any 28×28 image needs.
+const PNG_MEMORY: usize = 1 << 20;
+
+fn decode_png(
+    bytes: &[u8],
+    size: impl Fn(usize, usize) -> Result<(), String>,
+) -> Result<Vec<f32>, String> {
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits { bytes: PNG_MEMORY },
+    );
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| format!("bad PNG: {e}"))?;
+    let info = reader.info();
+    size(info.width as usize, info.height as usize)?;
     let mut buffer = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
     let frame = reader
         .next_frame(&mut buffer)
         .map_err(|e| format!("bad PNG: {e}"))?;
-    let (w, h) = (frame.width as usize, frame.height as usize);
     let channels = match frame.color_type {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
         other => return Err(format!("PNG is {other:?}; a grayscale image is needed")),
     };
     let data = &buffer[..frame.buffer_size()];
-    let pixels = match frame.bit_depth {
+    Ok(match frame.bit_depth {
         png::BitDepth::Sixteen => data
             .chunks_exact(2 * channels)
             .map(|p| f32::from(u16::from_be_bytes([p[0], p[1]])) / 65535.0)
@@ -150,6 +170,5 @@ fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
             .chunks_exact(channels)
             .map(|p| f32::from(p[0]) / 255.0)
             .collect(),
-    };
-    Ok((w, h, pixels))
+    })
 }

@@ -433,12 +433,23 @@ fn bad_flags_and_values() {
     }
     fs::write(tmp.path("color.png"), rgb).unwrap();
     fs::write(tmp.path("text.pgm"), b"hello").unwrap();
+    // Found by the image fuzz target: a header that claims 28×637534236 pixels used to make the
+    // decoder allocate 17 GB before the size was checked.
+    let huge = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/image/oom-61d42b28bd3e1019e343eca617277a3777a96125"),
+    )
+    .unwrap();
+    fs::write(tmp.path("huge.png"), huge).unwrap();
+    fs::write(tmp.path("huge.pgm"), b"P2\n28 4000000000\n255\n0 0 0").unwrap();
     let m = model.to_str().unwrap();
     for (file, problem) in [
         ("small.pgm", "image is 27×28"),
         ("big.png", "image is 32×32"),
         ("color.png", "grayscale image is needed"),
         ("text.pgm", "not a PGM"),
+        ("huge.png", "image is 28×637534236"),
+        ("huge.pgm", "image is 28×4000000000"),
         ("absent.png", "No such file"),
     ] {
         fails(
