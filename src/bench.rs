@@ -5,7 +5,8 @@
 //! network in GFLOP/s and as a share of that peak, a per-phase breakdown of one step, the step
 //! itself, a whole epoch (batch assembly, training, optimizer; evaluation excluded), the test
 //! set's inference, and single-sample inference next to the time it takes merely to stream the
-//! network's weights once.
+//! network's weights once, both with the weights in cache (a tight inference loop) and in main
+//! memory (an occasional inference).
 //!
 //! Every figure is the median of repeated timings; the spread is the median absolute deviation
 //! as a share of the median (the machine's noise). The criterion benches (`benches/`) are the
@@ -103,6 +104,8 @@ pub struct BenchReport {
     pub phases: Vec<(String, Timing)>,
     /// One training step at batch 64, single thread.
     pub step: Timing,
+    /// One epoch of the reference recipe (training only), on one thread.
+    pub epoch_single: Timing,
     /// One epoch of the reference recipe (training only), with `threads` threads.
     pub epoch: Timing,
     /// Whether the epoch ran on the real MNIST training set (else synthetic bytes).
@@ -111,8 +114,12 @@ pub struct BenchReport {
     pub test_set: Timing,
     /// One-sample inference.
     pub one_sample: Timing,
+    /// One-sample inference with the weights evicted from the caches first.
+    pub one_sample_cold: Timing,
     /// Streaming the network's weights once.
     pub stream_weights: Timing,
+    /// Streaming the network's weights once from main memory (caches evicted first).
+    pub stream_weights_cold: Timing,
 }
 
 struct Silent;
@@ -120,6 +127,30 @@ struct Silent;
 impl Report for Silent {
     fn batch(&mut self, _: &train::BatchReport) {}
     fn epoch(&mut self, _: &train::EpochReport) {}
+}
+
+/// Bytes to touch to push the weights out of every cache: twice the last-level cache as the
+/// OS reports it (64 MiB if it does not), at most 1 GiB.
+fn eviction_bytes() -> usize {
+    let mut largest = 32 << 20;
+    for index in 0..8 {
+        let path = format!("/sys/devices/system/cpu/cpu0/cache/index{index}/size");
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let text = text.trim();
+            let (digits, unit) = text.split_at(
+                text.find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(text.len()),
+            );
+            let scale = match unit {
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                _ => 1,
+            };
+            largest = largest.max(digits.parse::<usize>().unwrap_or(0) * scale);
+        }
+    }
+    (2 * largest).min(1 << 30)
 }
 
 /// A deterministic byte pattern standing in for images.
@@ -335,8 +366,8 @@ pub fn run(
         })
     };
 
-    // Whole epochs of the reference recipe.
-    let epoch = {
+    // Whole epochs of the reference recipe, on one thread and on `threads`.
+    let epoch_on = |threads: usize| {
         let mut epochs = Vec::new();
         let mut run = Run::<MnistMlp>::new(
             Config {
@@ -361,6 +392,12 @@ pub fn run(
             runs,
         }
     };
+    let epoch_single = epoch_on(1);
+    let epoch = if threads > 1 {
+        epoch_on(threads)
+    } else {
+        epoch_single
+    };
 
     let mut eval_ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
     let test_set = measure(budget, || {
@@ -380,6 +417,33 @@ pub fn run(
         black_box(kernels::stream(black_box(&weights)));
     });
 
+    // The same two with the weights in main memory: touch a buffer twice the size of the last
+    // level cache before each run, then time one run.
+    let mut evict = vec![0u8; eviction_bytes()];
+    let mut cold = |f: &mut dyn FnMut()| {
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            for line in evict.chunks_mut(64) {
+                line[0] = line[0].wrapping_add(1);
+            }
+            black_box(&evict);
+            let t = Instant::now();
+            f();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let m = median(&mut times);
+        let mut dev: Vec<f64> = times.iter().map(|t| (t - m).abs()).collect();
+        Timing {
+            median: m,
+            spread: median(&mut dev) / m,
+            runs: times.len(),
+        }
+    };
+    let one_sample_cold = cold(&mut || view.forward_one::<Simd>(black_box(&x), &mut out));
+    let stream_weights_cold = cold(&mut || {
+        black_box(kernels::stream(black_box(&weights)));
+    });
+
     BenchReport {
         simd: kernels::simd_backend(),
         lanes: kernels::LANES,
@@ -389,11 +453,14 @@ pub fn run(
         kernels,
         phases,
         step,
+        epoch_single,
         epoch,
         real_data,
         test_set,
         one_sample,
+        one_sample_cold,
         stream_weights,
+        stream_weights_cold,
     }
 }
 
@@ -457,17 +524,26 @@ impl BenchReport {
             64.0 * flops_per_sample / self.step.median / 1e9,
             pct(&self.step)
         );
-        let _ = writeln!(
-            s,
-            "one epoch ({} thread(s)):   {:>8.3} s   {:>8.0} samples/s  {:>6.1} GFLOP/s  {}  ({} data, median of {})",
-            self.threads,
-            self.epoch.median,
-            60000.0 / self.epoch.median,
-            60000.0 * flops_per_sample / self.epoch.median / 1e9,
-            pct(&self.epoch),
-            if self.real_data { "MNIST" } else { "synthetic" },
-            self.epoch.runs
-        );
+        let data = if self.real_data {
+            "MNIST"
+        } else {
+            "synthetic data"
+        };
+        let epochs = [(1, &self.epoch_single), (self.threads, &self.epoch)];
+        for (threads, t) in epochs
+            .into_iter()
+            .take(if self.threads > 1 { 2 } else { 1 })
+        {
+            let _ = writeln!(
+                s,
+                "one epoch, {threads} thread(s):   {:>8.3} s   {:>8.0} samples/s  {:>6.1} GFLOP/s  {}  ({data}, median of {})",
+                t.median,
+                60000.0 / t.median,
+                60000.0 * flops_per_sample / t.median / 1e9,
+                pct(t),
+                t.runs
+            );
+        }
         let _ = writeln!(
             s,
             "test set, 10,000 images:   {:>8.2} ms  {}",
@@ -476,11 +552,19 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "one-sample inference:      {:>8.2} µs  {}   (streaming the weights once: {:.2} µs, ratio {:.2})",
+            "one-sample inference:      {:>8.2} µs  {}   weights in cache; streaming them: {:.2} µs, ratio {:.2}",
             1e6 * self.one_sample.median,
             pct(&self.one_sample),
             1e6 * self.stream_weights.median,
             self.one_sample.median / self.stream_weights.median
+        );
+        let _ = writeln!(
+            s,
+            "one-sample inference:      {:>8.2} µs  {}   weights in memory; streaming them: {:.2} µs, ratio {:.2}",
+            1e6 * self.one_sample_cold.median,
+            pct(&self.one_sample_cold),
+            1e6 * self.stream_weights_cold.median,
+            self.one_sample_cold.median / self.stream_weights_cold.median
         );
         s
     }
@@ -505,11 +589,14 @@ impl BenchReport {
             "phases": self.phases.iter().map(|(n, t)| json!({ "name": n, "timing": timing(t) })).collect::<Vec<_>>(),
             "train_step_b64": timing(&self.step),
             "samples_per_second_step": 64.0 / self.step.median,
+            "epoch_one_thread": timing(&self.epoch_single),
             "epoch": timing(&self.epoch),
             "epoch_real_mnist": self.real_data,
             "test_set_inference": timing(&self.test_set),
             "one_sample_inference": timing(&self.one_sample),
             "stream_weights": timing(&self.stream_weights),
+            "one_sample_inference_cold": timing(&self.one_sample_cold),
+            "stream_weights_cold": timing(&self.stream_weights_cold),
         });
         serde_json::to_string_pretty(&value).expect("JSON")
     }

@@ -9,6 +9,10 @@
 //! place, without packing: the tile broadcasts six floats per step, from six rows (`A·B`) or
 //! from one row (`Aᵀ·B`), and both access patterns are prefetch-friendly streams.
 //!
+//! Packing where it pays: when k is at most PACK_K, each k×NR panel of B is copied once into a
+//! contiguous stack block (see `drive` for why); a longer k (the first layer's forward product,
+//! k = 784) reads B in place.
+//!
 //! Tails: a partial row block reuses its last valid row of A (results discarded), in a
 //! half-height tile when it fits; a partial column panel is copied, KE rows at a time, into a zero-padded stack panel and the tile reads
 //! that instead. Only the epilogue sees how many rows and columns are real.
@@ -43,17 +47,75 @@ pub(crate) fn drive(
     b: &[f32],
     mut epilogue: impl FnMut(usize, usize, usize, [V; NV]),
 ) {
+    // Short k (every weight and input gradient, the smaller forward products): copy each k×NR
+    // panel of B once into a contiguous, zero-padded block that every row block then reads. In
+    // place, a panel's rows lie a row of B apart, and when that is a power of two (256 or 1024
+    // bytes here) they crowd into a few L1 sets and evict each other. The block is sized to k
+    // (a few size classes), so small products do not pay for clearing a large one.
+    // Only where a panel is read by several row blocks: for a few the copy costs more than
+    // the conflicts.
+    let reuse = m > 3 * MR;
+    match k {
+        0..=16 if reuse => drive_packed::<16>(m, n, k, a, b, &mut epilogue),
+        17..=64 if reuse => drive_packed::<64>(m, n, k, a, b, &mut epilogue),
+        65..=128 if reuse => drive_packed::<128>(m, n, k, a, b, &mut epilogue),
+        129..=PACK_K if reuse => drive_packed::<PACK_K>(m, n, k, a, b, &mut epilogue),
+        _ => {
+            for j0 in (0..n).step_by(NR) {
+                let cols = NR.min(n - j0);
+                row_blocks(m, n, k, a, b, None, j0, cols, &mut epilogue);
+            }
+        }
+    }
+}
+
+/// [`drive`] with B packed panel by panel into a P×NR stack block (`k <= P`).
+#[inline(always)]
+fn drive_packed<const P: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: AOperand<'_>,
+    b: &[f32],
+    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+) {
+    let mut packed = [[0.0f32; NR]; P];
     for j0 in (0..n).step_by(NR) {
         let cols = NR.min(n - j0);
-        for i0 in (0..m).step_by(MR) {
-            let rows = MR.min(m - i0);
-            // A short last block (the 10-row output layer) runs a half-height tile when it
-            // fits: fewer FMAs spent on rows that are never stored.
-            if rows <= MR / 2 {
-                block::<{ MR / 2 }>(m, n, k, a, b, i0, rows, j0, cols, &mut epilogue);
-            } else {
-                block::<MR>(m, n, k, a, b, i0, rows, j0, cols, &mut epilogue);
-            }
+        for (dst, p) in packed.iter_mut().zip(0..k) {
+            dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
+            dst[cols..].fill(0.0);
+        }
+        let panel = Some(&packed.as_flattened()[..k * NR]);
+        row_blocks(m, n, k, a, b, panel, j0, cols, epilogue);
+    }
+}
+
+/// Rows of B up to which [`drive`] packs a whole panel (PACK_K·NR floats on the stack).
+const PACK_K: usize = 256;
+
+/// All row blocks of the column block at `j0`, reading B from `panel` if packed.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_blocks(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: AOperand<'_>,
+    b: &[f32],
+    panel: Option<&[f32]>,
+    j0: usize,
+    cols: usize,
+    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+) {
+    for i0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - i0);
+        // A short last block (the 10-row output layer) runs a half-height tile when it fits:
+        // fewer FMAs spent on rows that are never stored.
+        if rows <= MR / 2 {
+            block::<{ MR / 2 }>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue);
+        } else {
+            block::<MR>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue);
         }
     }
 }
@@ -67,6 +129,7 @@ fn block<const R: usize>(
     k: usize,
     a: AOperand<'_>,
     b: &[f32],
+    panel: Option<&[f32]>,
     i0: usize,
     rows: usize,
     j0: usize,
@@ -74,14 +137,16 @@ fn block<const R: usize>(
     epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
 ) {
     let mut acc = [[V::ZERO; NV]; R];
-    if cols == NR {
+    if let Some(panel) = panel {
+        tile_over_a(a, m, k, i0, rows, 0, k, panel, NR, &mut acc);
+    } else if cols == NR {
         tile_over_a(a, m, k, i0, rows, 0, k, &b[j0..], n, &mut acc);
     } else {
         // Zero padding makes the extra lanes of the tile exactly 0.
-        let mut panel = [[0.0f32; NR]; KE];
+        let mut chunk = [[0.0f32; NR]; KE];
         for p0 in (0..k).step_by(KE) {
             let kc = KE.min(k - p0);
-            for (dst, p) in panel.iter_mut().zip(p0..p0 + kc) {
+            for (dst, p) in chunk.iter_mut().zip(p0..p0 + kc) {
                 dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
             }
             tile_over_a(
@@ -92,7 +157,7 @@ fn block<const R: usize>(
                 rows,
                 p0,
                 kc,
-                panel.as_flattened(),
+                chunk.as_flattened(),
                 NR,
                 &mut acc,
             );
