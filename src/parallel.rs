@@ -84,6 +84,10 @@ impl SpinBarrier {
     }
 }
 
+/// Floats of gradient combined per chunk (16 KiB: the chunk of each thread's gradients stays
+/// in L1 while it is summed).
+const REDUCE_CHUNK: usize = 4096;
+
 /// What the threads need to run an epoch; cheap to clone (no allocation).
 #[derive(Clone)]
 pub(crate) struct Job {
@@ -213,22 +217,30 @@ impl<N: Network, const B: usize> Team<N, B> {
     /// the batch's mean loss.
     pub fn phase_b<R>(&self, batch: usize, update: impl FnOnce(&mut N, &N) -> R) -> (R, f32) {
         let threads = self.shared.threads;
-        let mut total = 0.0;
-        let mut g0 = self.shared.grads[0].write().expect("gradient lock");
-        for t in 0..threads {
+        let weight = |t: usize| {
             let (lo, hi) = bounds(batch, threads, t);
-            let weight = (hi - lo) as f32 / batch.max(1) as f32;
-            total += weight * f32::from_bits(self.shared.losses[t].load(Ordering::Relaxed));
-            if threads > 1 {
-                if t == 0 {
-                    for i in 0..N::TENSORS {
-                        g0.tensor_mut(i).iter_mut().for_each(|g| *g *= weight);
-                    }
-                } else {
-                    let gt = self.shared.grads[t].read().expect("gradient lock");
-                    for i in 0..N::TENSORS {
-                        for (a, &b) in g0.tensor_mut(i).iter_mut().zip(gt.tensor(i)) {
-                            *a += weight * b;
+            (hi - lo) as f32 / batch.max(1) as f32
+        };
+        let total = (0..threads)
+            .map(|t| weight(t) * f32::from_bits(self.shared.losses[t].load(Ordering::Relaxed)))
+            .sum();
+        let mut g0 = self.shared.grads[0].write().expect("gradient lock");
+        if threads > 1 {
+            // One pass: g0 = w0·g0 + w1·g1 + …, in thread order, a cache-sized chunk at a time
+            // so each chunk of g0 is read and written once.
+            let others: [Option<RwLockReadGuard<'_, Box<N>>>; B] = core::array::from_fn(|t| {
+                (1..threads)
+                    .contains(&t)
+                    .then(|| self.shared.grads[t].read().expect("gradient lock"))
+            });
+            for i in 0..N::TENSORS {
+                for (c, chunk) in g0.tensor_mut(i).chunks_mut(REDUCE_CHUNK).enumerate() {
+                    let w0 = weight(0);
+                    chunk.iter_mut().for_each(|g| *g *= w0);
+                    for (t, gt) in others.iter().enumerate().take(threads).skip(1) {
+                        let (wt, gt) = (weight(t), gt.as_ref().expect("a gradient guard"));
+                        for (a, &b) in chunk.iter_mut().zip(&gt.tensor(i)[c * REDUCE_CHUNK..]) {
+                            *a += wt * b;
                         }
                     }
                 }
