@@ -56,6 +56,8 @@ pub use layers::{Dense, DenseRef, Dropout, Init};
 pub use model::{
     Network, NetworkView, TensorInfo, Workspace, forward_backward, set_input, train_step,
 };
+#[cfg(feature = "alloc")]
+pub use optim::AnyOptimizer;
 pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
 pub use rand_xoshiro;
 

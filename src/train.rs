@@ -22,8 +22,8 @@ use crate::kernels::Simd;
 use crate::layers::Init;
 use crate::loss::argmax;
 use crate::model::{Network, NetworkView, Workspace};
-use crate::optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
-use crate::parallel::{Job, Team};
+use crate::optim::{Adam, AdamConfig, AnyOptimizer, Optimizer, Schedule, Sgd, SgdConfig};
+use crate::parallel::{Job, StepOutcome, Team};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -194,35 +194,11 @@ impl fmt::Display for TrainError {
 
 impl std::error::Error for TrainError {}
 
-/// The optimizer a run uses, chosen at run time.
-pub enum AnyOptimizer<N> {
-    /// SGD state.
-    Sgd(Box<Sgd<N>>),
-    /// Adam state.
-    Adam(Box<Adam<N>>),
-}
-
-impl<N: Network> Optimizer<N> for AnyOptimizer<N> {
-    fn step<K: crate::Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
-        match self {
-            AnyOptimizer::Sgd(o) => o.step::<K>(params, grads, lr),
-            AnyOptimizer::Adam(o) => o.step::<K>(params, grads, lr),
-        }
-    }
-    fn steps_taken(&self) -> u64 {
-        match self {
-            AnyOptimizer::Sgd(o) => o.steps_taken(),
-            AnyOptimizer::Adam(o) => o.steps_taken(),
-        }
-    }
-}
-
 /// A training run in progress.
 pub struct Run<N: Network> {
-    /// The parameters and the threads that train them (see [`crate::parallel`]).
+    /// The parameters, the optimizer and the threads that train them (see
+    /// [`crate::parallel`]).
     team: Team<N, BATCH>,
-    /// The optimizer and its state.
-    pub optimizer: AnyOptimizer<N>,
     /// The recipe.
     pub config: Config,
     /// Epochs completed.
@@ -243,8 +219,7 @@ impl<N: Network> Run<N> {
             OptimizerChoice::Adam(c) => AnyOptimizer::Adam(Adam::new_boxed(c)),
         };
         Self {
-            team: Team::new(config.threads.clamp(1, BATCH), net, train_len),
-            optimizer,
+            team: Team::new(config.threads.clamp(1, BATCH), net, optimizer, train_len),
             config,
             epoch: 0,
             step: 0,
@@ -295,7 +270,8 @@ impl<N: Network> Run<N> {
         let net = self.net();
         let mut entries = entries_of("model", &*net);
         let mut meta = checkpoint_metadata(&self.config);
-        match &self.optimizer {
+        let optimizer = self.team.optimizer();
+        match &*optimizer {
             AnyOptimizer::Adam(adam) => {
                 let (m, v) = adam.moments();
                 entries.extend(entries_of("adam.m", m));
@@ -365,19 +341,22 @@ impl<N: Network> Run<N> {
         };
         fill("model", &mut run.net_mut())?;
         let t = int("optimizer.t")?;
-        match &mut run.optimizer {
-            AnyOptimizer::Adam(adam) => {
-                let (m, v, steps) = adam.state_mut();
-                fill("adam.m", m)?;
-                fill("adam.v", v)?;
-                *steps = t;
+        let mut filled = Ok(());
+        run.team.with_optimizer_mut(|optimizer| {
+            filled = match optimizer {
+                AnyOptimizer::Adam(adam) => {
+                    let (m, v, steps) = adam.state_mut();
+                    *steps = t;
+                    fill("adam.m", m).and_then(|()| fill("adam.v", v))
+                }
+                AnyOptimizer::Sgd(sgd) => {
+                    let (velocity, steps) = sgd.state_mut();
+                    *steps = t;
+                    fill("sgd.velocity", velocity)
+                }
             }
-            AnyOptimizer::Sgd(sgd) => {
-                let (velocity, steps) = sgd.state_mut();
-                fill("sgd.velocity", velocity)?;
-                *steps = t;
-            }
-        }
+        });
+        filled?;
         run.epoch = u32::try_from(int("epoch")?).map_err(|_| bad("epoch out of range".into()))?;
         run.step = int("step")?;
         if run.step > u64::from(run.config.epochs) * run.batches_per_epoch()
@@ -434,20 +413,19 @@ impl<N: Network> Run<N> {
             step: self.step,
             seed: self.config.seed,
             dropout: self.config.dropout,
+            lr: self.config.lr,
+            schedule,
         };
         self.team.start(job.clone());
         let (mut total, mut since, mut since_n) = (0.0f64, 0.0f64, 0u64);
         let mut seen = 0usize;
         for b in first..batches {
-            let batch = self.team.phase_a(&job, b);
-            self.team.barrier();
-            let lr = schedule.lr(self.config.lr, self.step);
-            let optimizer = &mut self.optimizer;
-            let (finite, loss) = self.team.phase_b(batch, |params, grads| {
-                optimizer.step::<Simd>(params, grads, lr)
-            });
-            self.team.barrier();
-            let outcome = if finite && loss.is_finite() {
+            let StepOutcome {
+                batch,
+                loss,
+                finite,
+            } = self.team.step(&job, b);
+            let outcome = if finite {
                 self.step += 1;
                 total += f64::from(loss) * batch as f64;
                 since += f64::from(loss);
@@ -455,7 +433,8 @@ impl<N: Network> Run<N> {
                 seen += batch;
                 after_step(self)
             } else {
-                let loss = if finite { loss } else { f32::NAN };
+                // A finite loss with non-finite gradients is reported as NaN: the step failed.
+                let loss = if loss.is_finite() { f32::NAN } else { loss };
                 let checkpoint = self.last_checkpoint.clone();
                 Err(Box::new(TrainError::NonFinite {
                     epoch,

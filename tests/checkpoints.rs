@@ -228,13 +228,18 @@ fn checkpoints_round_trip_the_whole_run_state() {
         dropout: 0.2,
         ..Config::default()
     };
+    let adam = Config {
+        epochs: 3,
+        schedule: ScheduleChoice::Cosine,
+        ..Config::default()
+    };
+    // With two threads, each holds the optimizer state of its part of the parameters: the
+    // checkpoint must gather all of it, and the resumed run hand it out again.
     for config in [
-        Config {
-            epochs: 3,
-            schedule: ScheduleChoice::Cosine,
-            ..Config::default()
-        },
+        adam,
         sgd,
+        Config { threads: 2, ..adam },
+        Config { threads: 2, ..sgd },
     ] {
         let mut straight = Run::<MnistMlp>::new(config, mnist.train.count);
         let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count);

@@ -1,6 +1,6 @@
 //! Adam and AdamW (`torch.optim.Adam` / `AdamW` semantics, bias-corrected).
 
-use super::{Optimizer, clip_scale};
+use super::{Optimizer, part_range};
 use crate::kernels::{AdamStep, Backend};
 use crate::model::Network;
 
@@ -90,12 +90,24 @@ impl<N: Network> Adam<N> {
 }
 
 impl<N: Network> Optimizer<N> for Adam<N> {
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
-        let c = self.config;
-        let Some(grad_scale) = clip_scale::<N, K>(grads, c.clip_grad_norm) else {
-            return false;
-        };
+    fn clip_grad_norm(&self) -> f32 {
+        self.config.clip_grad_norm
+    }
+
+    fn begin_step(&mut self) {
         self.t += 1;
+    }
+
+    fn update_part<K: Backend>(
+        &mut self,
+        params: &mut N,
+        grads: &N,
+        lr: f32,
+        grad_scale: f32,
+        part: usize,
+        parts: usize,
+    ) -> bool {
+        let c = self.config;
         let step = AdamStep {
             grad_scale,
             ..AdamStep::new(
@@ -110,8 +122,16 @@ impl<N: Network> Optimizer<N> for Adam<N> {
         };
         let mut finite = true;
         for i in 0..N::TENSORS {
-            let (p, g) = (params.tensor_mut(i), grads.tensor(i));
-            finite &= K::adam_update(p, g, self.m.tensor_mut(i), self.v.tensor_mut(i), &step);
+            let r = part_range(grads.tensor(i).len(), part, parts);
+            let (p, g) = (
+                &mut params.tensor_mut(i)[r.clone()],
+                &grads.tensor(i)[r.clone()],
+            );
+            let (m, v) = (
+                &mut self.m.tensor_mut(i)[r.clone()],
+                &mut self.v.tensor_mut(i)[r],
+            );
+            finite &= K::adam_update(p, g, m, v, &step);
         }
         finite
     }

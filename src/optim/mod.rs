@@ -22,9 +22,123 @@ pub trait Optimizer<N: Network> {
     /// infinite: then the parameters are untouched when gradient clipping is on (the norm is
     /// checked first) and poisoned otherwise (the check is fused into the update); either way
     /// the run must stop.
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool;
+    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
+        let Some(grad_scale) = clip_scale::<N, K>(grads, self.clip_grad_norm()) else {
+            return false;
+        };
+        self.begin_step();
+        self.update_part::<K>(params, grads, lr, grad_scale, 0, 1)
+    }
+
+    /// The global gradient norm gradients are clipped to before each update (0: none).
+    fn clip_grad_norm(&self) -> f32;
+
+    /// Counts a new step; its update then comes from [`Optimizer::update_part`] calls.
+    fn begin_step(&mut self);
+
+    /// Part `part` of `parts` of the current step's update: the elements
+    /// [`part_range`]`(len, part, parts)` of every tensor, with every gradient multiplied by
+    /// `grad_scale` first. Parts are independent: threads can each apply one (to their own
+    /// copy of the parameters and state). Returns whether those gradients were finite.
+    fn update_part<K: Backend>(
+        &mut self,
+        params: &mut N,
+        grads: &N,
+        lr: f32,
+        grad_scale: f32,
+        part: usize,
+        parts: usize,
+    ) -> bool;
+
     /// How many updates have been applied.
     fn steps_taken(&self) -> u64;
+}
+
+/// An optimizer chosen at run time, with its state on the heap.
+#[cfg(feature = "alloc")]
+pub enum AnyOptimizer<N> {
+    /// SGD state.
+    Sgd(alloc::boxed::Box<Sgd<N>>),
+    /// Adam state.
+    Adam(alloc::boxed::Box<Adam<N>>),
+}
+
+#[cfg(feature = "alloc")]
+impl<N: Network> AnyOptimizer<N> {
+    /// A fresh optimizer with the same kind and configuration.
+    pub fn same_kind(&self) -> Self {
+        match self {
+            AnyOptimizer::Sgd(o) => AnyOptimizer::Sgd(Sgd::new_boxed(o.config)),
+            AnyOptimizer::Adam(o) => AnyOptimizer::Adam(Adam::new_boxed(o.config)),
+        }
+    }
+
+    /// Copies `from`'s step count and state (all of it, or part `part` of `parts` of every
+    /// tensor). Both must be of the same kind.
+    pub fn copy_state(&mut self, from: &Self, part: usize, parts: usize) {
+        let copy = |dst: &mut N, src: &N| {
+            for i in 0..N::TENSORS {
+                let r = part_range(src.tensor(i).len(), part, parts);
+                dst.tensor_mut(i)[r.clone()].copy_from_slice(&src.tensor(i)[r]);
+            }
+        };
+        match (self, from) {
+            (AnyOptimizer::Adam(dst), AnyOptimizer::Adam(src)) => {
+                let (sm, sv) = src.moments();
+                let (dm, dv, t) = dst.state_mut();
+                copy(dm, sm);
+                copy(dv, sv);
+                *t = src.steps_taken();
+            }
+            (AnyOptimizer::Sgd(dst), AnyOptimizer::Sgd(src)) => {
+                let (dvel, t) = dst.state_mut();
+                copy(dvel, src.velocity());
+                *t = src.steps_taken();
+            }
+            _ => panic!("copy_state between optimizers of different kinds"),
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<N: Network> Optimizer<N> for AnyOptimizer<N> {
+    fn clip_grad_norm(&self) -> f32 {
+        match self {
+            AnyOptimizer::Sgd(o) => o.clip_grad_norm(),
+            AnyOptimizer::Adam(o) => o.clip_grad_norm(),
+        }
+    }
+    fn begin_step(&mut self) {
+        match self {
+            AnyOptimizer::Sgd(o) => o.begin_step(),
+            AnyOptimizer::Adam(o) => o.begin_step(),
+        }
+    }
+    fn update_part<K: Backend>(
+        &mut self,
+        params: &mut N,
+        grads: &N,
+        lr: f32,
+        grad_scale: f32,
+        part: usize,
+        parts: usize,
+    ) -> bool {
+        match self {
+            AnyOptimizer::Sgd(o) => o.update_part::<K>(params, grads, lr, grad_scale, part, parts),
+            AnyOptimizer::Adam(o) => o.update_part::<K>(params, grads, lr, grad_scale, part, parts),
+        }
+    }
+    fn steps_taken(&self) -> u64 {
+        match self {
+            AnyOptimizer::Sgd(o) => o.steps_taken(),
+            AnyOptimizer::Adam(o) => o.steps_taken(),
+        }
+    }
+}
+
+/// Part `part` of `parts` of `0..len`: the parts are contiguous, in order, and cover it.
+pub fn part_range(len: usize, part: usize, parts: usize) -> core::ops::Range<usize> {
+    part * len / parts..(part + 1) * len / parts
 }
 
 /// The factor that brings the gradients' global L2 norm down to `max_norm` (PyTorch's

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
 
-use super::{Optimizer, clip_scale};
+use super::{Optimizer, part_range};
 use crate::kernels::{Backend, SgdStep};
 use crate::model::Network;
 
@@ -58,12 +58,24 @@ impl<N: Network> Sgd<N> {
 }
 
 impl<N: Network> Optimizer<N> for Sgd<N> {
-    fn step<K: Backend>(&mut self, params: &mut N, grads: &N, lr: f32) -> bool {
-        let c = self.config;
-        let Some(grad_scale) = clip_scale::<N, K>(grads, c.clip_grad_norm) else {
-            return false;
-        };
+    fn clip_grad_norm(&self) -> f32 {
+        self.config.clip_grad_norm
+    }
+
+    fn begin_step(&mut self) {
         self.t += 1;
+    }
+
+    fn update_part<K: Backend>(
+        &mut self,
+        params: &mut N,
+        grads: &N,
+        lr: f32,
+        grad_scale: f32,
+        part: usize,
+        parts: usize,
+    ) -> bool {
+        let c = self.config;
         let step = SgdStep {
             lr,
             momentum: c.momentum,
@@ -74,8 +86,12 @@ impl<N: Network> Optimizer<N> for Sgd<N> {
         };
         let mut finite = true;
         for i in 0..N::TENSORS {
-            let (p, g) = (params.tensor_mut(i), grads.tensor(i));
-            finite &= K::sgd_update(p, g, self.velocity.tensor_mut(i), &step);
+            let r = part_range(grads.tensor(i).len(), part, parts);
+            let (p, g) = (
+                &mut params.tensor_mut(i)[r.clone()],
+                &grads.tensor(i)[r.clone()],
+            );
+            finite &= K::sgd_update(p, g, &mut self.velocity.tensor_mut(i)[r], &step);
         }
         finite
     }
