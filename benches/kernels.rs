@@ -6,6 +6,9 @@
 //! Run: `cargo bench --bench kernels`, then `python3 benches/table.py` for the table of medians.
 //! Group names: `{product}/{IN}x{OUT}/b{B}`; functions `simd`, `reference`, `matrixmultiply`.
 
+mod common;
+
+use common::{Buf, filled};
 use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
@@ -16,16 +19,6 @@ use std::time::Duration;
 /// The reference network's layer widths.
 const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
 const BATCH: usize = 64;
-
-fn filled(n: usize, seed: u32) -> Vec<f32> {
-    // A cheap deterministic fill in [-1, 1): values do not affect speed, only need be finite.
-    (0..n as u32)
-        .map(|i| {
-            ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32) * 2.0
-                - 1.0
-        })
-        .collect()
-}
 
 /// `C = op(A)·B` through matrixmultiply, with A given as `[m][k]` (`a_t == false`) or `[k][m]`.
 fn sgemm(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], c: &mut [f32]) {
@@ -92,7 +85,7 @@ fn forward(c: &mut Criterion) {
             Activation::Identity
         };
         let (w, bias, x) = (filled(out * inp, 1), filled(out, 2), filled(inp * BATCH, 3));
-        let mut y = vec![0.0; out * BATCH];
+        let mut y = Buf::zeros(out * BATCH);
         let mut g = group(
             c,
             format!("forward/{inp}x{out}/b{BATCH}"),
@@ -137,7 +130,7 @@ fn weight_grad(c: &mut Criterion) {
     for l in 0..4 {
         let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
         let (dz, x_rows) = (filled(out * BATCH, 4), filled(BATCH * inp, 5));
-        let (mut dw, mut db) = (vec![0.0; out * inp], vec![0.0; out]);
+        let (mut dw, mut db) = (Buf::zeros(out * inp), Buf::zeros(out));
         let mut g = group(
             c,
             format!("weight_grad/{inp}x{out}/b{BATCH}"),
@@ -197,7 +190,7 @@ fn input_grad(c: &mut Criterion) {
             filled(out * BATCH, 7),
             filled(inp * BATCH, 8),
         );
-        let mut dx = vec![0.0; inp * BATCH];
+        let mut dx = Buf::zeros(inp * BATCH);
         let grad = InputGrad::Relu { x: &x, scale: 1.0 };
         let mut g = group(
             c,
@@ -256,7 +249,7 @@ fn gemv(c: &mut Criterion) {
             Activation::Identity
         };
         let (w, bias, x) = (filled(out * inp, 9), filled(out, 10), filled(inp, 11));
-        let mut y = vec![0.0; out];
+        let mut y = Buf::zeros(out);
         let mut g = group(c, format!("gemv/{inp}x{out}/b1"), 2 * out * inp);
         g.bench_function("simd", |b| {
             b.iter(|| {

@@ -8,6 +8,9 @@
 //!
 //! Run: `cargo bench --bench versus` (prints a markdown table).
 
+mod common;
+
+use common::{Buf, filled};
 use constnet::kernels::{self, Activation, InputGrad, Mode};
 use std::hint::black_box;
 use std::time::Instant;
@@ -15,15 +18,6 @@ use std::time::Instant;
 const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
 const BATCH: usize = 64;
 const ROUNDS: usize = 41;
-
-fn filled(n: usize, seed: u32) -> Vec<f32> {
-    (0..n as u32)
-        .map(|i| {
-            ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32) * 2.0
-                - 1.0
-        })
-        .collect()
-}
 
 /// `C = op(A)·B` through matrixmultiply, A given as `[m][k]` (`a_t == false`) or `[k][m]`.
 fn sgemm(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], c: &mut [f32]) {
@@ -87,7 +81,7 @@ fn cases() -> Vec<Case> {
         };
         let (w, bias, x) = (filled(out * inp, 1), filled(out, 2), filled(inp * BATCH, 3));
         let (w2, x2) = (w.clone(), x.clone());
-        let (mut y, mut y2) = (vec![0.0; out * BATCH], vec![0.0; out * BATCH]);
+        let (mut y, mut y2) = (Buf::zeros(out * BATCH), Buf::zeros(out * BATCH));
         all.push(Case {
             name: format!("forward/{inp}x{out}/b{BATCH}"),
             flops,
@@ -117,8 +111,11 @@ fn cases() -> Vec<Case> {
         });
         let (dz, x_rows) = (filled(out * BATCH, 4), filled(BATCH * inp, 5));
         let (dz2, x_rows2) = (dz.clone(), x_rows.clone());
-        let (mut dw, mut db, mut dw2) =
-            (vec![0.0; out * inp], vec![0.0; out], vec![0.0; out * inp]);
+        let (mut dw, mut db, mut dw2) = (
+            Buf::zeros(out * inp),
+            Buf::zeros(out),
+            Buf::zeros(out * inp),
+        );
         all.push(Case {
             name: format!("weight_grad/{inp}x{out}/b{BATCH}"),
             flops,
@@ -153,7 +150,7 @@ fn cases() -> Vec<Case> {
                 filled(inp * BATCH, 8),
             );
             let (w2, dz2) = (w.clone(), dz.clone());
-            let (mut dx, mut dx2) = (vec![0.0; inp * BATCH], vec![0.0; inp * BATCH]);
+            let (mut dx, mut dx2) = (Buf::zeros(inp * BATCH), Buf::zeros(inp * BATCH));
             all.push(Case {
                 name: format!("input_grad/{inp}x{out}/b{BATCH}"),
                 flops,
@@ -184,7 +181,7 @@ fn cases() -> Vec<Case> {
         }
         let (w, bias, x) = (filled(out * inp, 9), filled(out, 10), filled(inp, 11));
         let (w2, x2) = (w.clone(), x.clone());
-        let (mut y, mut y2) = (vec![0.0; out], vec![0.0; out]);
+        let (mut y, mut y2) = (Buf::zeros(out), Buf::zeros(out));
         all.push(Case {
             name: format!("gemv/{inp}x{out}/b1"),
             flops: (2 * out * inp) as f64,
