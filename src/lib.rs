@@ -58,7 +58,7 @@ pub use model::{
 };
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;
-pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+pub use optim::{Adam, AdamConfig, Optimizer, PartUpdate, Schedule, Sgd, SgdConfig};
 pub use rand_xoshiro;
 
 /// The generator behind every random choice in this crate, re-exported for convenience.

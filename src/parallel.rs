@@ -39,7 +39,7 @@ use crate::data::mnist::SharedSplit;
 use crate::kernels::{Backend, Simd};
 use crate::layers::Dropout;
 use crate::model::{Network, Workspace, forward_backward};
-use crate::optim::{AnyOptimizer, Optimizer, Schedule, part_range};
+use crate::optim::{AnyOptimizer, Optimizer, PartUpdate, Schedule, part_range};
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{
@@ -454,7 +454,13 @@ fn update_part<N: Network, const B: usize>(
     };
     optimizer.begin_step();
     let mut mine = write(&shared.replicas[t]);
-    let finite = optimizer.update_part::<Simd>(&mut mine, &sum, lr, scale, t, threads);
+    let update = PartUpdate {
+        lr,
+        grad_scale: scale,
+        part: t,
+        parts: threads,
+    };
+    let finite = optimizer.update_part::<Simd>(&mut mine, &sum, &update);
     copy_part(&mut **write(&shared.published[t]), &mine, t, threads);
     finite
 }

@@ -1,6 +1,6 @@
 //! Adam and AdamW (`torch.optim.Adam` / `AdamW` semantics, bias-corrected).
 
-use super::{Optimizer, part_range};
+use super::{Optimizer, PartUpdate};
 use crate::kernels::{AdamStep, Backend};
 use crate::model::Network;
 
@@ -98,20 +98,12 @@ impl<N: Network> Optimizer<N> for Adam<N> {
         self.t += 1;
     }
 
-    fn update_part<K: Backend>(
-        &mut self,
-        params: &mut N,
-        grads: &N,
-        lr: f32,
-        grad_scale: f32,
-        part: usize,
-        parts: usize,
-    ) -> bool {
+    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool {
         let c = self.config;
         let step = AdamStep {
-            grad_scale,
+            grad_scale: update.grad_scale,
             ..AdamStep::new(
-                lr,
+                update.lr,
                 c.beta1,
                 c.beta2,
                 c.eps,
@@ -122,7 +114,7 @@ impl<N: Network> Optimizer<N> for Adam<N> {
         };
         let mut finite = true;
         for i in 0..N::TENSORS {
-            let r = part_range(grads.tensor(i).len(), part, parts);
+            let r = update.range(grads.tensor(i).len());
             let (p, g) = (
                 &mut params.tensor_mut(i)[r.clone()],
                 &grads.tensor(i)[r.clone()],

@@ -27,7 +27,13 @@ pub trait Optimizer<N: Network> {
             return false;
         };
         self.begin_step();
-        self.update_part::<K>(params, grads, lr, grad_scale, 0, 1)
+        let update = PartUpdate {
+            lr,
+            grad_scale,
+            part: 0,
+            parts: 1,
+        };
+        self.update_part::<K>(params, grads, &update)
     }
 
     /// The global gradient norm gradients are clipped to before each update (0: none).
@@ -36,22 +42,33 @@ pub trait Optimizer<N: Network> {
     /// Counts a new step; its update then comes from [`Optimizer::update_part`] calls.
     fn begin_step(&mut self);
 
-    /// Part `part` of `parts` of the current step's update: the elements
-    /// [`part_range`]`(len, part, parts)` of every tensor, with every gradient multiplied by
-    /// `grad_scale` first. Parts are independent: threads can each apply one (to their own
-    /// copy of the parameters and state). Returns whether those gradients were finite.
-    fn update_part<K: Backend>(
-        &mut self,
-        params: &mut N,
-        grads: &N,
-        lr: f32,
-        grad_scale: f32,
-        part: usize,
-        parts: usize,
-    ) -> bool;
+    /// One part of the current step's update (see [`PartUpdate`]). Parts are independent:
+    /// threads can each apply one (to their own copy of the parameters and state). Returns
+    /// whether those gradients were finite.
+    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool;
 
     /// How many updates have been applied.
     fn steps_taken(&self) -> u64;
+}
+
+/// What one [`Optimizer::update_part`] call applies.
+#[derive(Clone, Copy, Debug)]
+pub struct PartUpdate {
+    /// The learning rate.
+    pub lr: f32,
+    /// Every gradient is multiplied by this first (gradient clipping; 1 for none).
+    pub grad_scale: f32,
+    /// Which part: the elements [`part_range`]`(len, part, parts)` of every tensor.
+    pub part: usize,
+    /// How many parts the update is split into.
+    pub parts: usize,
+}
+
+impl PartUpdate {
+    /// This part's elements of a tensor of `len` elements.
+    pub fn range(&self, len: usize) -> core::ops::Range<usize> {
+        part_range(len, self.part, self.parts)
+    }
 }
 
 /// An optimizer chosen at run time, with its state on the heap.
@@ -114,18 +131,10 @@ impl<N: Network> Optimizer<N> for AnyOptimizer<N> {
             AnyOptimizer::Adam(o) => o.begin_step(),
         }
     }
-    fn update_part<K: Backend>(
-        &mut self,
-        params: &mut N,
-        grads: &N,
-        lr: f32,
-        grad_scale: f32,
-        part: usize,
-        parts: usize,
-    ) -> bool {
+    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool {
         match self {
-            AnyOptimizer::Sgd(o) => o.update_part::<K>(params, grads, lr, grad_scale, part, parts),
-            AnyOptimizer::Adam(o) => o.update_part::<K>(params, grads, lr, grad_scale, part, parts),
+            AnyOptimizer::Sgd(o) => o.update_part::<K>(params, grads, update),
+            AnyOptimizer::Adam(o) => o.update_part::<K>(params, grads, update),
         }
     }
     fn steps_taken(&self) -> u64 {

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
 
-use super::{Optimizer, part_range};
+use super::{Optimizer, PartUpdate};
 use crate::kernels::{Backend, SgdStep};
 use crate::model::Network;
 
@@ -66,27 +66,19 @@ impl<N: Network> Optimizer<N> for Sgd<N> {
         self.t += 1;
     }
 
-    fn update_part<K: Backend>(
-        &mut self,
-        params: &mut N,
-        grads: &N,
-        lr: f32,
-        grad_scale: f32,
-        part: usize,
-        parts: usize,
-    ) -> bool {
+    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool {
         let c = self.config;
         let step = SgdStep {
-            lr,
+            lr: update.lr,
             momentum: c.momentum,
             weight_decay: c.weight_decay,
             nesterov: c.nesterov,
             first: self.t == 1,
-            grad_scale,
+            grad_scale: update.grad_scale,
         };
         let mut finite = true;
         for i in 0..N::TENSORS {
-            let r = part_range(grads.tensor(i).len(), part, parts);
+            let r = update.range(grads.tensor(i).len());
             let (p, g) = (
                 &mut params.tensor_mut(i)[r.clone()],
                 &grads.tensor(i)[r.clone()],
