@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::{Buf, filled};
+use common::{filled, sgemm};
+use constnet::AlignedVec;
 use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
@@ -19,35 +20,6 @@ use std::time::Duration;
 /// The reference network's layer widths.
 const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
 const BATCH: usize = 64;
-
-/// `C = op(A)·B` through matrixmultiply, with A given as `[m][k]` (`a_t == false`) or `[k][m]`.
-fn sgemm(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], c: &mut [f32]) {
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
-    // SAFETY: the asserted lengths cover every index matrixmultiply forms from these strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 fn group<'a>(c: &'a mut Criterion, name: String, flops: usize) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
@@ -85,7 +57,7 @@ fn forward(c: &mut Criterion) {
             Activation::Identity
         };
         let (w, bias, x) = (filled(out * inp, 1), filled(out, 2), filled(inp * BATCH, 3));
-        let mut y = Buf::zeros(out * BATCH);
+        let mut y = AlignedVec::zeroed(out * BATCH);
         let mut g = group(
             c,
             format!("forward/{inp}x{out}/b{BATCH}"),
@@ -130,7 +102,7 @@ fn weight_grad(c: &mut Criterion) {
     for l in 0..4 {
         let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
         let (dz, x_rows) = (filled(out * BATCH, 4), filled(BATCH * inp, 5));
-        let (mut dw, mut db) = (Buf::zeros(out * inp), Buf::zeros(out));
+        let (mut dw, mut db) = (AlignedVec::zeroed(out * inp), AlignedVec::zeroed(out));
         let mut g = group(
             c,
             format!("weight_grad/{inp}x{out}/b{BATCH}"),
@@ -190,7 +162,7 @@ fn input_grad(c: &mut Criterion) {
             filled(out * BATCH, 7),
             filled(inp * BATCH, 8),
         );
-        let mut dx = Buf::zeros(inp * BATCH);
+        let mut dx = AlignedVec::zeroed(inp * BATCH);
         let grad = InputGrad::Relu { x: &x, scale: 1.0 };
         let mut g = group(
             c,
@@ -249,7 +221,7 @@ fn gemv(c: &mut Criterion) {
             Activation::Identity
         };
         let (w, bias, x) = (filled(out * inp, 9), filled(out, 10), filled(inp, 11));
-        let mut y = Buf::zeros(out);
+        let mut y = AlignedVec::zeroed(out);
         let mut g = group(c, format!("gemv/{inp}x{out}/b1"), 2 * out * inp);
         g.bench_function("simd", |b| {
             b.iter(|| {

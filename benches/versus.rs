@@ -10,7 +10,8 @@
 
 mod common;
 
-use common::{Buf, filled};
+use common::{filled, sgemm};
+use constnet::AlignedVec;
 use constnet::kernels::{self, Activation, InputGrad, Mode};
 use std::hint::black_box;
 use std::time::Instant;
@@ -18,35 +19,6 @@ use std::time::Instant;
 const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
 const BATCH: usize = 64;
 const ROUNDS: usize = 41;
-
-/// `C = op(A)·B` through matrixmultiply, A given as `[m][k]` (`a_t == false`) or `[k][m]`.
-fn sgemm(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], c: &mut [f32]) {
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
-    // SAFETY: the asserted lengths cover every index matrixmultiply forms from these strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 /// Seconds per call of `f`, timed over enough calls to last about 2 ms.
 fn time(mut f: impl FnMut()) -> f64 {
@@ -81,7 +53,10 @@ fn cases() -> Vec<Case> {
         };
         let (w, bias, x) = (filled(out * inp, 1), filled(out, 2), filled(inp * BATCH, 3));
         let (w2, x2) = (w.clone(), x.clone());
-        let (mut y, mut y2) = (Buf::zeros(out * BATCH), Buf::zeros(out * BATCH));
+        let (mut y, mut y2) = (
+            AlignedVec::zeroed(out * BATCH),
+            AlignedVec::zeroed(out * BATCH),
+        );
         all.push(Case {
             name: format!("forward/{inp}x{out}/b{BATCH}"),
             flops,
@@ -112,9 +87,9 @@ fn cases() -> Vec<Case> {
         let (dz, x_rows) = (filled(out * BATCH, 4), filled(BATCH * inp, 5));
         let (dz2, x_rows2) = (dz.clone(), x_rows.clone());
         let (mut dw, mut db, mut dw2) = (
-            Buf::zeros(out * inp),
-            Buf::zeros(out),
-            Buf::zeros(out * inp),
+            AlignedVec::zeroed(out * inp),
+            AlignedVec::zeroed(out),
+            AlignedVec::zeroed(out * inp),
         );
         all.push(Case {
             name: format!("weight_grad/{inp}x{out}/b{BATCH}"),
@@ -150,7 +125,10 @@ fn cases() -> Vec<Case> {
                 filled(inp * BATCH, 8),
             );
             let (w2, dz2) = (w.clone(), dz.clone());
-            let (mut dx, mut dx2) = (Buf::zeros(inp * BATCH), Buf::zeros(inp * BATCH));
+            let (mut dx, mut dx2) = (
+                AlignedVec::zeroed(inp * BATCH),
+                AlignedVec::zeroed(inp * BATCH),
+            );
             all.push(Case {
                 name: format!("input_grad/{inp}x{out}/b{BATCH}"),
                 flops,
@@ -181,7 +159,7 @@ fn cases() -> Vec<Case> {
         }
         let (w, bias, x) = (filled(out * inp, 9), filled(out, 10), filled(inp, 11));
         let (w2, x2) = (w.clone(), x.clone());
-        let (mut y, mut y2) = (Buf::zeros(out), Buf::zeros(out));
+        let (mut y, mut y2) = (AlignedVec::zeroed(out), AlignedVec::zeroed(out));
         all.push(Case {
             name: format!("gemv/{inp}x{out}/b1"),
             flops: (2 * out * inp) as f64,

@@ -79,6 +79,57 @@ impl<T: Flat> Flat for Aligned<T> {
     }
 }
 
+#[cfg(feature = "alloc")]
+/// One cache line of floats: the unit [`AlignedVec`] allocates in. Unlike `Aligned<T>` it is
+/// `Pod` (no padding), so a slice of them is safely a slice of f32.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct CacheLine([f32; 16]);
+
+/// A heap buffer of floats whose length is known only at run time, starting on a cache line
+/// like every buffer of a network (a `Vec<f32>` is only 16-byte aligned, and then most 64-byte
+/// vector loads straddle two lines): for batches of input rows, and for benchmarks that feed
+/// the kernels what a network would.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlignedVec {
+    lines: alloc::vec::Vec<CacheLine>,
+    len: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl AlignedVec {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        Self {
+            lines: alloc::vec![CacheLine([0.0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+
+    /// A copy of `values`.
+    pub fn from_slice(values: &[f32]) -> Self {
+        let mut v = Self::zeroed(values.len());
+        v.copy_from_slice(values);
+        v
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl core::ops::Deref for AlignedVec {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &bytemuck::cast_slice(&self.lines)[..self.len]
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl core::ops::DerefMut for AlignedVec {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +148,18 @@ mod tests {
         assert_eq!(b.flat().as_ptr() as usize % 64, 0);
         assert!(b.flat().iter().all(|&x| x == 0.0));
         assert_eq!(b.flat().len(), 784 * 256);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn aligned_vec_is_aligned_and_exactly_as_long() {
+        for len in [0, 1, 15, 16, 17, 784 * 64 + 3] {
+            let mut v = AlignedVec::zeroed(len);
+            assert_eq!((v.len(), v.as_ptr() as usize % 64), (len, 0));
+            v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32);
+            let w = v.clone();
+            assert_eq!((w.as_ptr() as usize % 64, &*w), (0, &*v));
+            assert_eq!(&*AlignedVec::from_slice(&v), &*v);
+        }
     }
 }

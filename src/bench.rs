@@ -21,7 +21,7 @@ use crate::kernels::{self, Activation, InputGrad, Mode, Simd};
 use crate::model::{Network, NetworkView, Workspace, train_step};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::train::{self, BATCH, Config, Report, Run};
-use crate::{Init, MnistMlp};
+use crate::{AlignedVec, Init, MnistMlp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -200,11 +200,13 @@ pub fn run(
     let fma_peak = kernels::fma_peak_flops(iters) as f64 / peak.median / 1e9;
     let fma_peak_f32x8 = kernels::fma_peak_f32x8_flops(iters) as f64 / peak8.median / 1e9;
 
-    let fill = |n: usize, salt: u32| -> Vec<f32> {
-        pattern(n, salt)
+    // Every operand on a cache line, as in a network (see `AlignedVec`).
+    let fill = |n: usize, salt: u32| {
+        let values: Vec<f32> = pattern(n, salt)
             .iter()
             .map(|&b| f32::from(b) / 255.0 - 0.5)
-            .collect()
+            .collect();
+        AlignedVec::from_slice(&values)
     };
     let mut kernels = Vec::new();
     let mut phases = Vec::new();
@@ -218,7 +220,7 @@ pub fn run(
             Activation::Identity
         };
         let (w, bias, x) = (fill(out * inp, 1), fill(out, 2), fill(inp * b, 3));
-        let mut y = vec![0.0; out * b];
+        let mut y = AlignedVec::zeroed(out * b);
         let t = measure(budget, || {
             kernels::dense_forward(
                 out,
@@ -242,7 +244,7 @@ pub fn run(
         fill(10 * b, 4),
         (0..b as u32).map(|j| j % 10).collect::<Vec<_>>(),
     );
-    let mut dlogits = vec![0.0; 10 * b];
+    let mut dlogits = AlignedVec::zeroed(10 * b);
     phases.push((
         "loss (softmax cross-entropy)".into(),
         measure(budget, || {
@@ -260,11 +262,11 @@ pub fn run(
     for l in (0..4).rev() {
         let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
         let (w, dz, x) = (fill(out * inp, 5), fill(out * b, 6), fill(inp * b, 7));
-        let mut x_rows = vec![0.0; b * inp];
-        let (mut dw, mut db) = (vec![0.0; out * inp], vec![0.0; out]);
+        let mut x_rows = AlignedVec::zeroed(b * inp);
+        let (mut dw, mut db) = (AlignedVec::zeroed(out * inp), AlignedVec::zeroed(out));
         let mut t_total = 0.0;
         if l > 0 {
-            let mut dx = vec![0.0; inp * b];
+            let mut dx = AlignedVec::zeroed(inp * b);
             let how = InputGrad::Relu { x: &x, scale: 1.0 };
             let t = measure(budget, || {
                 kernels::dense_backward_input(
@@ -409,6 +411,7 @@ pub fn run(
         .iter()
         .map(|&p| f32::from(p) / 255.0)
         .collect();
+    let x = AlignedVec::from_slice(&x);
     let mut out = [0.0f32; 10];
     let view = net.view();
     let one_sample = measure(budget, || view.forward_one::<Simd>(black_box(&x), &mut out));

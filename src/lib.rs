@@ -50,6 +50,8 @@ pub mod parallel;
 #[cfg(feature = "std")]
 pub mod train;
 
+#[cfg(feature = "alloc")]
+pub use aligned::AlignedVec;
 pub use aligned::{Aligned, Flat};
 pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
 pub use layers::{Dense, DenseRef, Dropout, Init};

@@ -29,11 +29,10 @@ impl Bytes {
         if file.metadata()?.len() == 0 {
             return Ok(Bytes::Owned(Vec::new()));
         }
-        // SAFETY: the mapping is read-only and private to this process's view; memmap2 requires
-        // that the file not be modified while mapped, otherwise reads are undefined. constnet
-        // maps only its input datasets, which it never writes, and documents that they must not
-        // be rewritten during a run; `Bytes::read` is the alternative when that cannot be
-        // guaranteed.
+        // memmap2 requires that a file not be modified while mapped (reads would be undefined);
+        // `Bytes::read` is the alternative when that cannot be guaranteed.
+        // SAFETY: a read-only mapping of an input dataset, which constnet never writes and
+        // documents must not be rewritten during a run.
         let map = unsafe { Mmap::map(&file)? };
         Ok(Bytes::Mapped(map))
     }
