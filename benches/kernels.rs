@@ -8,22 +8,18 @@
 
 mod common;
 
-use common::{filled, sgemm};
-use constnet::AlignedVec;
-use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
+use common::sgemm;
+use constnet::bench::Product;
+use constnet::kernels::{self, Reference, Simd};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use std::hint::black_box;
 use std::time::Duration;
 
-/// The reference network's layer widths.
-const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
-const BATCH: usize = 64;
-
-fn group<'a>(c: &'a mut Criterion, name: String, flops: usize) -> BenchmarkGroup<'a, WallTime> {
+fn group<'a>(c: &'a mut Criterion, name: String, flops: u64) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(flops as u64));
+    g.throughput(Throughput::Elements(flops));
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
     g.sample_size(30);
@@ -37,224 +33,23 @@ fn fma_peak(c: &mut Criterion) {
         kernels::LANES
     );
     let iters = 100_000;
-    let mut g = group(
-        c,
-        "fma_peak".into(),
-        kernels::fma_peak_flops(iters) as usize,
-    );
+    let mut g = group(c, "fma_peak".into(), kernels::fma_peak_flops(iters));
     g.bench_function("simd", |b| {
         b.iter(|| kernels::fma_peak(black_box(iters), black_box(0.999), black_box(1e-3)))
     });
     g.finish();
 }
 
-fn forward(c: &mut Criterion) {
-    for l in 0..4 {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let act = if l < 3 {
-            Activation::Relu
-        } else {
-            Activation::Identity
-        };
-        let (w, bias, x) = (filled(out * inp, 1), filled(out, 2), filled(inp * BATCH, 3));
-        let mut y = AlignedVec::zeroed(out * BATCH);
-        let mut g = group(
-            c,
-            format!("forward/{inp}x{out}/b{BATCH}"),
-            2 * out * inp * BATCH,
-        );
-        g.bench_function("simd", |b| {
-            b.iter(|| {
-                kernels::dense_forward(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&w),
-                    &bias,
-                    black_box(&x),
-                    &mut y,
-                    act,
-                )
-            })
-        });
-        g.bench_function("reference", |b| {
-            b.iter(|| {
-                reference::dense_forward(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&w),
-                    &bias,
-                    black_box(&x),
-                    &mut y,
-                    act,
-                )
-            })
-        });
-        g.bench_function("matrixmultiply", |b| {
-            b.iter(|| sgemm(out, BATCH, inp, black_box(&w), false, black_box(&x), &mut y))
-        });
+/// Every product of a batch-64 step and the GEMVs, each a group of three functions.
+fn products(c: &mut Criterion) {
+    for mut product in Product::all(64) {
+        let mut g = group(c, product.name(), product.flops() as u64);
+        g.bench_function("simd", |b| b.iter(|| product.run::<Simd>()));
+        g.bench_function("reference", |b| b.iter(|| product.run::<Reference>()));
+        g.bench_function("matrixmultiply", |b| b.iter(|| sgemm(product.gemm())));
         g.finish();
     }
 }
 
-fn weight_grad(c: &mut Criterion) {
-    for l in 0..4 {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let (dz, x_rows) = (filled(out * BATCH, 4), filled(BATCH * inp, 5));
-        let (mut dw, mut db) = (AlignedVec::zeroed(out * inp), AlignedVec::zeroed(out));
-        let mut g = group(
-            c,
-            format!("weight_grad/{inp}x{out}/b{BATCH}"),
-            2 * out * inp * BATCH,
-        );
-        g.bench_function("simd", |b| {
-            b.iter(|| {
-                kernels::dense_backward_weights(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&dz),
-                    black_box(&x_rows),
-                    &mut dw,
-                    &mut db,
-                    Mode::Overwrite,
-                )
-            })
-        });
-        g.bench_function("reference", |b| {
-            b.iter(|| {
-                reference::dense_backward_weights(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&dz),
-                    black_box(&x_rows),
-                    &mut dw,
-                    &mut db,
-                    Mode::Overwrite,
-                )
-            })
-        });
-        g.bench_function("matrixmultiply", |b| {
-            b.iter(|| {
-                sgemm(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&dz),
-                    false,
-                    black_box(&x_rows),
-                    &mut dw,
-                )
-            })
-        });
-        g.finish();
-    }
-}
-
-fn input_grad(c: &mut Criterion) {
-    // The first layer's input gradient is never needed, so it is not benchmarked.
-    for l in 1..4 {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let (w, dz, x) = (
-            filled(out * inp, 6),
-            filled(out * BATCH, 7),
-            filled(inp * BATCH, 8),
-        );
-        let mut dx = AlignedVec::zeroed(inp * BATCH);
-        let grad = InputGrad::Relu { x: &x, scale: 1.0 };
-        let mut g = group(
-            c,
-            format!("input_grad/{inp}x{out}/b{BATCH}"),
-            2 * out * inp * BATCH,
-        );
-        g.bench_function("simd", |b| {
-            b.iter(|| {
-                kernels::dense_backward_input(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&w),
-                    black_box(&dz),
-                    grad,
-                    &mut dx,
-                )
-            })
-        });
-        g.bench_function("reference", |b| {
-            b.iter(|| {
-                reference::dense_backward_input(
-                    out,
-                    inp,
-                    BATCH,
-                    black_box(&w),
-                    black_box(&dz),
-                    grad,
-                    &mut dx,
-                )
-            })
-        });
-        g.bench_function("matrixmultiply", |b| {
-            b.iter(|| {
-                sgemm(
-                    inp,
-                    BATCH,
-                    out,
-                    black_box(&w),
-                    true,
-                    black_box(&dz),
-                    &mut dx,
-                )
-            })
-        });
-        g.finish();
-    }
-}
-
-fn gemv(c: &mut Criterion) {
-    for l in 0..4 {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let act = if l < 3 {
-            Activation::Relu
-        } else {
-            Activation::Identity
-        };
-        let (w, bias, x) = (filled(out * inp, 9), filled(out, 10), filled(inp, 11));
-        let mut y = AlignedVec::zeroed(out);
-        let mut g = group(c, format!("gemv/{inp}x{out}/b1"), 2 * out * inp);
-        g.bench_function("simd", |b| {
-            b.iter(|| {
-                kernels::dense_forward_one(
-                    out,
-                    inp,
-                    black_box(&w),
-                    &bias,
-                    black_box(&x),
-                    &mut y,
-                    act,
-                )
-            })
-        });
-        g.bench_function("reference", |b| {
-            b.iter(|| {
-                reference::dense_forward_one(
-                    out,
-                    inp,
-                    black_box(&w),
-                    &bias,
-                    black_box(&x),
-                    &mut y,
-                    act,
-                )
-            })
-        });
-        g.bench_function("matrixmultiply", |b| {
-            b.iter(|| sgemm(out, 1, inp, black_box(&w), false, black_box(&x), &mut y))
-        });
-        g.finish();
-    }
-}
-
-criterion_group!(benches, fma_peak, forward, weight_grad, input_grad, gemv);
+criterion_group!(benches, fma_peak, products);
 criterion_main!(benches);

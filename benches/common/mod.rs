@@ -1,22 +1,19 @@
-//! What the benches share: operands on cache lines, as the library lays out its own
-//! ([`AlignedVec`]), and the peer they are compared with.
+//! What the benches share: the peer every product is compared with.
 
-use constnet::AlignedVec;
+use constnet::bench::Gemm;
 
-/// `n` deterministic floats in [-1, 1): values do not affect speed, they need only be finite.
-pub fn filled(n: usize, seed: u32) -> AlignedVec {
-    let values: Vec<f32> = (0..n as u32)
-        .map(|i| {
-            ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32) * 2.0
-                - 1.0
-        })
-        .collect();
-    AlignedVec::from_slice(&values)
-}
-
-/// `C = op(A)·B` through matrixmultiply, with A given as `[m][k]` (`a_t == false`) or `[k][m]`.
-pub fn sgemm(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], c: &mut [f32]) {
-    let (rsa, csa) = if a_t {
+/// `C = op(A)·B` through matrixmultiply's `sgemm`, on a product's own operands.
+pub fn sgemm(g: Gemm<'_>) {
+    let Gemm {
+        m,
+        n,
+        k,
+        a,
+        a_transposed,
+        b,
+        c,
+    } = g;
+    let (rsa, csa) = if a_transposed {
         (1, m as isize)
     } else {
         (k as isize, 1)

@@ -17,7 +17,7 @@ use std::prelude::rust_2024::*;
 
 use crate::data::Split;
 use crate::data::batch::fill_batch;
-use crate::kernels::{self, Activation, InputGrad, Mode, Simd};
+use crate::kernels::{self, Simd};
 use crate::model::{Network, NetworkView, Workspace, train_step};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::train::{self, BATCH, Config, Report, Run};
@@ -26,8 +26,9 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// The reference network's widths.
-const WIDTHS: [usize; 5] = [784, 256, 128, 64, 10];
+mod product;
+
+pub use product::{Gemm, Kind, Product, WIDTHS};
 
 /// A timing: median seconds per run and the noise.
 #[derive(Clone, Copy, Debug)]
@@ -200,7 +201,6 @@ pub fn run(
     let fma_peak = kernels::fma_peak_flops(iters) as f64 / peak.median / 1e9;
     let fma_peak_f32x8 = kernels::fma_peak_f32x8_flops(iters) as f64 / peak8.median / 1e9;
 
-    // Every operand on a cache line, as in a network (see `AlignedVec`).
     let fill = |n: usize, salt: u32| {
         let values: Vec<f32> = pattern(n, salt)
             .iter()
@@ -208,37 +208,21 @@ pub fn run(
             .collect();
         AlignedVec::from_slice(&values)
     };
-    let mut kernels = Vec::new();
-    let mut phases = Vec::new();
     let b = BATCH;
-    // Forward, each layer.
-    for l in 0..4 {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let act = if l < 3 {
-            Activation::Relu
-        } else {
-            Activation::Identity
-        };
-        let (w, bias, x) = (fill(out * inp, 1), fill(out, 2), fill(inp * b, 3));
-        let mut y = AlignedVec::zeroed(out * b);
-        let t = measure(budget, || {
-            kernels::dense_forward(
-                out,
-                inp,
-                b,
-                black_box(&w),
-                &bias,
-                black_box(&x),
-                &mut y,
-                act,
-            )
-        });
+    let mut kernels = Vec::new();
+    let mut time = |kind: Kind, layer: usize| {
+        let mut product = Product::new(kind, layer, b);
+        let timing = measure(budget, || product.run::<Simd>());
         kernels.push(KernelRow {
-            name: format!("forward/{inp}x{out}/b{b}"),
-            flops: (2 * out * inp * b) as f64,
-            timing: t,
+            name: product.name(),
+            flops: product.flops(),
+            timing,
         });
-        phases.push((format!("forward fc{}", l + 1), t));
+        timing
+    };
+    let mut phases = Vec::new();
+    for l in 0..4 {
+        phases.push((format!("forward fc{}", l + 1), time(Kind::Forward, l)));
     }
     let (logits, labels) = (
         fill(10 * b, 4),
@@ -257,62 +241,24 @@ pub fn run(
             ));
         }),
     ));
-    // Backward, last layer first: input gradient (not for the first layer), the transpose of
-    // the layer's input, then the weight gradient.
+    // Backward, last layer first: the input gradient (not for the first layer), the transpose
+    // of the layer's input to rows, then the weight gradient.
     for l in (0..4).rev() {
-        let (inp, out) = (WIDTHS[l], WIDTHS[l + 1]);
-        let (w, dz, x) = (fill(out * inp, 5), fill(out * b, 6), fill(inp * b, 7));
-        let mut x_rows = AlignedVec::zeroed(b * inp);
-        let (mut dw, mut db) = (AlignedVec::zeroed(out * inp), AlignedVec::zeroed(out));
-        let mut t_total = 0.0;
+        let mut total = 0.0;
         if l > 0 {
-            let mut dx = AlignedVec::zeroed(inp * b);
-            let how = InputGrad::Relu { x: &x, scale: 1.0 };
-            let t = measure(budget, || {
-                kernels::dense_backward_input(
-                    out,
-                    inp,
-                    b,
-                    black_box(&w),
-                    black_box(&dz),
-                    how,
-                    &mut dx,
-                )
-            });
-            kernels.push(KernelRow {
-                name: format!("input_grad/{inp}x{out}/b{b}"),
-                flops: (2 * out * inp * b) as f64,
-                timing: t,
-            });
-            let tt = measure(budget, || {
+            let inp = WIDTHS[l];
+            let (x, mut x_rows) = (fill(inp * b, 7), AlignedVec::zeroed(b * inp));
+            let transpose = measure(budget, || {
                 kernels::transpose(inp, b, black_box(&x), &mut x_rows)
             });
-            t_total += t.median + tt.median;
+            total += time(Kind::InputGrad, l).median + transpose.median;
         }
-        let t = measure(budget, || {
-            kernels::dense_backward_weights(
-                out,
-                inp,
-                b,
-                black_box(&dz),
-                black_box(&x_rows),
-                &mut dw,
-                &mut db,
-                Mode::Overwrite,
-            )
-        });
-        kernels.push(KernelRow {
-            name: format!("weight_grad/{inp}x{out}/b{b}"),
-            flops: (2 * out * inp * b) as f64,
-            timing: t,
-        });
-        t_total += t.median;
+        let t = time(Kind::WeightGrad, l);
         phases.push((
             format!("backward fc{}", l + 1),
             Timing {
-                median: t_total,
-                spread: t.spread,
-                runs: t.runs,
+                median: total + t.median,
+                ..t
             },
         ));
     }
