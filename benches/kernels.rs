@@ -10,7 +10,7 @@ mod common;
 
 use common::sgemm;
 use constnet::bench::Product;
-use constnet::kernels::{self, Reference, Simd};
+use constnet::kernels::{self, Backend, FmaPeak, Reference, Simd};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -27,16 +27,16 @@ fn group<'a>(c: &'a mut Criterion, name: String, flops: u64) -> BenchmarkGroup<'
 }
 
 fn fma_peak(c: &mut Criterion) {
-    eprintln!(
-        "kernels compiled for: {} ({} f32 lanes)",
-        kernels::simd_backend(),
-        kernels::LANES
-    );
+    let isa = kernels::selected();
+    eprintln!("kernels: {isa}");
+    let peak = |iters| FmaPeak {
+        iters,
+        m: black_box(0.999),
+        a: black_box(1e-3),
+    };
     let iters = 100_000;
-    let mut g = group(c, "fma_peak".into(), kernels::fma_peak_flops(iters));
-    g.bench_function("simd", |b| {
-        b.iter(|| kernels::fma_peak(black_box(iters), black_box(0.999), black_box(1e-3)))
-    });
+    let mut g = group(c, "fma_peak".into(), peak(iters).flops(isa.lanes()));
+    g.bench_function("simd", |b| b.iter(|| Simd::run(peak(black_box(iters)))));
     g.finish();
 }
 

@@ -44,7 +44,7 @@ fn bench_step<K: Backend>(c: &mut Criterion, name: &str, batch: usize) {
 }
 
 fn steps(c: &mut Criterion) {
-    eprintln!("kernels compiled for: {}", constnet::simd_backend());
+    eprintln!("kernels: {}", constnet::kernels::selected());
     for batch in [64, 32, 1] {
         bench_step::<Simd>(c, "simd", batch);
         bench_step::<Reference>(c, "reference", batch);

@@ -12,7 +12,7 @@ mod common;
 
 use common::sgemm;
 use constnet::bench::Product;
-use constnet::kernels::{self, Simd};
+use constnet::kernels::{self, Backend, FmaPeak, Simd};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -53,13 +53,14 @@ fn main() {
         vec![Vec::new(); products.len()],
     );
     for _ in 0..rounds {
-        let peak = kernels::fma_peak_flops(iters) as f64
+        let op = || FmaPeak {
+            iters: black_box(iters),
+            m: black_box(0.999),
+            a: black_box(1e-3),
+        };
+        let peak = op().flops(kernels::selected().lanes()) as f64
             / time(|| {
-                black_box(kernels::fma_peak(
-                    black_box(iters),
-                    black_box(0.999),
-                    black_box(1e-3),
-                ));
+                black_box(Simd::run(op()));
             });
         peaks.push(peak);
         for (i, product) in products.iter_mut().enumerate() {
@@ -71,9 +72,8 @@ fn main() {
         }
     }
     println!(
-        "kernels {} ({} lanes), {rounds} interleaved rounds; medians over rounds\n",
-        kernels::simd_backend(),
-        kernels::LANES
+        "kernels {}, {rounds} interleaved rounds; medians over rounds\n",
+        kernels::selected()
     );
     println!(
         "FMA peak (one core): {:.1} GFLOP/s\n",

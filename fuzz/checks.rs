@@ -10,7 +10,10 @@
 use constnet::data::mnist::{GunzipError, gunzip};
 use constnet::data::{check_pair, parse_images, parse_labels};
 use constnet::format::{raw, safetensors};
-use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
+use constnet::kernels::{
+    self, Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims,
+    InputGrad, Isa, Mode, Reference,
+};
 use constnet::{Init, Network, NetworkView};
 
 constnet::network! {
@@ -136,8 +139,25 @@ pub fn image(data: &[u8]) {
     }
 }
 
-/// The fused kernels against the reference on fuzzer-chosen shapes and values.
+/// The fused kernels of every path this CPU supports against the reference on fuzzer-chosen
+/// shapes and values.
 pub fn dense(data: &[u8]) {
+    for isa in kernels::supported() {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => dense_on::<kernels::Avx512>(data),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => dense_on::<kernels::Avx2>(data),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Sse2 => dense_on::<kernels::Sse2>(data),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Portable => dense_on::<kernels::Portable>(data),
+            _ => dense_on::<kernels::Scalar>(data),
+        }
+    }
+}
+
+fn dense_on<K: Backend>(data: &[u8]) {
     if data.len() < 3 {
         return;
     }
@@ -160,13 +180,40 @@ pub fn dense(data: &[u8]) {
     );
     // Small integers over 16: every product and sum is exact, so the two must agree bit for bit.
     let (mut y1, mut y2) = (vec![0.0; out * batch], vec![0.0; out * batch]);
-    kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut y1, Activation::Relu);
-    reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut y2, Activation::Relu);
+    let (dims, act) = (Dims { out, inp, batch }, Activation::Relu);
+    K::run(DenseForward {
+        dims,
+        w: &w,
+        bias: &bias,
+        x: &x,
+        y: &mut y1,
+        act,
+    });
+    Reference::run(DenseForward {
+        dims,
+        w: &w,
+        bias: &bias,
+        x: &x,
+        y: &mut y2,
+        act,
+    });
     assert_eq!(y1, y2, "dense_forward {out}x{inp}x{batch}");
     let (mut d1, mut d2) = (vec![0.0; inp * batch], vec![0.0; inp * batch]);
     let grad = InputGrad::Relu { x: &x, scale: 1.0 };
-    kernels::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut d1);
-    reference::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut d2);
+    K::run(DenseBackwardInput {
+        dims,
+        w: &w,
+        dz: &dz,
+        grad,
+        dx: &mut d1,
+    });
+    Reference::run(DenseBackwardInput {
+        dims,
+        w: &w,
+        dz: &dz,
+        grad,
+        dx: &mut d2,
+    });
     assert_eq!(d1, d2, "dense_backward_input {out}x{inp}x{batch}");
     let x_rows = take(batch * inp);
     let (mut w1, mut b1, mut w2, mut b2) = (
@@ -175,26 +222,24 @@ pub fn dense(data: &[u8]) {
         vec![0.0; out * inp],
         vec![0.0; out],
     );
-    kernels::dense_backward_weights(
-        out,
-        inp,
-        batch,
-        &dz,
-        &x_rows,
-        &mut w1,
-        &mut b1,
-        Mode::Overwrite,
-    );
-    reference::dense_backward_weights(
-        out,
-        inp,
-        batch,
-        &dz,
-        &x_rows,
-        &mut w2,
-        &mut b2,
-        Mode::Overwrite,
-    );
+    let mode = Mode::Overwrite;
+    let (dz, x_rows) = (&dz[..], &x_rows[..]);
+    K::run(DenseBackwardWeights {
+        dims,
+        dz,
+        x_rows,
+        dw: &mut w1,
+        db: &mut b1,
+        mode,
+    });
+    Reference::run(DenseBackwardWeights {
+        dims,
+        dz,
+        x_rows,
+        dw: &mut w2,
+        db: &mut b2,
+        mode,
+    });
     assert_eq!(
         (w1, b1),
         (w2, b2),

@@ -5,9 +5,10 @@
 mod checks;
 
 fn main() {
-    let root = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
-    });
+    let root = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
     for (target, _) in checks::TARGETS {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).expect("create the corpus directory");

@@ -1,9 +1,10 @@
 //! The CPU features this binary was compiled for, checked against the CPU it runs on.
 //!
-//! `wide` (and LLVM) use the instruction sets enabled at compile time (`-C target-cpu=native`
-//! in this repository), with no run-time dispatch. A binary built on an AVX-512 or AVX2 machine
-//! and started on an older CPU would die of an illegal instruction at its first vector
-//! operation; instead `main` calls [`missing_features`] first and exits with a message.
+//! The kernels choose their instruction set at run time ([`crate::kernels::selected`]), so a
+//! default build runs on any x86-64. But a build with `RUSTFLAGS="-C target-cpu=native"` (or
+//! `x86-64-v3`, …) lets LLVM use those instructions anywhere, outside the kernels too: started
+//! on an older CPU it would die of an illegal instruction. `main` calls [`missing_features`]
+//! first and exits with a message instead.
 #![forbid(unsafe_code)]
 
 use std::prelude::rust_2024::*;

@@ -10,7 +10,10 @@
 #![forbid(unsafe_code)]
 
 use crate::aligned::{Aligned, Flat};
-use crate::kernels::{Activation, Backend, InputGrad, Mode};
+use crate::kernels::{
+    Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
+    Dims, InputGrad, Mode, Transpose,
+};
 use rand_xoshiro::rand_core::Rng;
 
 /// A fully connected layer's parameters: `y = act(W·x + b)`.
@@ -104,7 +107,20 @@ impl<'a, const IN: usize, const OUT: usize> DenseRef<'a, IN, OUT> {
 
     /// `y = act(W·x + b)` for a batch. x `[IN][batch]`, y `[OUT][batch]`, overwritten.
     pub fn forward<K: Backend>(self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
-        K::dense_forward(OUT, IN, batch, self.w.as_flattened(), self.b, x, y, act);
+        let (w, bias) = (self.w.as_flattened(), &self.b[..]);
+        let dims = Dims {
+            out: OUT,
+            inp: IN,
+            batch,
+        };
+        K::run(DenseForward {
+            dims,
+            w,
+            bias,
+            x,
+            y,
+            act,
+        });
     }
 
     /// Gradients of this layer, given `dz = ∂L/∂z` at its pre-activation `z = W·x + b`.
@@ -123,24 +139,44 @@ impl<'a, const IN: usize, const OUT: usize> DenseRef<'a, IN, OUT> {
         batch: usize,
         mode: Mode,
     ) {
-        if let Some((dx, how)) = dx {
-            K::dense_backward_input(OUT, IN, batch, self.w.as_flattened(), dz, how, dx);
-        }
-        K::dense_backward_weights(
-            OUT,
-            IN,
+        let dims = Dims {
+            out: OUT,
+            inp: IN,
             batch,
+        };
+        if let Some((dx, grad)) = dx {
+            let w = self.w.as_flattened();
+            K::run(DenseBackwardInput {
+                dims,
+                w,
+                dz,
+                grad,
+                dx,
+            });
+        }
+        let (dw, db) = (grads.w.flat_mut(), grads.b.flat_mut());
+        K::run(DenseBackwardWeights {
+            dims,
             dz,
             x_rows,
-            grads.w.flat_mut(),
-            grads.b.flat_mut(),
+            dw,
+            db,
             mode,
-        );
+        });
     }
 
     /// `y = act(W·x + b)` for one sample (a matrix–vector product).
     pub fn forward_one<K: Backend>(self, x: &[f32], y: &mut [f32], act: Activation) {
-        K::dense_forward_one(OUT, IN, self.w.as_flattened(), self.b, x, y, act);
+        let (w, bias) = (self.w.as_flattened(), &self.b[..]);
+        K::run(DenseForwardOne {
+            out: OUT,
+            inp: IN,
+            w,
+            bias,
+            x,
+            y,
+            act,
+        });
     }
 
     /// A zeroed output for one sample, on the stack.
@@ -199,7 +235,12 @@ impl<const IN: usize, const OUT: usize, const B: usize> DenseWork<IN, OUT, B> {
     }
     /// Fills `x_rows` from the feature-major input `x [IN][batch]`.
     pub fn set_x_rows<K: Backend>(&mut self, x: &[f32], batch: usize) {
-        K::transpose(IN, batch, x, self.x_rows_mut(batch));
+        K::run(Transpose {
+            rows: IN,
+            cols: batch,
+            src: x,
+            dst: self.x_rows_mut(batch),
+        });
     }
 }
 

@@ -4,11 +4,13 @@
 //!
 //! Dependencies point one way: `main → model → layers, loss, optim → kernels → aligned`.
 //! `data` sits beside them; `format` only reads and writes model parameters. Only `kernels/`
-//! imports `wide`. Only the `std`-gated modules touch the OS. Nothing in `kernels/`, `layers`,
+//! touches SIMD instructions (`core::arch` on x86-64, `wide` elsewhere), and it picks the
+//! instruction set at run time. Only the `std`-gated modules touch the OS. Nothing in `kernels/`, `layers`,
 //! `loss`, `model` or `optim/` allocates.
 //!
 //! - [`aligned`]: 64-byte-aligned storage.
-//! - [`kernels`]: the SIMD products and their scalar [`kernels::reference`].
+//! - [`kernels`]: the SIMD products on every instruction set, chosen at run time, and their
+//!   scalar [`kernels::reference`].
 //! - [`layers`]: `Dense<IN, OUT>`, forward and backward side by side.
 //! - [`loss`]: predictions and accuracy off the logits (the fused loss is a kernel).
 //! - [`optim`]: SGD and Adam over the parameter tensors; learning-rate schedules.

@@ -159,11 +159,16 @@ fn main() -> ExitCode {
     if !missing.is_empty() {
         eprintln!(
             "constnet: this binary was compiled for CPU features this processor lacks: {}.\n\
-             Rebuild it on this machine (cargo build --release), or for the x86-64 baseline with\n\
-             RUSTFLAGS=\"-C target-cpu=x86-64\".",
+             Rebuild it without RUSTFLAGS (cargo build --release): the kernels choose the best\n\
+             instructions of the CPU at run time.",
             missing.join(", ")
         );
         return ExitCode::from(1);
+    }
+    // A forced kernel path must exist and run here: a usage error, before any work.
+    if let Err(e) = constnet::kernels::from_env() {
+        eprintln!("constnet: CONSTNET_SIMD: {e}");
+        return ExitCode::from(2);
     }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -435,7 +440,7 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
     say!(
         "constnet {}: kernels {}, network 784→256→128→64→10 ({} parameters)",
         env!("CARGO_PKG_VERSION"),
-        constnet::simd_backend(),
+        constnet::kernels::selected().name(),
         MnistMlp::PARAMS
     );
     say!(
@@ -769,12 +774,12 @@ fn info_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         }
     }
     say!("constnet {}", env!("CARGO_PKG_VERSION"));
+    say!("kernels: {}", constnet::kernels::selected());
+    let supported: Vec<&str> = constnet::kernels::supported().map(|i| i.name()).collect();
     say!(
-        "kernels: {} ({} f32 lanes, register tile {}×{})",
-        constnet::simd_backend(),
-        constnet::kernels::LANES,
-        constnet::kernels::MR,
-        constnet::kernels::NR
+        "  this CPU supports: {} (choose with CONSTNET_SIMD={})",
+        supported.join(", "),
+        supported.join("|")
     );
     say!(
         "network: 784→256→128→64→10, ReLU between layers, {} parameters",

@@ -33,7 +33,7 @@
 //! and `ZEROED` constants initialise `static`s under `no_std`.
 #![forbid(unsafe_code)]
 
-use crate::kernels::{Backend, Mode};
+use crate::kernels::{Backend, Mode, SoftmaxXent};
 use crate::layers::{Dropout, Init};
 use crate::optim::Optimizer;
 use rand_xoshiro::rand_core::Rng;
@@ -197,7 +197,12 @@ pub fn set_input<W: Workspace, K: Backend>(ws: &mut W, rows: &[f32], batch: usiz
     );
     let (features, batch_rows) = ws.input_mut(batch);
     batch_rows.copy_from_slice(rows);
-    K::transpose(batch, W::INPUT, rows, features);
+    K::run(crate::kernels::Transpose {
+        rows: batch,
+        cols: W::INPUT,
+        src: rows,
+        dst: features,
+    });
 }
 
 /// One training step on the batch already in `ws` (input and labels): forward (with optional
@@ -240,7 +245,14 @@ where
 {
     net.forward::<K, R, B>(ws, batch, dropout);
     let (logits, labels, dlogits) = ws.loss_buffers(batch);
-    let loss = K::softmax_xent(N::OUTPUT, batch, logits, labels, dlogits);
+    let classes = N::OUTPUT;
+    let loss = K::run(SoftmaxXent {
+        classes,
+        batch,
+        logits,
+        labels,
+        dlogits,
+    });
     net.backward::<K, B>(grads, ws, batch, Mode::Overwrite);
     loss
 }

@@ -434,7 +434,10 @@ fn update_part<N: Network, const B: usize>(
     let scale = if clip > 0.0 {
         // The norm is global: every thread publishes its part's share, then all agree.
         let squares = (0..N::TENSORS)
-            .map(|i| Simd::sum_squares(&sum.tensor(i)[part_range(sum.tensor(i).len(), t, threads)]))
+            .map(|i| {
+                let part = &sum.tensor(i)[part_range(sum.tensor(i).len(), t, threads)];
+                Simd::run(crate::kernels::SumSquares(part))
+            })
             .sum::<f32>();
         shared.norms[t].store(squares.to_bits(), Ordering::Relaxed);
         shared.step.wait();

@@ -15,8 +15,25 @@
 mod common;
 
 use common::*;
-use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
-use constnet::{Backend, Network, Reference, Simd, Workspace};
+use constnet::kernels::{
+    Activation, DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims, InputGrad, Mode,
+    SoftmaxXent, Transpose,
+};
+use constnet::{Backend, Network, Reference, Workspace};
+
+// The checks below run on the reference and on every kernel path this CPU supports.
+on_every_path!(
+    dense_layer_gradients_match_finite_differences,
+    softmax_xent_gradient_matches_finite_differences,
+    whole_network_gradients_match_finite_differences,
+);
+
+#[test]
+fn reference_gradients_match_finite_differences() {
+    dense_layer_gradients_match_finite_differences::<Reference>();
+    softmax_xent_gradient_matches_finite_differences::<Reference>();
+    whole_network_gradients_match_finite_differences::<Reference>();
+}
 
 const H: f64 = 1e-5;
 
@@ -82,34 +99,46 @@ fn check_layer<K: Backend>(seed: u64) {
     };
     // Analytic: y = relu(z), dz = c ⊙ [y > 0], then the layer's backward.
     let mut y = vec![0.0; out * batch];
-    K::dense_forward(out, inp, batch, &w, &b, &x, &mut y, Activation::Relu);
+    let dims = Dims { out, inp, batch };
+    let act = Activation::Relu;
+    K::run(DenseForward {
+        dims,
+        w: &w,
+        bias: &b,
+        x: &x,
+        y: &mut y,
+        act,
+    });
     let dz: Vec<f32> = y
         .iter()
         .zip(&c)
         .map(|(&y, &c)| if y > 0.0 { c } else { 0.0 })
         .collect();
     let mut x_rows = vec![0.0; batch * inp];
-    K::transpose(inp, batch, &x, &mut x_rows);
+    K::run(Transpose {
+        rows: inp,
+        cols: batch,
+        src: &x,
+        dst: &mut x_rows,
+    });
     let (mut dw, mut db, mut du) = (vec![0.0; out * inp], vec![0.0; out], vec![0.0; inp * batch]);
-    K::dense_backward_weights(
-        out,
-        inp,
-        batch,
-        &dz,
-        &x_rows,
-        &mut dw,
-        &mut db,
-        Mode::Overwrite,
-    );
-    K::dense_backward_input(
-        out,
-        inp,
-        batch,
-        &w,
-        &dz,
-        InputGrad::Relu { x: &x, scale: 1.0 },
-        &mut du,
-    );
+    let mode = Mode::Overwrite;
+    K::run(DenseBackwardWeights {
+        dims,
+        dz: &dz,
+        x_rows: &x_rows,
+        dw: &mut dw,
+        db: &mut db,
+        mode,
+    });
+    let grad = InputGrad::Relu { x: &x, scale: 1.0 };
+    K::run(DenseBackwardInput {
+        dims,
+        w: &w,
+        dz: &dz,
+        grad,
+        dx: &mut du,
+    });
 
     let (mut w64, mut b64, mut u64) = (to64(&w), to64(&b), to64(&u));
     for i in 0..w.len() {
@@ -138,10 +167,8 @@ fn check_layer<K: Backend>(seed: u64) {
     }
 }
 
-#[test]
-fn dense_layer_gradients_match_finite_differences() {
-    check_layer::<Reference>(30);
-    check_layer::<Simd>(30);
+fn dense_layer_gradients_match_finite_differences<K: Backend>() {
+    check_layer::<K>(30);
 }
 
 /// Mean softmax cross-entropy in f64 over feature-major logits.
@@ -156,8 +183,7 @@ fn xent64(classes: usize, batch: usize, z: &[f64], labels: &[u32]) -> f64 {
     total / batch as f64
 }
 
-#[test]
-fn softmax_xent_gradient_matches_finite_differences() {
+fn softmax_xent_gradient_matches_finite_differences<K: Backend>() {
     let (classes, batch) = (10, 19);
     let mut r = rng(31);
     let z: Vec<f32> = floats(&mut r, classes * batch)
@@ -169,15 +195,17 @@ fn softmax_xent_gradient_matches_finite_differences() {
         .collect();
     let mut z64 = to64(&z);
     let want_loss = xent64(classes, batch, &z64, &labels);
-    for (name, f) in [
-        (
-            "reference",
-            reference::softmax_xent as fn(usize, usize, &[f32], &[u32], &mut [f32]) -> f32,
-        ),
-        ("simd", kernels::softmax_xent),
-    ] {
+    {
+        let name = K::isa().map_or("reference", |isa| isa.name());
         let mut dz = vec![f32::NAN; classes * batch];
-        let loss = f(classes, batch, &z, &labels, &mut dz);
+        let (logits, dlogits) = (&z[..], &mut dz[..]);
+        let loss = K::run(SoftmaxXent {
+            classes,
+            batch,
+            logits,
+            labels: &labels,
+            dlogits,
+        });
         assert!(
             (loss as f64 - want_loss).abs() <= 1e-5 * want_loss.abs(),
             "{name} loss {loss} vs {want_loss}"
@@ -259,9 +287,7 @@ fn check_network<K: Backend>(seed: u64) {
     }
 }
 
-#[test]
-fn whole_network_gradients_match_finite_differences() {
-    check_network::<Reference>(32);
-    check_network::<Simd>(32);
-    check_network::<Simd>(33);
+fn whole_network_gradients_match_finite_differences<K: Backend>() {
+    check_network::<K>(32);
+    check_network::<K>(33);
 }

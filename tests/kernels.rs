@@ -1,5 +1,7 @@
-//! Every SIMD kernel against its scalar reference, on a grid of edge shapes, the MLP's real
-//! shapes and random shapes with m, n, k in 1..=300.
+//! Every kernel path against the scalar reference, on a grid of edge shapes, the MLP's real
+//! shapes and random shapes with m, n, k in 1..=300. Each test is a generic function run once
+//! per path this CPU supports ([`on_every_path!`]): `avx512::gemm_matches_reference`,
+//! `avx2::…`, `sse2::…`, `scalar::…`.
 //!
 //! Three kinds of check:
 //! - random floats, compared within the summation error bound ([`common::dot_tolerance`]);
@@ -11,21 +13,102 @@
 mod common;
 
 use common::*;
-use constnet::kernels::{self, Activation, InputGrad, LANES, MR, Mode, NR, reference};
+use constnet::kernels::{
+    self, Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
+    DenseForwardOne, Dims, Gemm, Gemv, InputGrad, Isa, LoadU8Batch, Mode, Reference, Transpose,
+};
+
+on_every_path!(
+    gemm_matches_reference,
+    gemm_is_exact_on_small_integers,
+    gemm_propagates_nan_and_inf_like_the_reference,
+    dense_forward_matches_reference,
+    dense_backward_input_matches_reference,
+    dense_backward_weights_matches_reference,
+    fused_epilogues_are_exact_on_small_integers,
+    relu_propagates_nan_and_mask_zeroes_it,
+    gemv_and_dense_forward_one_match_reference,
+    transpose_matches_reference_exactly,
+    load_u8_batch_matches_reference_exactly,
+);
+
+/// `C (mode)= op(A)·B` on backend `K`.
+#[allow(clippy::too_many_arguments)]
+fn gemm<K: Backend>(
+    a_transposed: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    mode: Mode,
+) {
+    K::run(Gemm {
+        m,
+        n,
+        k,
+        a,
+        a_transposed,
+        b,
+        c,
+        mode,
+    });
+}
+
+/// `gemm_nn` / `gemm_tn` on `K`, the two products the tests compare.
+fn gemm_nn<K: Backend>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    mode: Mode,
+) {
+    gemm::<K>(false, m, n, k, a, b, c, mode)
+}
+fn gemm_tn<K: Backend>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    mode: Mode,
+) {
+    gemm::<K>(true, m, n, k, a, b, c, mode)
+}
+
+/// Backend `K`'s vector width and tile, the sizes whose neighbours are its edge cases.
+fn widths<K: Backend>() -> (usize, usize, usize) {
+    let isa = K::isa().expect("a kernel path");
+    let (mr, nr) = isa.tile();
+    (isa.lanes(), mr, nr)
+}
 
 /// (m, n, k) triples: tails around every blocking size, zeros, the reference MLP's products at
 /// batch 64, 32 (the last partial batch of an MNIST epoch) and 1, and random shapes.
-fn shapes(seed: u64, random: usize) -> Vec<(usize, usize, usize)> {
-    let edges = [1, LANES - 1, LANES + 1, MR + 1, NR, NR + 1, 2 * NR + 3];
+fn shapes<K: Backend>(seed: u64, random: usize) -> Vec<(usize, usize, usize)> {
+    let (lanes, mr, nr) = widths::<K>();
+    let edges = [
+        1,
+        lanes.max(2) - 1,
+        lanes + 1,
+        mr + 1,
+        nr,
+        nr + 1,
+        2 * nr + 3,
+    ];
     let mut all = Vec::new();
     for &m in &edges {
         for &n in &edges {
-            for &k in &[1, 7, NR + 1] {
+            for &k in &[1, 7, nr + 1] {
                 all.push((m, n, k));
             }
         }
     }
-    all.extend([(0, 5, 3), (5, 0, 3), (5, 3, 0), (MR, NR, 0)]);
+    all.extend([(0, 5, 3), (5, 0, 3), (5, 3, 0), (mr, nr, 0)]);
     for b in [64, 32, 1] {
         // forward W·x, weight gradient dz·x_rows, input gradient Wᵀ·dz
         all.extend([(256, b, 784), (128, b, 256), (64, b, 128), (10, b, 64)]);
@@ -47,11 +130,11 @@ fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
 }
 
-type Gemm = fn(usize, usize, usize, &[f32], &[f32], &mut [f32], Mode);
+type GemmFn = fn(usize, usize, usize, &[f32], &[f32], &mut [f32], Mode);
 
-fn check_gemm(name: &str, fast: Gemm, slow: Gemm) {
+fn check_gemm<K: Backend>(name: &str, fast: GemmFn, slow: GemmFn) {
     let mut r = rng(1);
-    for (case, &(m, n, k)) in shapes(2, 60).iter().enumerate() {
+    for (case, &(m, n, k)) in shapes::<K>(2, 60).iter().enumerate() {
         let a = floats(&mut r, m * k);
         let b = floats(&mut r, k * n);
         let mut bound = vec![0.0; m * n];
@@ -78,20 +161,14 @@ fn check_gemm(name: &str, fast: Gemm, slow: Gemm) {
     }
 }
 
-#[test]
-fn gemm_nn_matches_reference() {
-    check_gemm("gemm_nn", kernels::gemm_nn, reference::gemm_nn);
+fn gemm_matches_reference<K: Backend>() {
+    check_gemm::<K>("gemm_nn", gemm_nn::<K>, gemm_nn::<Reference>);
+    check_gemm::<K>("gemm_tn", gemm_tn::<K>, gemm_tn::<Reference>);
 }
 
-#[test]
-fn gemm_tn_matches_reference() {
-    check_gemm("gemm_tn", kernels::gemm_tn, reference::gemm_tn);
-}
-
-#[test]
-fn gemm_is_exact_on_small_integers() {
+fn gemm_is_exact_on_small_integers<K: Backend>() {
     let mut r = rng(3);
-    for &(m, n, k) in &shapes(4, 20) {
+    for &(m, n, k) in &shapes::<K>(4, 20) {
         let a = small_ints(&mut r, m * k);
         let b = small_ints(&mut r, k * n);
         let c0 = small_ints(&mut r, m * n);
@@ -99,10 +176,10 @@ fn gemm_is_exact_on_small_integers() {
             for (name, fast, slow) in [
                 (
                     "gemm_nn",
-                    kernels::gemm_nn as Gemm,
-                    reference::gemm_nn as Gemm,
+                    gemm_nn::<K> as GemmFn,
+                    gemm_nn::<Reference> as GemmFn,
                 ),
-                ("gemm_tn", kernels::gemm_tn, reference::gemm_tn),
+                ("gemm_tn", gemm_tn::<K>, gemm_tn::<Reference>),
             ] {
                 let (mut got, mut want) = (c0.clone(), c0.clone());
                 fast(m, n, k, &a, &b, &mut got, mode);
@@ -113,56 +190,110 @@ fn gemm_is_exact_on_small_integers() {
     }
 }
 
-#[test]
-fn gemm_propagates_nan_and_inf_like_the_reference() {
+fn gemm_propagates_nan_and_inf_like_the_reference<K: Backend>() {
     let mut r = rng(5);
-    for &(m, n, k) in &shapes(6, 20) {
+    for &(m, n, k) in &shapes::<K>(6, 20) {
         let a = edge_biased(&mut r, m * k);
         let b = edge_biased(&mut r, k * n);
-        let mut bound = vec![0.0; m * n];
-        reference::gemm_nn(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
-        let mut want = vec![0.0; m * n];
-        reference::gemm_nn(m, n, k, &a, &b, &mut want, Mode::Overwrite);
-        let mut got = vec![0.0; m * n];
-        kernels::gemm_nn(m, n, k, &a, &b, &mut got, Mode::Overwrite);
-        assert_close(
-            &format!("gemm_nn edge m={m} n={n} k={k}"),
-            &got,
-            &want,
-            |i| dot_tolerance(k, bound[i], 0, 0.0),
-        );
-        let mut bound = vec![0.0; m * n];
-        reference::gemm_tn(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
-        let mut want = vec![0.0; m * n];
-        reference::gemm_tn(m, n, k, &a, &b, &mut want, Mode::Overwrite);
-        let mut got = vec![0.0; m * n];
-        kernels::gemm_tn(m, n, k, &a, &b, &mut got, Mode::Overwrite);
-        assert_close(
-            &format!("gemm_tn edge m={m} n={n} k={k}"),
-            &got,
-            &want,
-            |i| dot_tolerance(k, bound[i], 0, 0.0),
-        );
+        for (name, fast, slow) in [
+            (
+                "gemm_nn",
+                gemm_nn::<K> as GemmFn,
+                gemm_nn::<Reference> as GemmFn,
+            ),
+            ("gemm_tn", gemm_tn::<K>, gemm_tn::<Reference>),
+        ] {
+            let mut bound = vec![0.0; m * n];
+            slow(m, n, k, &abs(&a), &abs(&b), &mut bound, Mode::Overwrite);
+            let mut want = vec![0.0; m * n];
+            slow(m, n, k, &a, &b, &mut want, Mode::Overwrite);
+            let mut got = vec![0.0; m * n];
+            fast(m, n, k, &a, &b, &mut got, Mode::Overwrite);
+            assert_close(
+                &format!("{name} edge m={m} n={n} k={k}"),
+                &got,
+                &want,
+                |i| dot_tolerance(k, bound[i], 0, 0.0),
+            );
+        }
     }
 }
 
 /// Layer shapes (out, inp, batch) drawn from the same grid: m ↔ out, k ↔ inp, n ↔ batch.
-fn layer_shapes() -> Vec<(usize, usize, usize)> {
-    shapes(7, 40)
+fn layer_shapes<K: Backend>() -> Vec<(usize, usize, usize)> {
+    shapes::<K>(7, 40)
         .into_iter()
         .map(|(m, n, k)| (m, k, n))
         .collect()
 }
 
-#[test]
-fn dense_forward_matches_reference() {
+/// `y = act(W·x + bias)` on `K`.
+#[allow(clippy::too_many_arguments)]
+fn dense_forward<K: Backend>(
+    (out, inp, batch): (usize, usize, usize),
+    w: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    act: Activation,
+) {
+    let dims = Dims { out, inp, batch };
+    K::run(DenseForward {
+        dims,
+        w,
+        bias,
+        x,
+        y,
+        act,
+    });
+}
+
+/// `dx = Wᵀ·dz` through `grad` on `K`.
+fn dense_backward_input<K: Backend>(
+    (out, inp, batch): (usize, usize, usize),
+    w: &[f32],
+    dz: &[f32],
+    grad: InputGrad<'_>,
+    dx: &mut [f32],
+) {
+    let dims = Dims { out, inp, batch };
+    K::run(DenseBackwardInput {
+        dims,
+        w,
+        dz,
+        grad,
+        dx,
+    });
+}
+
+/// `dw, db (mode)= …` on `K`.
+fn dense_backward_weights<K: Backend>(
+    (out, inp, batch): (usize, usize, usize),
+    dz: &[f32],
+    x_rows: &[f32],
+    (dw, db): (&mut [f32], &mut [f32]),
+    mode: Mode,
+) {
+    let dims = Dims { out, inp, batch };
+    K::run(DenseBackwardWeights {
+        dims,
+        dz,
+        x_rows,
+        dw,
+        db,
+        mode,
+    });
+}
+
+fn dense_forward_matches_reference<K: Backend>() {
     let mut r = rng(8);
-    for &(out, inp, batch) in &layer_shapes() {
+    for &(out, inp, batch) in &layer_shapes::<K>() {
+        let shape = (out, inp, batch);
         let w = floats(&mut r, out * inp);
         let bias = floats(&mut r, out);
         let x = floats(&mut r, inp * batch);
         let mut bound = vec![0.0; out * batch];
-        reference::gemm_nn(
+        gemm_nn::<Reference>(
             out,
             batch,
             inp,
@@ -173,9 +304,9 @@ fn dense_forward_matches_reference() {
         );
         for act in [Activation::Identity, Activation::Relu] {
             let mut want = vec![0.0; out * batch];
-            reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut want, act);
+            dense_forward::<Reference>(shape, &w, &bias, &x, &mut want, act);
             let mut got = vec![f32::NAN; out * batch];
-            kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut got, act);
+            dense_forward::<K>(shape, &w, &bias, &x, &mut got, act);
             let label = format!("dense_forward {act:?} out={out} inp={inp} batch={batch}");
             assert_close(&label, &got, &want, |i| {
                 dot_tolerance(inp, bound[i], 1, bound[i] + bias[i / batch.max(1)].abs())
@@ -196,15 +327,15 @@ fn relu_output(r: &mut rand_xoshiro::Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn dense_backward_input_matches_reference() {
+fn dense_backward_input_matches_reference<K: Backend>() {
     let mut r = rng(9);
-    for &(out, inp, batch) in &layer_shapes() {
+    for &(out, inp, batch) in &layer_shapes::<K>() {
+        let shape = (out, inp, batch);
         let w = floats(&mut r, out * inp);
         let dz = floats(&mut r, out * batch);
         let x = relu_output(&mut r, inp * batch);
         let mut bound = vec![0.0; inp * batch];
-        reference::gemm_tn(
+        gemm_tn::<Reference>(
             inp,
             batch,
             out,
@@ -219,9 +350,9 @@ fn dense_backward_input_matches_reference() {
             InputGrad::Relu { x: &x, scale: 1.25 },
         ] {
             let mut want = vec![0.0; inp * batch];
-            reference::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut want);
+            dense_backward_input::<Reference>(shape, &w, &dz, grad, &mut want);
             let mut got = vec![f32::NAN; inp * batch];
-            kernels::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut got);
+            dense_backward_input::<K>(shape, &w, &dz, grad, &mut got);
             let label = format!("dense_backward_input {grad:?} out={out} inp={inp} batch={batch}")
                 .chars()
                 .take(200)
@@ -233,14 +364,14 @@ fn dense_backward_input_matches_reference() {
     }
 }
 
-#[test]
-fn dense_backward_weights_matches_reference() {
+fn dense_backward_weights_matches_reference<K: Backend>() {
     let mut r = rng(10);
-    for &(out, inp, batch) in &layer_shapes() {
+    for &(out, inp, batch) in &layer_shapes::<K>() {
+        let shape = (out, inp, batch);
         let dz = floats(&mut r, out * batch);
         let x_rows = floats(&mut r, batch * inp);
         let mut bound = vec![0.0; out * inp];
-        reference::gemm_nn(
+        gemm_nn::<Reference>(
             out,
             inp,
             batch,
@@ -256,14 +387,11 @@ fn dense_backward_weights_matches_reference() {
             let dw0 = floats(&mut r, out * inp);
             let db0 = floats(&mut r, out);
             let (mut want_w, mut want_b) = (dw0.clone(), db0.clone());
-            reference::dense_backward_weights(
-                out,
-                inp,
-                batch,
+            dense_backward_weights::<Reference>(
+                shape,
                 &dz,
                 &x_rows,
-                &mut want_w,
-                &mut want_b,
+                (&mut want_w, &mut want_b),
                 mode,
             );
             let (mut got_w, mut got_b) = if mode == Mode::Overwrite {
@@ -271,9 +399,7 @@ fn dense_backward_weights_matches_reference() {
             } else {
                 (dw0.clone(), db0.clone())
             };
-            kernels::dense_backward_weights(
-                out, inp, batch, &dz, &x_rows, &mut got_w, &mut got_b, mode,
-            );
+            dense_backward_weights::<K>(shape, &dz, &x_rows, (&mut got_w, &mut got_b), mode);
             let label =
                 format!("dense_backward_weights {mode:?} out={out} inp={inp} batch={batch}");
             assert_close(&format!("{label} dw"), &got_w, &want_w, |i| {
@@ -286,10 +412,10 @@ fn dense_backward_weights_matches_reference() {
     }
 }
 
-#[test]
-fn fused_epilogues_are_exact_on_small_integers() {
+fn fused_epilogues_are_exact_on_small_integers<K: Backend>() {
     let mut r = rng(11);
-    for &(out, inp, batch) in &layer_shapes() {
+    for &(out, inp, batch) in &layer_shapes::<K>() {
+        let dims = (out, inp, batch);
         let w = small_ints(&mut r, out * inp);
         let bias = small_ints(&mut r, out);
         let x = small_ints(&mut r, inp * batch);
@@ -299,8 +425,8 @@ fn fused_epilogues_are_exact_on_small_integers() {
         let shape = format!("out={out} inp={inp} batch={batch}");
         for act in [Activation::Identity, Activation::Relu] {
             let (mut got, mut want) = (vec![0.0; out * batch], vec![0.0; out * batch]);
-            kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut got, act);
-            reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut want, act);
+            dense_forward::<K>(dims, &w, &bias, &x, &mut got, act);
+            dense_forward::<Reference>(dims, &w, &bias, &x, &mut want, act);
             assert_exact(&format!("dense_forward {act:?} {shape}"), &got, &want);
         }
         for grad in [
@@ -311,30 +437,18 @@ fn fused_epilogues_are_exact_on_small_integers() {
             },
         ] {
             let (mut got, mut want) = (vec![0.0; inp * batch], vec![0.0; inp * batch]);
-            kernels::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut got);
-            reference::dense_backward_input(out, inp, batch, &w, &dz, grad, &mut want);
+            dense_backward_input::<K>(dims, &w, &dz, grad, &mut got);
+            dense_backward_input::<Reference>(dims, &w, &dz, grad, &mut want);
             assert_exact(&format!("dense_backward_input {shape}"), &got, &want);
         }
         let (mut gw, mut gb) = (vec![0.0; out * inp], vec![0.0; out]);
         let (mut ww, mut wb) = (vec![0.0; out * inp], vec![0.0; out]);
-        kernels::dense_backward_weights(
-            out,
-            inp,
-            batch,
+        dense_backward_weights::<K>(dims, &dz, &x_rows, (&mut gw, &mut gb), Mode::Overwrite);
+        dense_backward_weights::<Reference>(
+            dims,
             &dz,
             &x_rows,
-            &mut gw,
-            &mut gb,
-            Mode::Overwrite,
-        );
-        reference::dense_backward_weights(
-            out,
-            inp,
-            batch,
-            &dz,
-            &x_rows,
-            &mut ww,
-            &mut wb,
+            (&mut ww, &mut wb),
             Mode::Overwrite,
         );
         assert_exact(&format!("dense_backward_weights dw {shape}"), &gw, &ww);
@@ -342,15 +456,14 @@ fn fused_epilogues_are_exact_on_small_integers() {
     }
 }
 
-#[test]
-fn relu_propagates_nan_and_mask_zeroes_it() {
+fn relu_propagates_nan_and_mask_zeroes_it<K: Backend>() {
     // One NaN bias poisons its whole output row under both activations.
     let (out, inp, batch) = (3, 5, 17);
     let w = vec![0.5; out * inp];
     let x = vec![1.0; inp * batch];
     let bias = [0.0, f32::NAN, -10.0];
     let mut y = vec![0.0; out * batch];
-    kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut y, Activation::Relu);
+    dense_forward::<K>((out, inp, batch), &w, &bias, &x, &mut y, Activation::Relu);
     assert!(y[..batch].iter().all(|&v| v == 2.5));
     assert!(
         y[batch..2 * batch].iter().all(|v| v.is_nan()),
@@ -363,25 +476,47 @@ fn relu_propagates_nan_and_mask_zeroes_it() {
     mask[0] = f32::NAN;
     mask[1] = 0.0;
     let mut dx = vec![0.0; inp * batch];
-    kernels::dense_backward_input(
-        out,
-        inp,
-        batch,
-        &w,
-        &dz,
-        InputGrad::Relu {
-            x: &mask,
-            scale: 1.0,
-        },
-        &mut dx,
-    );
+    let grad = InputGrad::Relu {
+        x: &mask,
+        scale: 1.0,
+    };
+    dense_backward_input::<K>((out, inp, batch), &w, &dz, grad, &mut dx);
     assert_eq!(dx[0], 0.0);
     assert_eq!(dx[1], 0.0);
     assert!(dx[2..].iter().all(|v| v.is_nan()));
 }
 
-#[test]
-fn gemv_and_dense_forward_one_match_reference() {
+fn gemv<K: Backend>(m: usize, k: usize, a: &[f32], x: &[f32], y: &mut [f32], mode: Mode) {
+    K::run(Gemv {
+        m,
+        k,
+        a,
+        x,
+        y,
+        mode,
+    });
+}
+
+fn dense_forward_one<K: Backend>(
+    (out, inp): (usize, usize),
+    w: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    act: Activation,
+) {
+    K::run(DenseForwardOne {
+        out,
+        inp,
+        w,
+        bias,
+        x,
+        y,
+        act,
+    });
+}
+
+fn gemv_and_dense_forward_one_match_reference<K: Backend>() {
     let mut r = rng(12);
     let mut cases: Vec<(usize, usize)> = vec![
         (256, 784),
@@ -400,15 +535,15 @@ fn gemv_and_dense_forward_one_match_reference() {
         let x = floats(&mut r, k);
         let bias = floats(&mut r, m);
         let mut bound = vec![0.0; m];
-        reference::gemv(m, k, &abs(&a), &abs(&x), &mut bound, Mode::Overwrite);
+        gemv::<Reference>(m, k, &abs(&a), &abs(&x), &mut bound, Mode::Overwrite);
         let y0 = floats(&mut r, m);
         for mode in [Mode::Overwrite, Mode::Accumulate] {
             let (mut got, mut want) = (y0.clone(), y0.clone());
             if mode == Mode::Overwrite {
                 got.fill(f32::NAN);
             }
-            kernels::gemv(m, k, &a, &x, &mut got, mode);
-            reference::gemv(m, k, &a, &x, &mut want, mode);
+            gemv::<K>(m, k, &a, &x, &mut got, mode);
+            gemv::<Reference>(m, k, &a, &x, &mut want, mode);
             assert_close(&format!("gemv {mode:?} m={m} k={k}"), &got, &want, |i| {
                 dot_tolerance(k, bound[i], 1, bound[i] + y0[i].abs())
             });
@@ -416,8 +551,8 @@ fn gemv_and_dense_forward_one_match_reference() {
         for act in [Activation::Identity, Activation::Relu] {
             let mut got = vec![f32::NAN; m];
             let mut want = vec![0.0; m];
-            kernels::dense_forward_one(m, k, &a, &bias, &x, &mut got, act);
-            reference::dense_forward_one(m, k, &a, &bias, &x, &mut want, act);
+            dense_forward_one::<K>((m, k), &a, &bias, &x, &mut got, act);
+            dense_forward_one::<Reference>((m, k), &a, &bias, &x, &mut want, act);
             assert_close(
                 &format!("dense_forward_one {act:?} m={m} k={k}"),
                 &got,
@@ -429,14 +564,13 @@ fn gemv_and_dense_forward_one_match_reference() {
         let ai = small_ints(&mut r, m * k);
         let xi = small_ints(&mut r, k);
         let (mut got, mut want) = (vec![0.0; m], vec![0.0; m]);
-        kernels::gemv(m, k, &ai, &xi, &mut got, Mode::Overwrite);
-        reference::gemv(m, k, &ai, &xi, &mut want, Mode::Overwrite);
+        gemv::<K>(m, k, &ai, &xi, &mut got, Mode::Overwrite);
+        gemv::<Reference>(m, k, &ai, &xi, &mut want, Mode::Overwrite);
         assert_exact(&format!("gemv ints m={m} k={k}"), &got, &want);
     }
 }
 
-#[test]
-fn transpose_matches_reference_exactly() {
+fn transpose_matches_reference_exactly<K: Backend>() {
     let mut r = rng(13);
     let mut cases = vec![
         (0, 3),
@@ -455,27 +589,91 @@ fn transpose_matches_reference_exactly() {
         let src = edge_biased(&mut r, rows * cols);
         let mut got = vec![f32::NAN; rows * cols];
         let mut want = vec![0.0; rows * cols];
-        kernels::transpose(rows, cols, &src, &mut got);
-        reference::transpose(rows, cols, &src, &mut want);
+        K::run(Transpose {
+            rows,
+            cols,
+            src: &src,
+            dst: &mut got,
+        });
+        Reference::run(Transpose {
+            rows,
+            cols,
+            src: &src,
+            dst: &mut want,
+        });
         assert_exact(&format!("transpose {rows}x{cols}"), &got, &want);
     }
 }
 
+fn load_u8_batch_matches_reference_exactly<K: Backend>() {
+    let mut r = rng(14);
+    let lanes = widths::<K>().0;
+    for &(batch, features) in &[
+        (64, 784),
+        (32, 784),
+        (1, 784),
+        (37, 13),
+        (7, 1),
+        (lanes + 1, lanes.max(2) - 1),
+        (0, 5),
+    ] {
+        let images: Vec<Vec<u8>> = (0..batch)
+            .map(|_| {
+                (0..features + 3)
+                    .map(|_| int(&mut r, 0, 255) as u8)
+                    .collect()
+            })
+            .collect();
+        let (mut rows, mut cols) = (
+            vec![f32::NAN; batch * features],
+            vec![f32::NAN; batch * features],
+        );
+        let (mut want_rows, mut want_cols) =
+            (vec![0.0; batch * features], vec![0.0; batch * features]);
+        let images_j = |j: usize| &images[j][..];
+        K::run(LoadU8Batch {
+            features,
+            batch,
+            images: images_j,
+            rows: &mut rows,
+            cols: &mut cols,
+        });
+        Reference::run(LoadU8Batch {
+            features,
+            batch,
+            images: images_j,
+            rows: &mut want_rows,
+            cols: &mut want_cols,
+        });
+        assert_exact(
+            &format!("load_u8_batch rows {batch}x{features}"),
+            &rows,
+            &want_rows,
+        );
+        assert_exact(
+            &format!("load_u8_batch cols {batch}x{features}"),
+            &cols,
+            &want_cols,
+        );
+        if batch > 0 {
+            assert_eq!(rows[0], f32::from(images[0][0]) / 255.0);
+        }
+    }
+}
+
 #[test]
-#[should_panic(expected = "gemm_nn: `b` holds 11 floats, its shape 3×4 needs 12")]
+#[should_panic(expected = "gemm: `b` holds 11 floats, its shape 3×4 needs 12")]
 fn gemm_rejects_a_short_operand() {
     let mut c = vec![0.0; 8];
-    kernels::gemm_nn(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
+    gemm_nn::<kernels::Simd>(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
 }
 
 #[test]
 #[should_panic(expected = "dense_forward: `bias` holds 3 floats, its shape 2×1 needs 2")]
 fn dense_forward_rejects_a_wrong_bias() {
     let mut y = vec![0.0; 2 * 5];
-    kernels::dense_forward(
-        2,
-        3,
-        5,
+    dense_forward::<kernels::Simd>(
+        (2, 3, 5),
         &[0.0; 6],
         &[0.0; 3],
         &[0.0; 15],
@@ -493,84 +691,46 @@ fn dense_backward_input_rejects_a_wrong_mask() {
         x: &mask,
         scale: 1.0,
     };
-    kernels::dense_backward_input(2, 3, 5, &[0.0; 6], &[0.0; 10], grad, &mut dx);
+    dense_backward_input::<kernels::Simd>((2, 3, 5), &[0.0; 6], &[0.0; 10], grad, &mut dx);
 }
 
 #[test]
-#[should_panic(expected = "gemm_nn: `b` holds 11 floats, its shape 3×4 needs 12")]
+#[should_panic(expected = "gemm: `b` holds 11 floats, its shape 3×4 needs 12")]
 fn reference_rejects_a_short_operand_too() {
     let mut c = vec![0.0; 8];
-    reference::gemm_nn(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
+    gemm_nn::<Reference>(2, 4, 3, &[0.0; 6], &[0.0; 11], &mut c, Mode::Overwrite);
 }
 
 #[test]
-fn simd_backend_names_the_compiled_path() {
-    let name = kernels::simd_backend();
-    let expected = if cfg!(all(target_feature = "avx512f", target_feature = "fma")) {
-        "avx512f+fma"
-    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
-        "avx2+fma"
-    } else if cfg!(target_feature = "avx") {
-        "avx"
-    } else {
-        "sse2"
+fn simd_runs_the_best_path_unless_told_otherwise() {
+    let forced = std::env::var("CONSTNET_SIMD")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let want = match &forced {
+        Some(name) => Isa::from_name(name).expect("CONSTNET_SIMD names a path"),
+        None => kernels::best(),
     };
-    assert_eq!(name, expected);
-    assert_eq!(
-        LANES,
-        if cfg!(target_feature = "avx512f") {
-            16
-        } else {
-            8
-        }
-    );
+    assert_eq!(kernels::selected(), want);
+    assert_eq!(kernels::simd_backend(), want.name());
+    // The best path is the first supported one, and on x86-64 SSE2 always is.
+    assert_eq!(kernels::best(), kernels::supported().next().unwrap());
+    if cfg!(target_arch = "x86_64") {
+        assert!(Isa::Sse2.is_supported() && !Isa::Portable.is_compiled());
+    }
+    assert!(Isa::Scalar.is_supported());
+    for isa in Isa::ALL {
+        assert_eq!(Isa::from_name(isa.name()), Some(isa));
+        let (mr, nr) = isa.tile();
+        assert_eq!(nr, 2 * isa.lanes());
+        assert!(mr == 6 || mr == 8, "{isa}: tile rows {mr}");
+    }
 }
 
 #[test]
-fn load_u8_batch_matches_reference_exactly() {
-    let mut r = rng(14);
-    for &(batch, features) in &[
-        (64, 784),
-        (32, 784),
-        (1, 784),
-        (37, 13),
-        (7, 1),
-        (LANES + 1, LANES - 1),
-        (0, 5),
-    ] {
-        let images: Vec<Vec<u8>> = (0..batch)
-            .map(|_| {
-                (0..features + 3)
-                    .map(|_| int(&mut r, 0, 255) as u8)
-                    .collect()
-            })
-            .collect();
-        let (mut rows, mut cols) = (
-            vec![f32::NAN; batch * features],
-            vec![f32::NAN; batch * features],
-        );
-        let (mut want_rows, mut want_cols) =
-            (vec![0.0; batch * features], vec![0.0; batch * features]);
-        kernels::load_u8_batch(features, batch, |j| &images[j], &mut rows, &mut cols);
-        reference::load_u8_batch(
-            features,
-            batch,
-            |j| &images[j],
-            &mut want_rows,
-            &mut want_cols,
-        );
-        assert_exact(
-            &format!("load_u8_batch rows {batch}x{features}"),
-            &rows,
-            &want_rows,
-        );
-        assert_exact(
-            &format!("load_u8_batch cols {batch}x{features}"),
-            &cols,
-            &want_cols,
-        );
-        if batch > 0 {
-            assert_eq!(rows[0], f32::from(images[0][0]) / 255.0);
-        }
+fn a_path_the_cpu_lacks_is_refused_by_name() {
+    for isa in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
+        let e = kernels::select(isa).unwrap_err();
+        assert!(e.to_string().contains(isa.name()), "{e}");
     }
+    assert!(kernels::select(kernels::selected()).is_ok());
 }

@@ -4,13 +4,25 @@
 mod common;
 
 use common::alloc_counter::{Counting, count};
-use constnet::kernels::{self, Activation, InputGrad, Mode, reference};
+use constnet::kernels::{
+    Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
+    Dims, Gemm, Gemv, InputGrad, Mode, Reference, Simd, Transpose,
+};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+on_every_path!(kernels_allocate_nothing);
+
 #[test]
-fn kernels_allocate_nothing() {
+fn dispatched_and_reference_kernels_allocate_nothing() {
+    // Choosing the path reads CONSTNET_SIMD once per process; do that before counting.
+    constnet::kernels::selected();
+    kernels_allocate_nothing::<Simd>();
+    kernels_allocate_nothing::<Reference>();
+}
+
+fn kernels_allocate_nothing<K: Backend>() {
     // (out, inp, batch): the reference MLP at batch 64 and a partial batch, plus odd tails.
     for (out, inp, batch) in [(256, 784, 64), (10, 64, 37), (7, 13, 1), (33, 29, 19)] {
         let w = vec![0.5f32; out * inp];
@@ -24,33 +36,81 @@ fn kernels_allocate_nothing() {
         let mut db = vec![0.0f32; out];
         let mut y1 = vec![0.0f32; out];
         let mut t = vec![0.0f32; inp * batch];
+        let dims = Dims { out, inp, batch };
         let (_, allocations) = count(|| {
-            kernels::dense_forward(out, inp, batch, &w, &bias, &x, &mut y, Activation::Relu);
-            kernels::dense_backward_input(
+            let act = Activation::Relu;
+            K::run(DenseForward {
+                dims,
+                w: &w,
+                bias: &bias,
+                x: &x,
+                y: &mut y,
+                act,
+            });
+            let grad = InputGrad::Relu { x: &x, scale: 1.0 };
+            K::run(DenseBackwardInput {
+                dims,
+                w: &w,
+                dz: &dz,
+                grad,
+                dx: &mut dx,
+            });
+            let (dw, db, mode) = (&mut dw[..], &mut db[..], Mode::Accumulate);
+            K::run(DenseBackwardWeights {
+                dims,
+                dz: &dz,
+                x_rows: &x_rows,
+                dw,
+                db,
+                mode,
+            });
+            let (a, b) = (&w[..], &x[..]);
+            let mode = Mode::Overwrite;
+            K::run(Gemm {
+                m: out,
+                n: batch,
+                k: inp,
+                a,
+                a_transposed: false,
+                b,
+                c: &mut y,
+                mode,
+            });
+            let (b, mode) = (&dz[..], Mode::Accumulate);
+            K::run(Gemm {
+                m: inp,
+                n: batch,
+                k: out,
+                a,
+                a_transposed: true,
+                b,
+                c: &mut dx,
+                mode,
+            });
+            let (x1, mode) = (&x[..inp], Mode::Overwrite);
+            K::run(Gemv {
+                m: out,
+                k: inp,
+                a,
+                x: x1,
+                y: &mut y1,
+                mode,
+            });
+            K::run(DenseForwardOne {
                 out,
                 inp,
-                batch,
-                &w,
-                &dz,
-                InputGrad::Relu { x: &x, scale: 1.0 },
-                &mut dx,
-            );
-            kernels::dense_backward_weights(
-                out,
-                inp,
-                batch,
-                &dz,
-                &x_rows,
-                &mut dw,
-                &mut db,
-                Mode::Accumulate,
-            );
-            kernels::gemm_nn(out, batch, inp, &w, &x, &mut y, Mode::Overwrite);
-            kernels::gemm_tn(inp, batch, out, &w, &dz, &mut dx, Mode::Accumulate);
-            kernels::gemv(out, inp, &w, &x[..inp], &mut y1, Mode::Overwrite);
-            kernels::dense_forward_one(out, inp, &w, &bias, &x[..inp], &mut y1, Activation::Relu);
-            kernels::transpose(inp, batch, &x, &mut t);
-            reference::dense_forward(out, inp, batch, &w, &bias, &x, &mut y, Activation::Relu);
+                w: a,
+                bias: &bias,
+                x: x1,
+                y: &mut y1,
+                act,
+            });
+            K::run(Transpose {
+                rows: inp,
+                cols: batch,
+                src: &x,
+                dst: &mut t,
+            });
         });
         assert_eq!(
             allocations, 0,

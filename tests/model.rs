@@ -1,5 +1,5 @@
-//! Whole networks: a training step through the SIMD kernels against the same step through the
-//! scalar reference, determinism, single-sample against batch inference, zero-copy views, and
+//! Whole networks: a training step through every kernel path against the same step through
+//! the scalar reference, determinism, single-sample against batch inference, zero-copy views, and
 //! training to 100 % on synthetic separable problems at two other shapes.
 
 // Index loops mirror the formulas they check.
@@ -45,7 +45,7 @@ fn load<N: Network, K: Backend, const B: usize>(
 }
 
 /// One step (forward, loss, backward, Adam) of the reference network through both backends.
-fn simd_step_matches_reference_step(batch: usize) {
+fn step_matches_reference_step<K: Backend>(batch: usize) {
     const B: usize = 64;
     let lr = 1e-3;
     let mut r = rng(40);
@@ -55,9 +55,9 @@ fn simd_step_matches_reference_step(batch: usize) {
     let (mut g_fast, mut g_slow) = (MnistMlp::zeroed_box(), MnistMlp::zeroed_box());
     let mut ws_fast = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
     let mut ws_slow = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
-    load::<MnistMlp, Simd, B>(&mut ws_fast, &rows, &labels);
+    load::<MnistMlp, K, B>(&mut ws_fast, &rows, &labels);
     load::<MnistMlp, Reference, B>(&mut ws_slow, &rows, &labels);
-    let loss_fast = forward_backward::<_, Simd, Xoshiro256PlusPlus, B>(
+    let loss_fast = forward_backward::<_, K, Xoshiro256PlusPlus, B>(
         &*fast,
         &mut g_fast,
         &mut ws_fast,
@@ -95,7 +95,7 @@ fn simd_step_matches_reference_step(batch: usize) {
         Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT),
         Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT),
     );
-    adam_fast.step::<Simd>(&mut fast, &g_fast, lr);
+    adam_fast.step::<K>(&mut fast, &g_fast, lr);
     adam_slow.step::<Reference>(&mut slow, &g_slow, lr);
     for i in 0..MnistMlp::TENSORS {
         let (gs, tol) = (g_slow.tensor(i), grad_tol[i]);
@@ -117,15 +117,24 @@ fn simd_step_matches_reference_step(batch: usize) {
     }
 }
 
-#[test]
-fn simd_step_matches_reference_step_at_batch_64() {
-    simd_step_matches_reference_step(64);
+on_every_path!(
+    step_matches_reference_step_at_batch_64,
+    step_matches_reference_step_on_a_partial_batch,
+);
+
+fn step_matches_reference_step_at_batch_64<K: Backend>() {
+    step_matches_reference_step::<K>(64);
+}
+
+fn step_matches_reference_step_on_a_partial_batch<K: Backend>() {
+    step_matches_reference_step::<K>(37);
+    step_matches_reference_step::<K>(1);
 }
 
 #[test]
-fn simd_step_matches_reference_step_on_a_partial_batch() {
-    simd_step_matches_reference_step(37);
-    simd_step_matches_reference_step(1);
+fn simd_step_matches_reference_step() {
+    step_matches_reference_step::<Simd>(64);
+    step_matches_reference_step::<Simd>(37);
 }
 
 /// 100 steps of Adam with dropout from one seed, returning the parameters.

@@ -1,5 +1,5 @@
-//! Optimizer updates against the textbook formulas computed here in f64, SIMD against the
-//! reference (bit for bit), and the learning-rate schedules.
+//! Optimizer updates against the textbook formulas computed here in f64, every kernel path
+//! against the reference (bit for bit), and the learning-rate schedules.
 
 // Index loops mirror the formulas they check.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
@@ -7,8 +7,43 @@
 mod common;
 
 use common::*;
-use constnet::kernels::{self, AdamStep, SgdStep, reference};
-use constnet::{Adam, AdamConfig, Network, Optimizer, Reference, Schedule, Sgd, SgdConfig, Simd};
+use constnet::kernels::{AdamStep, AdamUpdate, SgdStep, SgdUpdate};
+use constnet::{
+    Adam, AdamConfig, Backend, Network, Optimizer, Reference, Schedule, Sgd, SgdConfig, Simd,
+};
+
+on_every_path!(
+    adam_and_adamw_follow_the_textbook,
+    sgd_momentum_and_nesterov_follow_the_textbook,
+    updates_equal_the_reference_bit_for_bit,
+);
+
+#[test]
+fn reference_updates_follow_the_textbook() {
+    adam_and_adamw_follow_the_textbook::<Reference>();
+    sgd_momentum_and_nesterov_follow_the_textbook::<Reference>();
+}
+
+/// One Adam update of `p` on backend `K`.
+fn adam<K: Backend>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
+    K::run(AdamUpdate {
+        params: p,
+        grads: g,
+        m,
+        v,
+        step,
+    });
+}
+
+/// One SGD update of `p` on backend `K`.
+fn sgd<K: Backend>(p: &mut [f32], g: &[f32], velocity: &mut [f32], step: &SgdStep) {
+    K::run(SgdUpdate {
+        params: p,
+        grads: g,
+        velocity,
+        step,
+    });
+}
 
 /// Textbook Adam (Kingma & Ba, Algorithm 1) with bias-corrected moments, in f64.
 fn textbook_adam(
@@ -37,8 +72,7 @@ fn textbook_adam(
     }
 }
 
-#[test]
-fn adam_and_adamw_follow_the_textbook() {
+fn adam_and_adamw_follow_the_textbook<K: Backend>() {
     let grads: [[f32; 5]; 3] = [
         [0.1, -0.2, 0.3, 0.0, 1e-3],
         [0.05, 0.4, -0.3, 2.0, -1e-3],
@@ -53,7 +87,7 @@ fn adam_and_adamw_follow_the_textbook() {
         for (t, g) in grads.iter().enumerate() {
             let t = t as u64 + 1;
             let step = AdamStep::new(lr as f32, 0.9, 0.999, 1e-8, wd as f32, decoupled, t);
-            kernels::adam_update(&mut p, g, &mut m, &mut v, &step);
+            adam::<K>(&mut p, g, &mut m, &mut v, &step);
             textbook_adam(
                 &mut want_p,
                 &mut want_m,
@@ -79,8 +113,7 @@ fn adam_and_adamw_follow_the_textbook() {
     }
 }
 
-#[test]
-fn sgd_momentum_and_nesterov_follow_the_textbook() {
+fn sgd_momentum_and_nesterov_follow_the_textbook<K: Backend>() {
     let grads: [[f32; 3]; 3] = [[0.5, -1.0, 0.25], [0.1, 0.2, -0.3], [-0.4, 0.0, 1.0]];
     for (momentum, nesterov, wd) in [
         (0.0, false, 0.0),
@@ -102,7 +135,7 @@ fn sgd_momentum_and_nesterov_follow_the_textbook() {
                 first: t == 0,
                 grad_scale: 1.0,
             };
-            kernels::sgd_update(&mut p, g, &mut b, &step);
+            sgd::<K>(&mut p, g, &mut b, &step);
             for i in 0..3 {
                 // PyTorch's SGD: d = g + wd·p; b = d (first step) or μ·b + d; d = d + μ·b
                 // (Nesterov) or b; p -= lr·d.
@@ -131,8 +164,7 @@ fn sgd_momentum_and_nesterov_follow_the_textbook() {
     }
 }
 
-#[test]
-fn simd_updates_equal_the_reference_bit_for_bit() {
+fn updates_equal_the_reference_bit_for_bit<K: Backend>() {
     let mut r = rng(20);
     for n in [0, 1, 7, 15, 16, 17, 33, 1000, 1003] {
         let p0 = floats(&mut r, n);
@@ -143,8 +175,8 @@ fn simd_updates_equal_the_reference_bit_for_bit() {
             let step = AdamStep::new(1e-3, 0.9, 0.999, 1e-8, wd, decoupled, 7);
             let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
             let (mut p2, mut m2, mut v2) = (p0.clone(), m0.clone(), v0.clone());
-            kernels::adam_update(&mut p1, &g, &mut m1, &mut v1, &step);
-            reference::adam_update(&mut p2, &g, &mut m2, &mut v2, &step);
+            adam::<K>(&mut p1, &g, &mut m1, &mut v1, &step);
+            adam::<Reference>(&mut p2, &g, &mut m2, &mut v2, &step);
             assert_exact(&format!("adam p n={n}"), &p1, &p2);
             assert_exact(&format!("adam m n={n}"), &m1, &m2);
             assert_exact(&format!("adam v n={n}"), &v1, &v2);
@@ -162,8 +194,8 @@ fn simd_updates_equal_the_reference_bit_for_bit() {
             };
             let (mut p1, mut b1) = (p0.clone(), m0.clone());
             let (mut p2, mut b2) = (p0.clone(), m0.clone());
-            kernels::sgd_update(&mut p1, &g, &mut b1, &step);
-            reference::sgd_update(&mut p2, &g, &mut b2, &step);
+            sgd::<K>(&mut p1, &g, &mut b1, &step);
+            sgd::<Reference>(&mut p2, &g, &mut b2, &step);
             assert_exact(&format!("sgd p n={n}"), &p1, &p2);
             assert_exact(&format!("sgd b n={n}"), &b1, &b2);
         }

@@ -17,7 +17,7 @@ use std::prelude::rust_2024::*;
 
 use crate::data::Split;
 use crate::data::batch::fill_batch;
-use crate::kernels::{self, Simd};
+use crate::kernels::{self, Backend, FmaPeak, Isa, Simd, SoftmaxXent, Stream, Transpose};
 use crate::model::{Network, NetworkView, Workspace, train_step};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::train::{self, BATCH, Config, Report, Run};
@@ -89,16 +89,14 @@ pub struct KernelRow {
 /// Everything `constnet bench` measured.
 #[derive(Clone, Debug)]
 pub struct BenchReport {
-    /// The SIMD path compiled in.
-    pub simd: &'static str,
-    /// f32 lanes per vector.
-    pub lanes: usize,
+    /// The kernel path every figure but `paths` was measured on.
+    pub isa: Isa,
     /// Threads used for the epoch.
     pub threads: usize,
-    /// One core's FMA peak with the kernels' vectors, GFLOP/s.
+    /// One core's FMA peak on `isa`, GFLOP/s.
     pub fma_peak: f64,
-    /// One core's FMA peak with 8-lane vectors, GFLOP/s.
-    pub fma_peak_f32x8: f64,
+    /// Every path this CPU supports, measured in the same run.
+    pub paths: Vec<PathFigures>,
     /// Each product of a batch-64 step.
     pub kernels: Vec<KernelRow>,
     /// Each phase of a batch-64 step, single thread: name and timing.
@@ -121,6 +119,99 @@ pub struct BenchReport {
     pub stream_weights: Timing,
     /// Streaming the network's weights once from main memory (caches evicted first).
     pub stream_weights_cold: Timing,
+}
+
+/// The figures that compare the kernel paths.
+#[derive(Clone, Debug)]
+pub struct PathFigures {
+    /// The path.
+    pub isa: Isa,
+    /// One core's FMA peak with its vectors, GFLOP/s.
+    pub fma_peak: f64,
+    /// The largest product, `forward/784x256/b64`.
+    pub forward_fc1: Timing,
+    /// One training step at batch 64.
+    pub step: Timing,
+    /// One-sample inference, weights in cache.
+    pub one_sample: Timing,
+}
+
+/// Rounds of the FMA peak loop per timed call.
+const PEAK_ITERS: usize = 200_000;
+
+/// One core's FMA peak on backend `K` with `lanes` lanes, GFLOP/s.
+fn fma_peak<K: Backend>(budget: Duration, lanes: usize) -> f64 {
+    let op = || FmaPeak {
+        iters: black_box(PEAK_ITERS),
+        m: black_box(0.999),
+        a: black_box(1e-3),
+    };
+    let t = measure(budget, || {
+        black_box(K::run(op()));
+    });
+    op().flops(lanes) as f64 / t.median / 1e9
+}
+
+/// [`PathFigures`] of backend `K`, the path `isa`.
+fn path_figures<K: Backend>(isa: Isa, budget: Duration, train_split: &Split) -> PathFigures {
+    let mut product = Product::new(Kind::Forward, 0, BATCH);
+    let forward_fc1 = measure(budget, || product.run::<K>());
+    let mut rng = crate::data::derived_rng(0, 0, 0);
+    let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
+    let mut grads = MnistMlp::zeroed_box();
+    let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
+    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    let indices: Vec<u32> = (0..BATCH as u32).collect();
+    fill_batch::<_, K>(
+        &mut *ws,
+        train_split.pixels(),
+        train_split.labels(),
+        &indices,
+    );
+    let step = measure(budget, || {
+        black_box(train_step::<MnistMlp, K, _, crate::Rng, BATCH>(
+            &mut net, &mut grads, &mut *adam, &mut ws, BATCH, 1e-4, None,
+        ));
+    });
+    let x = first_image(train_split);
+    let mut out = [0.0f32; 10];
+    let view = net.view();
+    let one_sample = measure(budget, || view.forward_one::<K>(black_box(&x), &mut out));
+    PathFigures {
+        isa,
+        fma_peak: fma_peak::<K>(budget, isa.lanes()),
+        forward_fc1,
+        step,
+        one_sample,
+    }
+}
+
+/// Image 0 of `split` as network input.
+fn first_image(split: &Split) -> AlignedVec {
+    let pixels: Vec<f32> = split
+        .images()
+        .image(0)
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    AlignedVec::from_slice(&pixels)
+}
+
+/// [`path_figures`] for every path this CPU supports.
+fn all_paths(budget: Duration, train_split: &Split) -> Vec<PathFigures> {
+    kernels::supported()
+        .map(|isa| match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => path_figures::<kernels::Avx512>(isa, budget, train_split),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => path_figures::<kernels::Avx2>(isa, budget, train_split),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Sse2 => path_figures::<kernels::Sse2>(isa, budget, train_split),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Portable => path_figures::<kernels::Portable>(isa, budget, train_split),
+            _ => path_figures::<kernels::Scalar>(isa, budget, train_split),
+        })
+        .collect()
 }
 
 struct Silent;
@@ -183,23 +274,8 @@ pub fn run(
     threads: usize,
     budget: Duration,
 ) -> BenchReport {
-    let iters = 200_000;
-    let peak = measure(budget, || {
-        black_box(kernels::fma_peak(
-            black_box(iters),
-            black_box(0.999),
-            black_box(1e-3),
-        ));
-    });
-    let peak8 = measure(budget, || {
-        black_box(kernels::fma_peak_f32x8(
-            black_box(iters),
-            black_box(0.999),
-            black_box(1e-3),
-        ));
-    });
-    let fma_peak = kernels::fma_peak_flops(iters) as f64 / peak.median / 1e9;
-    let fma_peak_f32x8 = kernels::fma_peak_f32x8_flops(iters) as f64 / peak8.median / 1e9;
+    let isa = kernels::selected();
+    let fma_peak = fma_peak::<Simd>(budget, isa.lanes());
 
     let fill = |n: usize, salt: u32| {
         let values: Vec<f32> = pattern(n, salt)
@@ -232,13 +308,13 @@ pub fn run(
     phases.push((
         "loss (softmax cross-entropy)".into(),
         measure(budget, || {
-            black_box(kernels::softmax_xent(
-                10,
-                b,
-                black_box(&logits),
-                &labels,
-                &mut dlogits,
-            ));
+            black_box(Simd::run(SoftmaxXent {
+                classes: 10,
+                batch: b,
+                logits: black_box(&logits),
+                labels: &labels,
+                dlogits: &mut dlogits,
+            }));
         }),
     ));
     // Backward, last layer first: the input gradient (not for the first layer), the transpose
@@ -249,7 +325,13 @@ pub fn run(
             let inp = WIDTHS[l];
             let (x, mut x_rows) = (fill(inp * b, 7), AlignedVec::zeroed(b * inp));
             let transpose = measure(budget, || {
-                kernels::transpose(inp, b, black_box(&x), &mut x_rows)
+                let (src, dst) = (black_box(&x[..]), &mut x_rows[..]);
+                Simd::run(Transpose {
+                    rows: inp,
+                    cols: b,
+                    src,
+                    dst,
+                })
             });
             total += time(Kind::InputGrad, l).median + transpose.median;
         }
@@ -363,7 +445,7 @@ pub fn run(
     let one_sample = measure(budget, || view.forward_one::<Simd>(black_box(&x), &mut out));
     let weights: Vec<&[f32]> = (0..MnistMlp::TENSORS).map(|i| net.tensor(i)).collect();
     let stream_weights = measure(budget, || {
-        black_box(kernels::stream(black_box(&weights)));
+        black_box(Simd::run(Stream(black_box(&weights))));
     });
 
     // The same two with the weights in main memory: touch a buffer twice the size of the last
@@ -390,15 +472,14 @@ pub fn run(
     };
     let one_sample_cold = cold(&mut || view.forward_one::<Simd>(black_box(&x), &mut out));
     let stream_weights_cold = cold(&mut || {
-        black_box(kernels::stream(black_box(&weights)));
+        black_box(Simd::run(Stream(black_box(&weights))));
     });
 
     BenchReport {
-        simd: kernels::simd_backend(),
-        lanes: kernels::LANES,
+        isa,
         threads,
         fma_peak,
-        fma_peak_f32x8,
+        paths: all_paths(budget, train_split),
         kernels,
         phases,
         step,
@@ -420,13 +501,14 @@ impl BenchReport {
         let pct = |t: &Timing| format!("±{:.1}%", 100.0 * t.spread);
         let _ = writeln!(
             s,
-            "constnet bench: kernels {} ({} f32 lanes), {} thread(s) for the epoch",
-            self.simd, self.lanes, self.threads
+            "constnet bench: kernels {}, {} thread(s) for the epoch",
+            self.isa, self.threads
         );
         let _ = writeln!(
             s,
-            "FMA peak, one core: {:.1} GFLOP/s ({:.1} GFLOP/s with 8-lane vectors)",
-            self.fma_peak, self.fma_peak_f32x8
+            "FMA peak, one core: {:.1} GFLOP/s on {}",
+            self.fma_peak,
+            self.isa.name()
         );
         let _ = writeln!(s);
         let _ = writeln!(
@@ -515,6 +597,26 @@ impl BenchReport {
             1e6 * self.stream_weights_cold.median,
             self.one_sample_cold.median / self.stream_weights_cold.median
         );
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<10} {:>10} {:>22} {:>22} {:>12}",
+            "path", "FMA peak", "forward 784x256 b64", "training step b64", "one sample"
+        );
+        for p in &self.paths {
+            let gflops = Product::new(Kind::Forward, 0, BATCH).flops() / p.forward_fc1.median / 1e9;
+            let _ = writeln!(
+                s,
+                "{:<10} {:>8.1} G {:>9.1} µs {:>5.0}% pk {:>9.1} µs {:>5.1}x   {:>9.2} µs",
+                p.isa.name(),
+                p.fma_peak,
+                1e6 * p.forward_fc1.median,
+                100.0 * gflops / p.fma_peak,
+                1e6 * p.step.median,
+                p.step.median / self.step.median,
+                1e6 * p.one_sample.median
+            );
+        }
         s
     }
 
@@ -523,11 +625,17 @@ impl BenchReport {
         use serde_json::json;
         let timing = |t: &Timing| json!({ "median_s": t.median, "mad_over_median": t.spread, "runs": t.runs });
         let value = json!({
-            "simd": self.simd,
-            "lanes": self.lanes,
+            "simd": self.isa.name(),
+            "lanes": self.isa.lanes(),
             "threads": self.threads,
             "fma_peak_gflops": self.fma_peak,
-            "fma_peak_f32x8_gflops": self.fma_peak_f32x8,
+            "paths": self.paths.iter().map(|p| json!({
+                "simd": p.isa.name(),
+                "fma_peak_gflops": p.fma_peak,
+                "forward_784x256_b64": timing(&p.forward_fc1),
+                "train_step_b64": timing(&p.step),
+                "one_sample_inference": timing(&p.one_sample),
+            })).collect::<Vec<_>>(),
             "kernels": self.kernels.iter().map(|k| json!({
                 "name": k.name,
                 "flops": k.flops,

@@ -6,7 +6,10 @@
 use std::prelude::rust_2024::*;
 
 use crate::AlignedVec;
-use crate::kernels::{Activation, Backend, InputGrad, Mode};
+use crate::kernels::{
+    Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
+    Dims, InputGrad, Mode,
+};
 use std::hint::black_box;
 
 /// The reference network's widths.
@@ -144,28 +147,51 @@ impl Product {
     /// One call of the product through backend `K`.
     pub fn run<K: Backend>(&mut self) {
         let (out, inp, batch) = (self.out, self.inp, self.batch);
+        let dims = Dims { out, inp, batch };
         let (a, b) = (black_box(&*self.a), black_box(&*self.b));
+        let (act, extra, c) = (self.act, &self.extra[..], &mut self.c[..]);
         match self.kind {
-            Kind::Forward => {
-                K::dense_forward(out, inp, batch, a, &self.extra, b, &mut self.c, self.act)
-            }
-            Kind::Gemv => K::dense_forward_one(out, inp, a, &self.extra, b, &mut self.c, self.act),
-            Kind::WeightGrad => K::dense_backward_weights(
+            Kind::Forward => K::run(DenseForward {
+                dims,
+                w: a,
+                bias: extra,
+                x: b,
+                y: c,
+                act,
+            }),
+            Kind::Gemv => K::run(DenseForwardOne {
                 out,
                 inp,
-                batch,
-                a,
-                b,
-                &mut self.c,
-                &mut self.db,
-                Mode::Overwrite,
-            ),
+                w: a,
+                bias: extra,
+                x: b,
+                y: c,
+                act,
+            }),
+            Kind::WeightGrad => {
+                let (dz, x_rows, db) = (a, b, &mut self.db[..]);
+                let mode = Mode::Overwrite;
+                K::run(DenseBackwardWeights {
+                    dims,
+                    dz,
+                    x_rows,
+                    dw: c,
+                    db,
+                    mode,
+                })
+            }
             Kind::InputGrad => {
                 let grad = InputGrad::Relu {
-                    x: &self.extra,
+                    x: extra,
                     scale: 1.0,
                 };
-                K::dense_backward_input(out, inp, batch, a, b, grad, &mut self.c)
+                K::run(DenseBackwardInput {
+                    dims,
+                    w: a,
+                    dz: b,
+                    grad,
+                    dx: c,
+                })
             }
         }
     }

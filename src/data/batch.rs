@@ -4,7 +4,7 @@
 //! straight from the (memory-mapped) file bytes into the workspace's input buffers.
 #![forbid(unsafe_code)]
 
-use crate::kernels::Backend;
+use crate::kernels::{Backend, LoadU8Batch};
 use crate::model::Workspace;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
@@ -67,7 +67,13 @@ pub fn fill_batch<W: Workspace, K: Backend>(
     );
     let (features, rows) = ws.input_mut(batch);
     let image = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
-    K::load_u8_batch(W::INPUT, batch, image, rows, features);
+    K::run(LoadU8Batch {
+        features: W::INPUT,
+        batch,
+        images: image,
+        rows,
+        cols: features,
+    });
     for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
         *l = u32::from(labels[i as usize]);
     }

@@ -18,10 +18,13 @@
 //! that instead. Only the epilogue sees how many rows and columns are real.
 #![forbid(unsafe_code)]
 
-use super::tile::{NV, load_row, store_row, tile};
-use super::{MR, Mode, NR, V, check_len};
+use super::Mode;
+use super::ops::Gemm;
+use super::simd::{MAX_NR, Vector};
+use super::tile::{NV, load_row, nr, store_row, tile};
 
-/// Rows of B copied per chunk for a partial column panel (KE×NR floats = 4 KiB of stack).
+/// Rows of B copied per chunk for a partial column panel (KE×NR floats, at most 8 KiB of
+/// stack).
 const KE: usize = 64;
 
 /// How the driver reads A.
@@ -39,7 +42,7 @@ pub(crate) enum AOperand<'a> {
 /// b is `[k][n]`; A's shape follows from `m`, `k` and the operand kind. The caller has checked
 /// the lengths.
 #[inline(always)]
-pub(crate) fn drive(
+pub(crate) fn drive<V: Vector>(
     m: usize,
     n: usize,
     k: usize,
@@ -54,15 +57,15 @@ pub(crate) fn drive(
     // (a few size classes), so small products do not pay for clearing a large one.
     // Only where a panel is read by several row blocks: for a few the copy costs more than
     // the conflicts.
-    let reuse = m > 3 * MR;
+    let reuse = m > 3 * V::MR;
     match k {
-        0..=16 if reuse => drive_packed::<16>(m, n, k, a, b, &mut epilogue),
-        17..=64 if reuse => drive_packed::<64>(m, n, k, a, b, &mut epilogue),
-        65..=128 if reuse => drive_packed::<128>(m, n, k, a, b, &mut epilogue),
-        129..=PACK_K if reuse => drive_packed::<PACK_K>(m, n, k, a, b, &mut epilogue),
+        0..=16 if reuse => drive_packed::<V, 16>(m, n, k, a, b, &mut epilogue),
+        17..=64 if reuse => drive_packed::<V, 64>(m, n, k, a, b, &mut epilogue),
+        65..=128 if reuse => drive_packed::<V, 128>(m, n, k, a, b, &mut epilogue),
+        129..=PACK_K if reuse => drive_packed::<V, PACK_K>(m, n, k, a, b, &mut epilogue),
         _ => {
-            for j0 in (0..n).step_by(NR) {
-                let cols = NR.min(n - j0);
+            for j0 in (0..n).step_by(nr::<V>()) {
+                let cols = nr::<V>().min(n - j0);
                 row_blocks(m, n, k, a, b, None, j0, cols, &mut epilogue);
             }
         }
@@ -71,7 +74,7 @@ pub(crate) fn drive(
 
 /// [`drive`] with B packed panel by panel into a P×NR stack block (`k <= P`).
 #[inline(always)]
-fn drive_packed<const P: usize>(
+fn drive_packed<V: Vector, const P: usize>(
     m: usize,
     n: usize,
     k: usize,
@@ -79,15 +82,16 @@ fn drive_packed<const P: usize>(
     b: &[f32],
     epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
 ) {
-    let mut packed = [[0.0f32; NR]; P];
-    for j0 in (0..n).step_by(NR) {
-        let cols = NR.min(n - j0);
-        for (dst, p) in packed.iter_mut().zip(0..k) {
+    let nr = nr::<V>();
+    let mut packed = [[0.0f32; MAX_NR]; P];
+    let packed = &mut packed.as_flattened_mut()[..k * nr];
+    for j0 in (0..n).step_by(nr) {
+        let cols = nr.min(n - j0);
+        for (dst, p) in packed.chunks_exact_mut(nr).zip(0..k) {
             dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
             dst[cols..].fill(0.0);
         }
-        let panel = Some(&packed.as_flattened()[..k * NR]);
-        row_blocks(m, n, k, a, b, panel, j0, cols, epilogue);
+        row_blocks(m, n, k, a, b, Some(packed), j0, cols, epilogue);
     }
 }
 
@@ -97,7 +101,7 @@ const PACK_K: usize = 256;
 /// All row blocks of the column block at `j0`, reading B from `panel` if packed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn row_blocks(
+fn row_blocks<V: Vector>(
     m: usize,
     n: usize,
     k: usize,
@@ -108,14 +112,21 @@ fn row_blocks(
     cols: usize,
     epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
 ) {
-    for i0 in (0..m).step_by(MR) {
-        let rows = MR.min(m - i0);
+    for i0 in (0..m).step_by(V::MR) {
+        let rows = V::MR.min(m - i0);
         // A short last block (the 10-row output layer) runs a half-height tile when it fits:
         // fewer FMAs spent on rows that are never stored.
-        if rows <= MR / 2 {
-            block::<{ MR / 2 }>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue);
-        } else {
-            block::<MR>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue);
+        macro_rules! block {
+            ($r:literal) => {
+                block::<V, $r>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue)
+            };
+        }
+        match (V::MR, rows <= V::MR / 2) {
+            (8, true) => block!(4),
+            (8, false) => block!(8),
+            (6, true) => block!(3),
+            (6, false) => block!(6),
+            _ => unreachable!("every path's tile has 6 or 8 rows"),
         }
     }
 }
@@ -123,7 +134,7 @@ fn row_blocks(
 /// One R-row tile of C at rows `i0..i0 + rows` (`rows <= R`), columns `j0..j0 + cols`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn block<const R: usize>(
+fn block<V: Vector, const R: usize>(
     m: usize,
     n: usize,
     k: usize,
@@ -136,31 +147,22 @@ fn block<const R: usize>(
     cols: usize,
     epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
 ) {
-    let mut acc = [[V::ZERO; NV]; R];
+    let nr = nr::<V>();
+    let mut acc = [[V::zero(); NV]; R];
     if let Some(panel) = panel {
-        tile_over_a(a, m, k, i0, rows, 0, k, panel, NR, &mut acc);
-    } else if cols == NR {
+        tile_over_a(a, m, k, i0, rows, 0, k, panel, nr, &mut acc);
+    } else if cols == nr && k > 0 {
         tile_over_a(a, m, k, i0, rows, 0, k, &b[j0..], n, &mut acc);
     } else {
         // Zero padding makes the extra lanes of the tile exactly 0.
-        let mut chunk = [[0.0f32; NR]; KE];
+        let mut chunk = [[0.0f32; MAX_NR]; KE];
+        let chunk = &mut chunk.as_flattened_mut()[..KE * nr];
         for p0 in (0..k).step_by(KE) {
             let kc = KE.min(k - p0);
-            for (dst, p) in chunk.iter_mut().zip(p0..p0 + kc) {
+            for (dst, p) in chunk.chunks_exact_mut(nr).zip(p0..p0 + kc) {
                 dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
             }
-            tile_over_a(
-                a,
-                m,
-                k,
-                i0,
-                rows,
-                p0,
-                kc,
-                chunk.as_flattened(),
-                NR,
-                &mut acc,
-            );
+            tile_over_a(a, m, k, i0, rows, p0, kc, chunk, nr, &mut acc);
         }
     }
     for (r, acc_row) in acc.into_iter().take(rows).enumerate() {
@@ -171,7 +173,7 @@ fn block<const R: usize>(
 /// Runs the tile over steps `p0..p0 + kc` of A's rows `i0..i0 + rows`; `b` starts at step p0.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile_over_a<const R: usize>(
+fn tile_over_a<V: Vector, const R: usize>(
     a: AOperand<'_>,
     m: usize,
     k: usize,
@@ -200,33 +202,36 @@ fn tile_over_a<const R: usize>(
 
 /// Stores one tile row into C according to `mode`.
 #[inline(always)]
-pub(crate) fn store_mode(c_row: &mut [f32], cols: usize, acc: [V; NV], mode: Mode) {
+pub(crate) fn store_mode<V: Vector>(c_row: &mut [f32], cols: usize, acc: [V; NV], mode: Mode) {
     let value = match mode {
         Mode::Overwrite => acc,
         Mode::Accumulate => {
-            let old = load_row(c_row, cols);
+            let old: [V; NV] = load_row(c_row, cols);
             core::array::from_fn(|v| old[v] + acc[v])
         }
     };
     store_row(c_row, cols, value);
 }
 
-/// `C = A·B` or `C += A·B`. a `[m][k]`, b `[k][n]`, c `[m][n]`.
-pub fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
-    check_len("gemm_nn", "a", a.len(), m, k);
-    check_len("gemm_nn", "b", b.len(), k, n);
-    check_len("gemm_nn", "c", c.len(), m, n);
-    drive(m, n, k, AOperand::Rows(a), b, |i, j0, cols, acc| {
-        store_mode(&mut c[i * n + j0..], cols, acc, mode);
-    });
-}
-
-/// `C = Aᵀ·B` or `C += Aᵀ·B`. a `[k][m]`, b `[k][n]`, c `[m][n]`.
-pub fn gemm_tn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
-    check_len("gemm_tn", "a", a.len(), k, m);
-    check_len("gemm_tn", "b", b.len(), k, n);
-    check_len("gemm_tn", "c", c.len(), m, n);
-    drive(m, n, k, AOperand::Cols(a), b, |i, j0, cols, acc| {
+/// `C (mode)= op(A)·B` (see [`Gemm`]).
+#[inline(always)]
+pub(crate) fn gemm<V: Vector>(g: Gemm<'_>) {
+    let Gemm {
+        m,
+        n,
+        k,
+        a,
+        a_transposed,
+        b,
+        c,
+        mode,
+    } = g;
+    let a = if a_transposed {
+        AOperand::Cols(a)
+    } else {
+        AOperand::Rows(a)
+    };
+    drive::<V>(m, n, k, a, b, |i, j0, cols, acc| {
         store_mode(&mut c[i * n + j0..], cols, acc, mode);
     });
 }

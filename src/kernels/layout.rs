@@ -1,85 +1,96 @@
 //! Changing layout: feature-major `[F][B]` to batch-major `[B][F]` and back, and loading a
 //! batch of u8 images into both layouts at once.
 //!
-//! Plain algorithm: `dst[c][r] = src[r][c]`. Done in LANES×LANES blocks held in LANES vector
-//! registers (`V::transpose`); a block on the edge is padded with zeros on the way in and only
-//! its valid part is written out.
-#![forbid(unsafe_code)]
+//! Plain algorithm: `dst[c][r] = src[r][c]`. Done in LANES×LANES blocks transposed in vector
+//! registers ([`Vector::transpose_block`]); blocks on the edges (when a size is not a multiple
+//! of LANES) element by element.
+use super::ops::{LoadU8Batch, Transpose};
+use super::simd::Vector;
 
-use super::{LANES, V, check_len};
-
-/// `dst = srcᵀ`. src `[rows][cols]`, dst `[cols][rows]`.
-pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
-    check_len("transpose", "src", src.len(), rows, cols);
-    check_len("transpose", "dst", dst.len(), cols, rows);
-    for r0 in (0..rows).step_by(LANES) {
-        let rr = LANES.min(rows - r0);
-        for c0 in (0..cols).step_by(LANES) {
-            let cc = LANES.min(cols - c0);
-            let block: [V; LANES] = core::array::from_fn(|r| {
-                let mut lane = [0.0; LANES];
-                if r < rr {
-                    lane[..cc].copy_from_slice(&src[(r0 + r) * cols + c0..][..cc]);
-                }
-                V::new(lane)
-            });
-            store_columns(block, dst, rows, r0, rr, c0, cc);
-        }
-    }
-}
-
-/// Loads `batch` images of `features` u8 pixels each (`images(j)` is image j) as f32 divided
-/// by 255, into rows `[batch][features]` and, transposed, cols `[features][batch]`: one pass
-/// over the pixels, each block converted once and transposed in registers.
-pub fn load_u8_batch<'a>(
-    features: usize,
-    batch: usize,
-    images: impl Fn(usize) -> &'a [u8],
-    rows: &mut [f32],
-    cols: &mut [f32],
-) {
-    check_len("load_u8_batch", "rows", rows.len(), batch, features);
-    check_len("load_u8_batch", "cols", cols.len(), features, batch);
-    let scale = V::splat(255.0);
-    for j0 in (0..batch).step_by(LANES) {
-        let jj = LANES.min(batch - j0);
-        let sources: [&[u8]; LANES] = core::array::from_fn(|r| {
-            if r < jj {
-                &images(j0 + r)[..features]
-            } else {
-                &[]
-            }
-        });
-        for p0 in (0..features).step_by(LANES) {
-            let pp = LANES.min(features - p0);
-            let block: [V; LANES] = core::array::from_fn(|r| {
-                let mut bytes = [0u8; LANES];
-                if r < jj {
-                    bytes[..pp].copy_from_slice(&sources[r][p0..p0 + pp]);
-                }
-                V::new(bytes.map(f32::from)) / scale
-            });
-            for (r, v) in block.iter().enumerate().take(jj) {
-                rows[(j0 + r) * features + p0..][..pp].copy_from_slice(&v.as_array()[..pp]);
-            }
-            store_columns(block, cols, batch, j0, jj, p0, pp);
-        }
-    }
-}
-
-/// Writes the transpose of a block of `rr` valid rows (starting at row r0) and `cc` valid
-/// columns (starting at c0) into `dst [cols][rows]` whose rows are `rows` long.
+/// `dst = srcᵀ` (see [`Transpose`]).
 #[inline(always)]
-fn store_columns(
-    block: [V; LANES],
-    dst: &mut [f32],
-    rows: usize,
+pub(crate) fn transpose<V: Vector>(op: Transpose<'_>) {
+    let Transpose {
+        rows,
+        cols,
+        src,
+        dst,
+    } = op;
+    let lanes = V::LANES;
+    for r0 in (0..rows).step_by(lanes) {
+        for c0 in (0..cols).step_by(lanes) {
+            transpose_block::<V>(src, cols, r0, c0, (rows, cols), dst, rows);
+        }
+    }
+}
+
+/// Loads u8 images as f32 / 255 into both layouts (see [`LoadU8Batch`]): each image's pixels
+/// are converted a vector at a time into its row, and each LANES×LANES block of rows is then
+/// transposed into the columns while it is still in L1.
+#[inline(always)]
+pub(crate) fn load_u8_batch<'a, V: Vector, F: Fn(usize) -> &'a [u8]>(op: LoadU8Batch<'a, F>) {
+    let LoadU8Batch {
+        features,
+        batch,
+        images,
+        rows,
+        cols,
+    } = op;
+    let (lanes, scale) = (V::LANES, V::splat(255.0));
+    for j0 in (0..batch).step_by(lanes) {
+        for j in j0..batch.min(j0 + lanes) {
+            let (image, row) = (
+                &images(j)[..features],
+                &mut rows[j * features..][..features],
+            );
+            let mut pixels = image.chunks_exact(lanes);
+            let mut out = row.chunks_exact_mut(lanes);
+            for (p, o) in (&mut pixels).zip(&mut out) {
+                // SAFETY: `p` holds exactly LANES bytes.
+                (unsafe { V::load_u8_ptr(p.as_ptr()) } / scale).store(o);
+            }
+            for (&p, o) in pixels.remainder().iter().zip(out.into_remainder()) {
+                *o = f32::from(p) / 255.0;
+            }
+        }
+        for p0 in (0..features).step_by(lanes) {
+            transpose_block::<V>(rows, features, j0, p0, (batch, features), cols, batch);
+        }
+    }
+}
+
+/// Transposes the block of `src` (`[rows][ld_src]`, `shape = (rows, cols)` valid) at row r0,
+/// column c0 into `dst` (`[cols][ld_dst]`): `dst[c][r] = src[r][c]` for the block's valid part.
+#[inline(always)]
+fn transpose_block<V: Vector>(
+    src: &[f32],
+    ld_src: usize,
     r0: usize,
-    rr: usize,
     c0: usize,
-    cc: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    ld_dst: usize,
 ) {
-    for (c, column) in V::transpose(block).iter().take(cc).enumerate() {
-        dst[(c0 + c) * rows + r0..][..rr].copy_from_slice(&column.as_array()[..rr]);
+    let lanes = V::LANES;
+    let (rr, cc) = (lanes.min(rows - r0), lanes.min(cols - c0));
+    if rr == lanes && cc == lanes {
+        let (from, to) = (r0 * ld_src + c0, c0 * ld_dst + r0);
+        assert!(
+            from + (lanes - 1) * ld_src + lanes <= src.len(),
+            "transpose: src"
+        );
+        assert!(
+            to + (lanes - 1) * ld_dst + lanes <= dst.len(),
+            "transpose: dst"
+        );
+        // SAFETY: every row of both blocks is in bounds (asserted); `src` and `dst` are
+        // distinct slices.
+        unsafe { V::transpose_block(src[from..].as_ptr(), ld_src, dst[to..].as_mut_ptr(), ld_dst) }
+    } else {
+        for r in 0..rr {
+            for c in 0..cc {
+                dst[(c0 + c) * ld_dst + r0 + r] = src[(r0 + r) * ld_src + c0 + c];
+            }
+        }
     }
 }

@@ -26,55 +26,50 @@
 //!   elsewhere (also where the activation is NaN). `relu(-0.0)` may be `-0.0`; compare with `==`.
 //! - **Allocation.** None. Scratch space is a small array on the stack.
 //!
-//! - **Vector width.** `wide` picks its instructions from compile-time target features; the
-//!   kernels use its widest float vector the build allows: `f32x16` when AVX-512F is enabled,
-//!   `f32x8` otherwise (AVX2+FMA, or two SSE2 halves on the x86-64 baseline). [`LANES`] and
-//!   [`NR`] follow; everything else is written once.
+//! - **Paths.** Every kernel is written once over a vector of f32 lanes and compiled for each
+//!   instruction set: AVX-512F (16 lanes, an 8×32 tile), AVX2+FMA (8 lanes, 6×16), SSE2 (4
+//!   lanes, 6×8) on x86-64, `wide`'s portable vectors elsewhere, and one scalar lane
+//!   everywhere ([`Isa`]). [`Simd`] runs the best path this CPU has, detected at run time
+//!   ([`selected`]); [`Avx512`], [`Avx2`], [`Sse2`], [`Scalar`] run one path, so tests and
+//!   benchmarks compare them in one build.
 //!
-//! Every kernel has a twin with the same name and signature in [`reference`]: plain loops that
-//! define what the kernel computes. Tests compare the two on random shapes.
+//! Each kernel is a struct of its operands and dimensions ([`ops`]): its shapes are checked
+//! once, in one place, then it runs on a [`Backend`]. [`reference`] holds the same kernels as
+//! plain loops that define what they compute; tests compare every path with it on random
+//! shapes.
 //!
-//! `unsafe` appears in one place, the unchecked loads of [`tile`]'s inner loop; every other file
-//! here forbids it.
+//! `unsafe` appears in the unchecked loads of `tile`'s inner loop and in the x86 vector types;
+//! every other file here forbids it.
 
 mod dense;
 mod gemm;
 mod gemv;
 mod layout;
+pub mod ops;
 mod peak;
 pub mod reference;
+mod simd;
 mod softmax;
 mod tile;
 mod update;
 
-pub use dense::{dense_backward_input, dense_backward_weights, dense_forward};
-pub use gemm::{gemm_nn, gemm_tn};
-pub use gemv::{dense_forward_one, gemv};
-pub use layout::{load_u8_batch, transpose};
-pub use peak::{fma_peak, fma_peak_f32x8, fma_peak_f32x8_flops, fma_peak_flops, stream};
-pub use softmax::softmax_xent;
-pub use update::{
-    AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep, adam_update, sgd_update, sum_squares,
+pub use ops::{
+    AdamUpdate, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims,
+    FmaPeak, Gemm, Gemv, LoadU8Batch, SgdUpdate, SoftmaxXent, Stream, SumSquares, Transpose,
 };
+#[cfg(feature = "std")]
+pub use simd::from_env;
+#[cfg(not(target_arch = "x86_64"))]
+pub use simd::portable::Portable;
+pub use simd::scalar::Scalar;
+#[cfg(target_arch = "x86_64")]
+pub use simd::x86::{Avx2, Avx512, Sse2};
+pub use simd::{
+    Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
+};
+pub use update::{AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep};
 
-/// The SIMD vector every kernel computes with.
-#[cfg(target_feature = "avx512f")]
-pub(crate) type V = wide::f32x16;
-/// The SIMD vector every kernel computes with.
-#[cfg(not(target_feature = "avx512f"))]
-pub(crate) type V = wide::f32x8;
-
-/// f32 lanes in one SIMD vector: 16 with AVX-512F, 8 otherwise.
-pub const LANES: usize = core::mem::size_of::<V>() / 4;
-/// Rows of C in one register tile: 16 accumulators of AVX-512's 32 vector registers.
-#[cfg(target_feature = "avx512f")]
-pub const MR: usize = 8;
-/// Rows of C in one register tile: 12 accumulators, two B vectors and a broadcast fill 15 of
-/// AVX2's 16 vector registers.
-#[cfg(not(target_feature = "avx512f"))]
-pub const MR: usize = 6;
-/// Columns of C in one register tile (two vectors).
-pub const NR: usize = 2 * LANES;
+use simd::Path;
 
 /// Whether a kernel replaces its output or adds to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,26 +105,105 @@ pub enum InputGrad<'a> {
     },
 }
 
-/// Which SIMD instruction set the kernels were compiled for.
-///
-/// `wide` chooses at compile time from the target features: `"avx512f+fma"` or `"avx2+fma"`
-/// when built with `-C target-cpu=native` (the repository's `.cargo/config.toml`) on such a CPU,
-/// `"sse2"` for the x86-64 baseline, `"scalar"` where `wide` has no vector path.
-pub const fn simd_backend() -> &'static str {
-    if cfg!(all(target_feature = "avx512f", target_feature = "fma")) {
-        "avx512f+fma"
-    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
-        "avx2+fma"
-    } else if cfg!(target_feature = "avx") {
-        "avx"
-    } else if cfg!(target_feature = "sse2") {
-        "sse2"
-    } else if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
-        "neon"
-    } else if cfg!(target_feature = "simd128") {
-        "wasm-simd128"
-    } else {
-        "scalar"
+/// The name of the path [`Simd`] runs (see [`selected`]): `"avx512"`, `"avx2"`, `"sse2"`,
+/// `"portable"` or `"scalar"`.
+pub fn simd_backend() -> &'static str {
+    selected().name()
+}
+
+pub(crate) mod op {
+    use super::simd::Vector;
+
+    /// What every kernel struct implements (sealed: see [`super::Kernel`]).
+    pub trait Op: Sized {
+        /// What the kernel returns.
+        type Output;
+        /// Panics with the kernel's and the operand's names unless every slice holds exactly
+        /// what the dimensions say.
+        fn check(&self);
+        /// The kernel on vectors `V`, after [`Op::check`].
+        fn simd<V: Vector>(self) -> Self::Output;
+        /// The scalar specification ([`super::reference`]), after [`Op::check`].
+        fn reference(self) -> Self::Output;
+    }
+}
+
+/// A kernel call: one of the structs of [`ops`], which hold the operands and dimensions. Run it
+/// with [`Backend::run`].
+pub trait Kernel: op::Op {}
+impl<T: op::Op> Kernel for T {}
+
+/// Where kernels run: [`Simd`] (the best path of this CPU, or the one selected), one fixed path
+/// ([`Avx512`], [`Avx2`], [`Sse2`], [`Scalar`]; `Portable` off x86-64) or [`Reference`] (the
+/// scalar specification). Layers, networks and optimizers are generic over it, so a whole
+/// training step can run on any of them and the results can be compared.
+pub trait Backend {
+    /// The path this backend runs (`None` for the reference).
+    fn isa() -> Option<Isa>;
+    /// Checks `kernel`'s shapes (panicking on a mismatch, which is a bug in the caller), then
+    /// runs it.
+    fn run<K: Kernel>(kernel: K) -> K::Output;
+}
+
+/// The fast kernels on the path [`selected`] returns: the best this CPU supports unless
+/// `CONSTNET_SIMD` or [`select`] chose another.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Simd;
+
+/// The scalar kernels of [`reference`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reference;
+
+impl Backend for Reference {
+    fn isa() -> Option<Isa> {
+        None
+    }
+    fn run<K: Kernel>(kernel: K) -> K::Output {
+        kernel.check();
+        kernel.reference()
+    }
+}
+
+impl Backend for Simd {
+    fn isa() -> Option<Isa> {
+        Some(selected())
+    }
+    #[inline]
+    fn run<K: Kernel>(kernel: K) -> K::Output {
+        kernel.check();
+        // SAFETY: `selected` only returns a path that `Isa::is_supported` accepted.
+        unsafe {
+            match selected() {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => Avx512::enter(kernel),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => Avx2::enter(kernel),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Sse2 => Sse2::enter(kernel),
+                #[cfg(not(target_arch = "x86_64"))]
+                Isa::Portable => Portable::enter(kernel),
+                _ => Scalar::enter(kernel),
+            }
+        }
+    }
+}
+
+impl<P: Path> Backend for P {
+    fn isa() -> Option<Isa> {
+        Some(P::ISA)
+    }
+    /// # Panics
+    /// If this CPU cannot run the path (see [`Isa::is_supported`]).
+    #[inline]
+    fn run<K: Kernel>(kernel: K) -> K::Output {
+        assert!(
+            P::ISA.is_supported(),
+            "the {} kernels need instructions this CPU lacks",
+            P::ISA.name()
+        );
+        kernel.check();
+        // SAFETY: the CPU supports the path (asserted).
+        unsafe { P::enter(kernel) }
     }
 }
 
@@ -142,132 +216,3 @@ pub(crate) fn check_len(kernel: &str, name: &str, slice_len: usize, rows: usize,
         rows.saturating_mul(cols)
     );
 }
-
-/// A set of kernels a network can run on: [`Simd`] (the fast kernels) or [`Reference`] (the
-/// scalar specification). Networks, layers and optimizers are generic over it, so one training
-/// step can run through either path and the two can be compared.
-pub trait Backend {
-    /// See [`dense_forward`].
-    #[allow(clippy::too_many_arguments)]
-    fn dense_forward(
-        out: usize,
-        inp: usize,
-        batch: usize,
-        w: &[f32],
-        bias: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        act: Activation,
-    );
-    /// See [`dense_backward_input`].
-    fn dense_backward_input(
-        out: usize,
-        inp: usize,
-        batch: usize,
-        w: &[f32],
-        dz: &[f32],
-        grad: InputGrad<'_>,
-        dx: &mut [f32],
-    );
-    /// See [`dense_backward_weights`].
-    #[allow(clippy::too_many_arguments)]
-    fn dense_backward_weights(
-        out: usize,
-        inp: usize,
-        batch: usize,
-        dz: &[f32],
-        x_rows: &[f32],
-        dw: &mut [f32],
-        db: &mut [f32],
-        mode: Mode,
-    );
-    /// See [`dense_forward_one`].
-    fn dense_forward_one(
-        out: usize,
-        inp: usize,
-        w: &[f32],
-        bias: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        act: Activation,
-    );
-    /// See [`transpose`].
-    fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]);
-    /// See [`load_u8_batch`].
-    fn load_u8_batch<'a>(
-        features: usize,
-        batch: usize,
-        images: impl Fn(usize) -> &'a [u8],
-        rows: &mut [f32],
-        cols: &mut [f32],
-    );
-    /// See [`softmax_xent`].
-    fn softmax_xent(
-        classes: usize,
-        batch: usize,
-        logits: &[f32],
-        labels: &[u32],
-        dlogits: &mut [f32],
-    ) -> f32;
-    /// See [`adam_update`].
-    fn adam_update(
-        params: &mut [f32],
-        grads: &[f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        s: &AdamStep,
-    ) -> bool;
-    /// See [`sgd_update`].
-    fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool;
-    /// See [`sum_squares`].
-    fn sum_squares(x: &[f32]) -> f32;
-}
-
-/// The fast kernels of this module.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Simd;
-
-/// The scalar kernels of [`reference`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Reference;
-
-/// Implements [`Backend`] by forwarding every method to the module that defines the kernels.
-macro_rules! backend {
-    ($backend:ty => $($kernels:ident)::+) => {
-        impl Backend for $backend {
-            fn dense_forward(out: usize, inp: usize, batch: usize, w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], act: Activation) {
-                $($kernels)::+::dense_forward(out, inp, batch, w, bias, x, y, act)
-            }
-            fn dense_backward_input(out: usize, inp: usize, batch: usize, w: &[f32], dz: &[f32], grad: InputGrad<'_>, dx: &mut [f32]) {
-                $($kernels)::+::dense_backward_input(out, inp, batch, w, dz, grad, dx)
-            }
-            fn dense_backward_weights(out: usize, inp: usize, batch: usize, dz: &[f32], x_rows: &[f32], dw: &mut [f32], db: &mut [f32], mode: Mode) {
-                $($kernels)::+::dense_backward_weights(out, inp, batch, dz, x_rows, dw, db, mode)
-            }
-            fn dense_forward_one(out: usize, inp: usize, w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], act: Activation) {
-                $($kernels)::+::dense_forward_one(out, inp, w, bias, x, y, act)
-            }
-            fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
-                $($kernels)::+::transpose(rows, cols, src, dst)
-            }
-            fn load_u8_batch<'a>(features: usize, batch: usize, images: impl Fn(usize) -> &'a [u8], rows: &mut [f32], cols: &mut [f32]) {
-                $($kernels)::+::load_u8_batch(features, batch, images, rows, cols)
-            }
-            fn softmax_xent(classes: usize, batch: usize, logits: &[f32], labels: &[u32], dlogits: &mut [f32]) -> f32 {
-                $($kernels)::+::softmax_xent(classes, batch, logits, labels, dlogits)
-            }
-            fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) -> bool {
-                $($kernels)::+::adam_update(params, grads, m, v, s)
-            }
-            fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
-                $($kernels)::+::sgd_update(params, grads, velocity, s)
-            }
-            fn sum_squares(x: &[f32]) -> f32 {
-                $($kernels)::+::sum_squares(x)
-            }
-        }
-    };
-}
-
-backend!(Simd => crate::kernels);
-backend!(Reference => crate::kernels::reference);

@@ -1,62 +1,72 @@
 //! The readable reference: every kernel as plain loops in textbook order, with no SIMD.
 //!
-//! This module is the specification. Each function has the same name, signature and contract
-//! as its fast twin in [`crate::kernels`] (layouts, modes, NaN policy, shape checks), and the
-//! tests require the two to agree. It is slow on purpose; it is also what the `Reference`
-//! backend of a network runs, so a whole training step can be checked against it.
+//! This module is the specification. Each function takes the same kernel struct as the fast
+//! kernels ([`super::ops`]), whose contract (layouts, modes, NaN policy, shapes) it follows,
+//! and the tests require every path to agree with it. It is slow on purpose; it is also what
+//! the [`Reference`](super::Reference) backend runs, so a whole training step can be checked
+//! against it. Shapes have been checked by [`Backend::run`](super::Backend::run) before any of
+//! these runs.
 #![forbid(unsafe_code)]
 
+use super::ops::{
+    AdamUpdate, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims,
+    FmaPeak, Gemm, Gemv, LoadU8Batch, SgdUpdate, SoftmaxXent, Transpose,
+};
 use super::softmax::EXP_CUTOFF;
 use super::update::{GRAD_FLUSH, STATE_FLUSH};
-use super::{Activation, AdamStep, InputGrad, Mode, SgdStep, check_len};
+use super::{Activation, InputGrad, Mode};
 
-/// `C = A·B` or `C += A·B`. a `[m][k]`, b `[k][n]`, c `[m][n]`.
-pub fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
-    check_len("gemm_nn", "a", a.len(), m, k);
-    check_len("gemm_nn", "b", b.len(), k, n);
-    check_len("gemm_nn", "c", c.len(), m, n);
+/// `C (mode)= op(A)·B`.
+pub fn gemm(g: Gemm<'_>) {
+    let Gemm {
+        m,
+        n,
+        k,
+        a,
+        a_transposed,
+        b,
+        c,
+        mode,
+    } = g;
+    let a_at = |i: usize, p: usize| {
+        if a_transposed {
+            a[p * m + i]
+        } else {
+            a[i * k + p]
+        }
+    };
     for i in 0..m {
         for j in 0..n {
             let mut sum = 0.0;
             for p in 0..k {
-                sum += a[i * k + p] * b[p * n + j];
+                sum += a_at(i, p) * b[p * n + j];
             }
             store(&mut c[i * n + j], sum, mode);
         }
     }
 }
 
-/// `C = Aᵀ·B` or `C += Aᵀ·B`. a `[k][m]`, b `[k][n]`, c `[m][n]`.
-pub fn gemm_tn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], mode: Mode) {
-    check_len("gemm_tn", "a", a.len(), k, m);
-    check_len("gemm_tn", "b", b.len(), k, n);
-    check_len("gemm_tn", "c", c.len(), m, n);
-    for i in 0..m {
-        for j in 0..n {
-            let mut sum = 0.0;
-            for p in 0..k {
-                sum += a[p * m + i] * b[p * n + j];
-            }
-            store(&mut c[i * n + j], sum, mode);
-        }
-    }
-}
-
-/// `y = act(W·x + bias)` for a batch. w `[out][inp]`, bias `[out]`, x `[inp][batch]`,
-/// y `[out][batch]`; y is overwritten.
-#[allow(clippy::too_many_arguments)]
-pub fn dense_forward(
-    out: usize,
-    inp: usize,
-    batch: usize,
-    w: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    act: Activation,
-) {
-    check_len("dense_forward", "bias", bias.len(), out, 1);
-    gemm_nn(out, batch, inp, w, x, y, Mode::Overwrite);
+/// `y = act(W·x + bias)` for a batch.
+pub fn dense_forward(op: DenseForward<'_>) {
+    let DenseForward {
+        dims,
+        w,
+        bias,
+        x,
+        y,
+        act,
+    } = op;
+    let Dims { out, inp, batch } = dims;
+    gemm(Gemm {
+        m: out,
+        n: batch,
+        k: inp,
+        a: w,
+        a_transposed: false,
+        b: x,
+        c: y,
+        mode: Mode::Overwrite,
+    });
     for o in 0..out {
         for j in 0..batch {
             let z = y[o * batch + j] + bias[o];
@@ -66,19 +76,26 @@ pub fn dense_forward(
 }
 
 /// The gradient with respect to the layer's input, masked by the ReLU that produced it.
-/// w `[out][inp]`, dz `[out][batch]`, dx `[inp][batch]`; dx is overwritten.
-pub fn dense_backward_input(
-    out: usize,
-    inp: usize,
-    batch: usize,
-    w: &[f32],
-    dz: &[f32],
-    grad: InputGrad<'_>,
-    dx: &mut [f32],
-) {
-    gemm_tn(inp, batch, out, w, dz, dx, Mode::Overwrite);
+pub fn dense_backward_input(op: DenseBackwardInput<'_>) {
+    let DenseBackwardInput {
+        dims,
+        w,
+        dz,
+        grad,
+        dx,
+    } = op;
+    let Dims { out, inp, batch } = dims;
+    gemm(Gemm {
+        m: inp,
+        n: batch,
+        k: out,
+        a: w,
+        a_transposed: true,
+        b: dz,
+        c: dx,
+        mode: Mode::Overwrite,
+    });
     if let InputGrad::Relu { x, scale } = grad {
-        check_len("dense_backward_input", "x", x.len(), inp, batch);
         for (d, &xv) in dx.iter_mut().zip(x) {
             *d = if xv > 0.0 { *d * scale } else { 0.0 };
         }
@@ -86,21 +103,26 @@ pub fn dense_backward_input(
 }
 
 /// Weight and bias gradients: `dw (+)= dz·x_rows`, `db (+)= row sums of dz`.
-/// dz `[out][batch]`, x_rows `[batch][inp]` (the layer's input, batch-major), dw `[out][inp]`,
-/// db `[out]`.
-#[allow(clippy::too_many_arguments)]
-pub fn dense_backward_weights(
-    out: usize,
-    inp: usize,
-    batch: usize,
-    dz: &[f32],
-    x_rows: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    mode: Mode,
-) {
-    check_len("dense_backward_weights", "db", db.len(), out, 1);
-    gemm_nn(out, inp, batch, dz, x_rows, dw, mode);
+pub fn dense_backward_weights(op: DenseBackwardWeights<'_>) {
+    let DenseBackwardWeights {
+        dims,
+        dz,
+        x_rows,
+        dw,
+        db,
+        mode,
+    } = op;
+    let Dims { out, inp, batch } = dims;
+    gemm(Gemm {
+        m: out,
+        n: inp,
+        k: batch,
+        a: dz,
+        a_transposed: false,
+        b: x_rows,
+        c: dw,
+        mode,
+    });
     for o in 0..out {
         let mut sum = 0.0;
         for j in 0..batch {
@@ -110,11 +132,16 @@ pub fn dense_backward_weights(
     }
 }
 
-/// `y = A·x` or `y += A·x`. a `[m][k]`, x `[k]`, y `[m]`.
-pub fn gemv(m: usize, k: usize, a: &[f32], x: &[f32], y: &mut [f32], mode: Mode) {
-    check_len("gemv", "a", a.len(), m, k);
-    check_len("gemv", "x", x.len(), k, 1);
-    check_len("gemv", "y", y.len(), m, 1);
+/// `y (mode)= A·x`.
+pub fn gemv(op: Gemv<'_>) {
+    let Gemv {
+        m,
+        k,
+        a,
+        x,
+        y,
+        mode,
+    } = op;
     for i in 0..m {
         let mut sum = 0.0;
         for p in 0..k {
@@ -124,29 +151,38 @@ pub fn gemv(m: usize, k: usize, a: &[f32], x: &[f32], y: &mut [f32], mode: Mode)
     }
 }
 
-/// `y = act(W·x + bias)` for one sample. w `[out][inp]`, bias `[out]`, x `[inp]`, y `[out]`;
-/// y is overwritten.
-#[allow(clippy::too_many_arguments)]
-pub fn dense_forward_one(
-    out: usize,
-    inp: usize,
-    w: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    act: Activation,
-) {
-    check_len("dense_forward_one", "bias", bias.len(), out, 1);
-    gemv(out, inp, w, x, y, Mode::Overwrite);
+/// `y = act(W·x + bias)` for one sample.
+pub fn dense_forward_one(op: DenseForwardOne<'_>) {
+    let DenseForwardOne {
+        out,
+        inp,
+        w,
+        bias,
+        x,
+        y,
+        act,
+    } = op;
+    gemv(Gemv {
+        m: out,
+        k: inp,
+        a: w,
+        x,
+        y: &mut *y,
+        mode: Mode::Overwrite,
+    });
     for (yo, &b) in y.iter_mut().zip(bias) {
         *yo = activate(*yo + b, act);
     }
 }
 
-/// `dst = srcᵀ`. src `[rows][cols]`, dst `[cols][rows]`.
-pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
-    check_len("transpose", "src", src.len(), rows, cols);
-    check_len("transpose", "dst", dst.len(), cols, rows);
+/// `dst = srcᵀ`.
+pub fn transpose(op: Transpose<'_>) {
+    let Transpose {
+        rows,
+        cols,
+        src,
+        dst,
+    } = op;
     for r in 0..rows {
         for c in 0..cols {
             dst[c * rows + r] = src[r * cols + c];
@@ -154,17 +190,15 @@ pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// Loads `batch` images of `features` u8 pixels each (`images(j)` is image j) as f32 divided
-/// by 255, into rows `[batch][features]` and cols `[features][batch]`.
-pub fn load_u8_batch<'a>(
-    features: usize,
-    batch: usize,
-    images: impl Fn(usize) -> &'a [u8],
-    rows: &mut [f32],
-    cols: &mut [f32],
-) {
-    check_len("load_u8_batch", "rows", rows.len(), batch, features);
-    check_len("load_u8_batch", "cols", cols.len(), features, batch);
+/// Loads u8 images as f32 / 255 into both layouts.
+pub fn load_u8_batch<'a, F: Fn(usize) -> &'a [u8]>(op: LoadU8Batch<'a, F>) {
+    let LoadU8Batch {
+        features,
+        batch,
+        images,
+        rows,
+        cols,
+    } = op;
     for j in 0..batch {
         let image = images(j);
         for p in 0..features {
@@ -201,20 +235,16 @@ fn store(c: &mut f32, value: f32, mode: Mode) {
     }
 }
 
-/// Adam/AdamW update (see [`AdamStep`] for the formulas). params, grads, m, v all hold the
-/// same number of floats. Returns whether every gradient was finite.
-pub fn adam_update(
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    s: &AdamStep,
-) -> bool {
-    let n = params.len();
-    check_len("adam_update", "grads", grads.len(), n, 1);
-    check_len("adam_update", "m", m.len(), n, 1);
-    check_len("adam_update", "v", v.len(), n, 1);
-    for i in 0..n {
+/// Adam/AdamW update (see [`super::AdamStep`] for the formulas).
+pub fn adam_update(op: AdamUpdate<'_>) -> bool {
+    let AdamUpdate {
+        params,
+        grads,
+        m,
+        v,
+        step: s,
+    } = op;
+    for i in 0..params.len() {
         let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
             if s.decoupled {
@@ -231,15 +261,15 @@ pub fn adam_update(
     grads.iter().all(|g| g.is_finite())
 }
 
-/// SGD update (see [`SgdStep`] for the formulas). velocity may be empty when momentum is 0.
-/// Returns whether every gradient was finite.
-pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
-    let n = params.len();
-    check_len("sgd_update", "grads", grads.len(), n, 1);
-    if s.momentum != 0.0 {
-        check_len("sgd_update", "velocity", velocity.len(), n, 1);
-    }
-    for i in 0..n {
+/// SGD update (see [`super::SgdStep`] for the formulas).
+pub fn sgd_update(op: SgdUpdate<'_>) -> bool {
+    let SgdUpdate {
+        params,
+        grads,
+        velocity,
+        step: s,
+    } = op;
+    for i in 0..params.len() {
         let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
             g += s.weight_decay * params[i];
@@ -264,7 +294,7 @@ pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &S
     grads.iter().all(|g| g.is_finite())
 }
 
-/// `Σ x²` over a slice.
+/// `Σ x²`.
 pub fn sum_squares(x: &[f32]) -> f32 {
     let mut sum = 0.0;
     for &v in x {
@@ -273,29 +303,21 @@ pub fn sum_squares(x: &[f32]) -> f32 {
     sum
 }
 
-/// Mean softmax cross-entropy over a batch; writes its gradient.
-/// logits `[classes][batch]`, labels `[batch]` (each `< classes`), dlogits `[classes][batch]`,
-/// overwritten with `(softmax − one_hot)/batch`. Returns the mean loss (0 for an empty batch).
-pub fn softmax_xent(
-    classes: usize,
-    batch: usize,
-    logits: &[f32],
-    labels: &[u32],
-    dlogits: &mut [f32],
-) -> f32 {
-    check_len("softmax_xent", "logits", logits.len(), classes, batch);
-    check_len("softmax_xent", "labels", labels.len(), batch, 1);
-    check_len("softmax_xent", "dlogits", dlogits.len(), classes, batch);
+/// Mean softmax cross-entropy over a batch, and its gradient.
+pub fn softmax_xent(op: SoftmaxXent<'_>) -> f32 {
+    let SoftmaxXent {
+        classes,
+        batch,
+        logits,
+        labels,
+        dlogits,
+    } = op;
     if batch == 0 {
         return 0.0;
     }
     let mut total = 0.0;
     for j in 0..batch {
         let label = labels[j] as usize;
-        assert!(
-            label < classes,
-            "softmax_xent: label {label} of sample {j} is not below {classes}"
-        );
         let z = |c: usize| logits[c * batch + j];
         let mut max = z(0);
         for c in 1..classes {
@@ -318,4 +340,15 @@ pub fn softmax_xent(
         }
     }
     total / batch as f32
+}
+
+/// The FMA chains of [`FmaPeak`], one float at a time.
+pub fn fma_peak(op: FmaPeak) -> f32 {
+    let mut acc: [f32; super::peak::CHAINS] = core::array::from_fn(|c| c as f32);
+    for _ in 0..op.iters {
+        for c in &mut acc {
+            *c = *c * op.m + op.a;
+        }
+    }
+    acc.iter().sum()
 }

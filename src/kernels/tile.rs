@@ -11,7 +11,9 @@
 //!
 //! The tile lives in MR × 2 vector accumulators. Each step `p` loads two vectors of B once and
 //! broadcasts MR floats of A, for 2·MR independent FMAs: twelve (AVX2) or sixteen (AVX-512)
-//! chains cover the FMA latency (4 cycles) times its throughput (2 per cycle).
+//! chains cover the FMA latency (4 cycles) times its throughput (2 per cycle). NR is two
+//! vectors on every path: 32 columns with AVX-512, 16 with AVX2, 8 with SSE2, 2 on the scalar
+//! path.
 //!
 //! A is read in place through two strides: tile row `r`, step `p` is
 //! `a[a_rows[r] + p·a_step]`. A row-major A (`C = A·B`) has `a_rows[r] = (i+r)·k`, `a_step = 1`;
@@ -24,10 +26,16 @@
 //! checked, 85 GFLOP/s unchecked.
 //! Instead every index the loop can form is bounded once, by two asserts before the loop.
 
-use super::{LANES, NR, V};
+use super::simd::{MAX_NR, Vector};
 
 /// Vectors per tile row.
-pub(crate) const NV: usize = NR / LANES;
+pub(crate) const NV: usize = 2;
+
+/// Columns of the register tile on the path of `V`.
+#[inline(always)]
+pub(crate) const fn nr<V: Vector>() -> usize {
+    NV * V::LANES
+}
 
 /// `acc[r] += A[r][p] · B[p][0..NR]` for `r in 0..R`, `p in 0..k`, with `A[r][p] = a[a_rows[r] + p·a_step]`
 /// and `B[p][..] = b[p·ldb..][..NR]`.
@@ -35,7 +43,7 @@ pub(crate) const NV: usize = NR / LANES;
 /// # Panics
 /// If any of those indices is out of bounds (checked once, before the loop).
 #[inline(always)]
-pub(crate) fn tile<const R: usize>(
+pub(crate) fn tile<V: Vector, const R: usize>(
     k: usize,
     a: &[f32],
     a_rows: [usize; R],
@@ -52,19 +60,16 @@ pub(crate) fn tile<const R: usize>(
         a_last.is_some_and(|i| i < a.len()),
         "tile: A read out of bounds"
     );
-    assert!((k - 1) * ldb + NR <= b.len(), "tile: B read out of bounds");
+    assert!(
+        (k - 1) * ldb + nr::<V>() <= b.len(),
+        "tile: B read out of bounds"
+    );
     let (a, b) = (a.as_ptr(), b.as_ptr());
     for p in 0..k {
         // SAFETY: p < k, so `p·ldb + v·LANES + LANES <= (k-1)·ldb + NR <= b.len()` (asserted
-        // above) for every v < NV: each vector lies inside `b`. `read_unaligned` has no
-        // alignment requirement.
-        let bv: [V; NV] = core::array::from_fn(|v| unsafe {
-            V::new(
-                b.add(p * ldb + v * LANES)
-                    .cast::<[f32; LANES]>()
-                    .read_unaligned(),
-            )
-        });
+        // above) for every v < NV: each vector lies inside `b`. Vector loads are unaligned.
+        let bv: [V; NV] =
+            core::array::from_fn(|v| unsafe { V::load_ptr(b.add(p * ldb + v * V::LANES)) });
         for r in 0..R {
             // SAFETY: `a_rows[r] + p·a_step <= max(a_rows) + (k-1)·a_step < a.len()`, asserted
             // above.
@@ -76,45 +81,29 @@ pub(crate) fn tile<const R: usize>(
     }
 }
 
-/// Loads the first LANES floats of `s`.
-#[inline(always)]
-pub(crate) fn load(s: &[f32]) -> V {
-    V::new(
-        *s.first_chunk::<LANES>()
-            .expect("a vector load past the end of a slice"),
-    )
-}
-
-/// Stores `v` into the first LANES floats of `s`.
-#[inline(always)]
-pub(crate) fn store(s: &mut [f32], v: V) {
-    *s.first_chunk_mut::<LANES>()
-        .expect("a vector store past the end of a slice") = v.to_array();
-}
-
 /// Loads `cols <= NR` floats of one tile row, zero-padded to NR.
 #[inline(always)]
-pub(crate) fn load_row(s: &[f32], cols: usize) -> [V; NV] {
-    if cols == NR {
-        core::array::from_fn(|v| load(&s[v * LANES..]))
+pub(crate) fn load_row<V: Vector>(s: &[f32], cols: usize) -> [V; NV] {
+    if cols == nr::<V>() {
+        core::array::from_fn(|v| V::load(&s[v * V::LANES..]))
     } else {
-        let mut padded = [0.0; NR];
+        let mut padded = [0.0; MAX_NR];
         padded[..cols].copy_from_slice(&s[..cols]);
-        core::array::from_fn(|v| load(&padded[v * LANES..]))
+        core::array::from_fn(|v| V::load(&padded[v * V::LANES..]))
     }
 }
 
 /// Stores the first `cols <= NR` floats of one tile row.
 #[inline(always)]
-pub(crate) fn store_row(s: &mut [f32], cols: usize, row: [V; NV]) {
-    if cols == NR {
+pub(crate) fn store_row<V: Vector>(s: &mut [f32], cols: usize, row: [V; NV]) {
+    if cols == nr::<V>() {
         for (v, x) in row.into_iter().enumerate() {
-            store(&mut s[v * LANES..], x);
+            x.store(&mut s[v * V::LANES..]);
         }
     } else {
-        let mut padded = [0.0; NR];
+        let mut padded = [0.0; MAX_NR];
         for (v, x) in row.into_iter().enumerate() {
-            store(&mut padded[v * LANES..], x);
+            x.store(&mut padded[v * V::LANES..]);
         }
         s[..cols].copy_from_slice(&padded[..cols]);
     }

@@ -2,7 +2,7 @@
 //!
 //! Each update reads a parameter, its gradient and its optimizer state once and writes the
 //! parameter and state back: one pass, `LANES` elements per step. The arithmetic is the
-//! reference's, operation for operation, with no fused multiply-add, so the SIMD update is
+//! reference's, operation for operation, with no fused multiply-add, so every path's update is
 //! bit-identical to [`super::reference::adam_update`] (IEEE `+ − × ÷ √` round the same in every
 //! lane). A tail shorter than a vector is copied into zero-padded lanes and copied back.
 //!
@@ -14,8 +14,8 @@
 //! step is below 1e-9 of the learning rate.
 #![forbid(unsafe_code)]
 
-use super::tile::{load, store};
-use super::{LANES, V, check_len};
+use super::ops::{AdamUpdate, SgdUpdate};
+use super::simd::Vector;
 
 /// Gradients smaller in magnitude enter the updates as 0: then `(1 − β2)·g²` (≥ 1e-37) and
 /// `0.1·g` stay normal.
@@ -26,8 +26,8 @@ pub const STATE_FLUSH: f32 = 1e-30;
 
 /// `x`, or 0 where `|x| < limit`; NaN passes through.
 #[inline(always)]
-fn flush(x: V, limit: f32) -> V {
-    x.abs().simd_lt(V::splat(limit)).select(V::ZERO, x)
+fn flush<V: Vector>(x: V, limit: V) -> V {
+    x.zero_where_below(x.abs(), limit)
 }
 /// One Adam step's constants, with the bias corrections for step `t` folded in.
 ///
@@ -119,19 +119,16 @@ pub struct SgdStep {
     pub grad_scale: f32,
 }
 
-/// Adam/AdamW update. params, grads, m, v all hold the same number of floats. Returns whether
-/// every gradient was finite (the update is applied either way).
-pub fn adam_update(
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    s: &AdamStep,
-) -> bool {
-    let n = params.len();
-    check_len("adam_update", "grads", grads.len(), n, 1);
-    check_len("adam_update", "m", m.len(), n, 1);
-    check_len("adam_update", "v", v.len(), n, 1);
+/// Adam/AdamW update (see [`AdamUpdate`]).
+#[inline(always)]
+pub(crate) fn adam<V: Vector>(op: AdamUpdate<'_>) -> bool {
+    let AdamUpdate {
+        params,
+        grads,
+        m,
+        v,
+        step: s,
+    } = op;
     let splat = V::splat;
     let (b1, b2, one_b1, one_b2) = (
         splat(s.beta1),
@@ -149,10 +146,11 @@ pub fn adam_update(
         splat(s.bias_correction2_sqrt),
         splat(s.grad_scale),
     );
+    let (grad_flush, state_flush) = (splat(GRAD_FLUSH), splat(STATE_FLUSH));
     let l2 = s.weight_decay != 0.0 && !s.decoupled;
     let decoupled = s.weight_decay != 0.0 && s.decoupled;
     for_each_chunk(params, grads, m, v, |p, g, mv, vv| {
-        let g = flush(g * scale, GRAD_FLUSH);
+        let g = flush(g * scale, grad_flush);
         let (p, g) = if decoupled {
             (p * decay, g)
         } else if l2 {
@@ -160,102 +158,109 @@ pub fn adam_update(
         } else {
             (p, g)
         };
-        let mv = flush(b1 * mv + one_b1 * g, STATE_FLUSH);
-        let vv = flush(b2 * vv + one_b2 * (g * g), STATE_FLUSH);
+        let mv = flush(b1 * mv + one_b1 * g, state_flush);
+        let vv = flush(b2 * vv + one_b2 * (g * g), state_flush);
         let denom = vv.sqrt() / bc2 + eps;
         (p - step_size * (mv / denom), mv, vv)
     })
 }
 
-/// SGD update. params, grads and velocity hold the same number of floats; velocity is unused
-/// (and may be empty) when momentum is 0. Returns whether every gradient was finite.
-pub fn sgd_update(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) -> bool {
-    let n = params.len();
-    check_len("sgd_update", "grads", grads.len(), n, 1);
+/// SGD update (see [`SgdUpdate`]).
+#[inline(always)]
+pub(crate) fn sgd<V: Vector>(op: SgdUpdate<'_>) -> bool {
+    let SgdUpdate {
+        params,
+        grads,
+        velocity,
+        step: s,
+    } = op;
     let (lr, mu, wd) = (
         V::splat(s.lr),
         V::splat(s.momentum),
         V::splat(s.weight_decay),
     );
-    let scale = V::splat(s.grad_scale);
+    let (scale, grad_flush, state_flush) = (
+        V::splat(s.grad_scale),
+        V::splat(GRAD_FLUSH),
+        V::splat(STATE_FLUSH),
+    );
     if s.momentum == 0.0 {
         return for_each_chunk(params, grads, &mut [], &mut [], |p, g, _, _| {
-            let g = flush(g * scale, GRAD_FLUSH);
+            let g = flush(g * scale, grad_flush);
             let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
-            (p - lr * g, V::ZERO, V::ZERO)
+            (p - lr * g, V::zero(), V::zero())
         });
     }
-    check_len("sgd_update", "velocity", velocity.len(), n, 1);
     for_each_chunk(params, grads, velocity, &mut [], |p, g, b, _| {
-        let g = flush(g * scale, GRAD_FLUSH);
+        let g = flush(g * scale, grad_flush);
         let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
-        let b = flush(if s.first { g } else { mu * b + g }, STATE_FLUSH);
+        let b = flush(if s.first { g } else { mu * b + g }, state_flush);
         let g = if s.nesterov { g + mu * b } else { b };
-        (p - lr * g, b, V::ZERO)
+        (p - lr * g, b, V::zero())
     })
 }
 
 /// `Σ x²` over a slice, a vector of lanes at a time (for gradient-norm clipping).
-pub fn sum_squares(x: &[f32]) -> f32 {
-    let (vectors, tail) = x.as_chunks::<LANES>();
-    let mut acc = V::ZERO;
-    for v in vectors {
-        let v = V::new(*v);
+#[inline(always)]
+pub(crate) fn sum_squares<V: Vector>(x: &[f32]) -> f32 {
+    let mut chunks = x.chunks_exact(V::LANES);
+    let mut acc = V::zero();
+    for c in &mut chunks {
+        let v = V::load(c);
         acc = v.mul_add(v, acc);
     }
-    acc.reduce_add() + tail.iter().map(|t| t * t).sum::<f32>()
+    acc.reduce_add() + chunks.remainder().iter().map(|t| t * t).sum::<f32>()
 }
 
 /// Runs `f(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1` and
 /// `s2` may be empty (then they read as zero and are not written). The tail goes through
 /// zero-padded vectors. Returns whether every `g` was finite.
 #[inline(always)]
-fn for_each_chunk(
+fn for_each_chunk<V: Vector>(
     p: &mut [f32],
     g: &[f32],
     s1: &mut [f32],
     s2: &mut [f32],
     f: impl Fn(V, V, V, V) -> (V, V, V),
 ) -> bool {
-    let n = p.len();
+    let (n, lanes) = (p.len(), V::LANES);
     let (has1, has2) = (!s1.is_empty(), !s2.is_empty());
-    // All lanes set while every gradient seen is finite.
-    let mut finite = V::ZERO.simd_eq(V::ZERO);
+    // `g·0` is 0 for every finite g and NaN for ±inf and NaN, and NaN sticks in the sum.
+    let mut probe = V::zero();
     let mut i = 0;
-    while i + LANES <= n {
-        let a1 = if has1 { load(&s1[i..]) } else { V::ZERO };
-        let a2 = if has2 { load(&s2[i..]) } else { V::ZERO };
-        let gv = load(&g[i..]);
-        finite &= gv.is_finite();
-        let (np, n1, n2) = f(load(&p[i..]), gv, a1, a2);
-        store(&mut p[i..], np);
+    while i + lanes <= n {
+        let a1 = if has1 { V::load(&s1[i..]) } else { V::zero() };
+        let a2 = if has2 { V::load(&s2[i..]) } else { V::zero() };
+        let gv = V::load(&g[i..]);
+        probe = probe + gv * V::zero();
+        let (np, n1, n2) = f(V::load(&p[i..]), gv, a1, a2);
+        np.store(&mut p[i..]);
         if has1 {
-            store(&mut s1[i..], n1);
+            n1.store(&mut s1[i..]);
         }
         if has2 {
-            store(&mut s2[i..], n2);
+            n2.store(&mut s2[i..]);
         }
-        i += LANES;
+        i += lanes;
     }
-    let tail = n - i;
-    if tail > 0 {
+    if i < n {
         let pad = |s: &[f32]| {
-            let mut lane = [0.0; LANES];
-            if !s.is_empty() {
-                lane[..tail].copy_from_slice(&s[i..]);
+            if s.is_empty() {
+                V::zero()
+            } else {
+                V::load_partial(&s[i..])
             }
-            V::new(lane)
         };
         let gv = pad(g);
-        finite &= gv.is_finite();
+        probe = probe + gv * V::zero();
         let (np, n1, n2) = f(pad(p), gv, pad(s1), pad(s2));
-        p[i..].copy_from_slice(&np.as_array()[..tail]);
+        np.store_partial(&mut p[i..]);
         if has1 {
-            s1[i..].copy_from_slice(&n1.as_array()[..tail]);
+            n1.store_partial(&mut s1[i..]);
         }
         if has2 {
-            s2[i..].copy_from_slice(&n2.as_array()[..tail]);
+            n2.store_partial(&mut s2[i..]);
         }
     }
-    finite.all()
+    probe.reduce_add() == 0.0
 }

@@ -1,7 +1,7 @@
 //! Adam and AdamW (`torch.optim.Adam` / `AdamW` semantics, bias-corrected).
 
 use super::{Optimizer, PartUpdate};
-use crate::kernels::{AdamStep, Backend};
+use crate::kernels::{AdamStep, AdamUpdate, Backend};
 use crate::model::Network;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
@@ -123,7 +123,13 @@ impl<N: Network> Optimizer<N> for Adam<N> {
                 &mut self.m.tensor_mut(i)[r.clone()],
                 &mut self.v.tensor_mut(i)[r],
             );
-            finite &= K::adam_update(p, g, m, v, &step);
+            finite &= K::run(AdamUpdate {
+                params: p,
+                grads: g,
+                m,
+                v,
+                step: &step,
+            });
         }
         finite
     }

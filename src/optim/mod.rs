@@ -159,7 +159,7 @@ pub(crate) fn clip_scale<N: Network, K: Backend>(grads: &N, max_norm: f32) -> Op
     }
     let norm = libm::sqrtf(
         (0..N::TENSORS)
-            .map(|i| K::sum_squares(grads.tensor(i)))
+            .map(|i| K::run(crate::kernels::SumSquares(grads.tensor(i))))
             .sum::<f32>(),
     );
     norm.is_finite()

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
 
 use super::{Optimizer, PartUpdate};
-use crate::kernels::{Backend, SgdStep};
+use crate::kernels::{Backend, SgdStep, SgdUpdate};
 use crate::model::Network;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
@@ -83,7 +83,13 @@ impl<N: Network> Optimizer<N> for Sgd<N> {
                 &mut params.tensor_mut(i)[r.clone()],
                 &grads.tensor(i)[r.clone()],
             );
-            finite &= K::sgd_update(p, g, &mut self.velocity.tensor_mut(i)[r], &step);
+            let velocity = &mut self.velocity.tensor_mut(i)[r];
+            finite &= K::run(SgdUpdate {
+                params: p,
+                grads: g,
+                velocity,
+                step: &step,
+            });
         }
         finite
     }

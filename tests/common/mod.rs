@@ -227,3 +227,49 @@ pub fn param_bits<N: constnet::Network>(net: &N) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Whether the tests of kernel path `isa` can run on this CPU. When not, says so by name on
+/// the test's stderr (written around libtest's capture, so it shows in every run).
+pub fn path_runs(isa: constnet::kernels::Isa) -> bool {
+    let runs = isa.is_supported();
+    if !runs {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "not run: the {} kernel path (this CPU lacks it)",
+            isa.name()
+        );
+    }
+    runs
+}
+
+/// Generates, for every kernel path this target has, a module of tests that run the given
+/// generic test functions (`fn name<K: Backend>()`) on that path: `avx512::name`,
+/// `avx2::name`, `sse2::name` (x86-64), `portable::name` (elsewhere) and `scalar::name`. A
+/// path this CPU lacks is reported as not run (see [`path_runs`]).
+#[macro_export]
+macro_rules! on_every_path {
+    ($($test:ident),* $(,)?) => {
+        #[cfg(target_arch = "x86_64")]
+        $crate::on_every_path!(@path avx512, Avx512; $($test),*);
+        #[cfg(target_arch = "x86_64")]
+        $crate::on_every_path!(@path avx2, Avx2; $($test),*);
+        #[cfg(target_arch = "x86_64")]
+        $crate::on_every_path!(@path sse2, Sse2; $($test),*);
+        #[cfg(not(target_arch = "x86_64"))]
+        $crate::on_every_path!(@path portable, Portable; $($test),*);
+        $crate::on_every_path!(@path scalar, Scalar; $($test),*);
+    };
+    (@path $module:ident, $path:ident; $($test:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    if $crate::common::path_runs(constnet::kernels::Isa::$path) {
+                        super::$test::<constnet::kernels::$path>();
+                    }
+                }
+            )*
+        }
+    };
+}
