@@ -57,6 +57,117 @@ pub enum ScheduleChoice {
     Cosine,
 }
 
+impl OptimizerChoice {
+    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
+    /// them: SGD with momentum 0.9, Adam, and AdamW with PyTorch's decay of 0.01.
+    pub const ALL: [OptimizerChoice; 3] = [
+        OptimizerChoice::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+            clip_grad_norm: 0.0,
+        }),
+        OptimizerChoice::Adam(AdamConfig::DEFAULT),
+        OptimizerChoice::Adam(AdamConfig::ADAMW),
+    ];
+
+    /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
+    /// or `adamw` for Adam with decoupled weight decay.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            OptimizerChoice::Sgd(_) => "sgd",
+            OptimizerChoice::Adam(a) if a.decoupled => "adamw",
+            OptimizerChoice::Adam(_) => "adam",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerChoice {
+    type Err = ParseOptimizerError;
+
+    /// The kind named `name`, with its default hyperparameters (its entry in
+    /// [`OptimizerChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or(ParseOptimizerError)
+    }
+}
+
+/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptimizerError;
+
+impl fmt::Display for ParseOptimizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
+        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseOptimizerError {}
+
+impl ScheduleChoice {
+    /// Every schedule, in the order the CLI lists them; `step` with its default, ×0.5 every 3
+    /// epochs.
+    pub const ALL: [ScheduleChoice; 3] = [
+        ScheduleChoice::Constant,
+        ScheduleChoice::Step {
+            every: 3,
+            gamma: 0.5,
+        },
+        ScheduleChoice::Cosine,
+    ];
+
+    /// The schedule's lowercase name, which `Display` writes and `FromStr` reads.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ScheduleChoice::Constant => "constant",
+            ScheduleChoice::Step { .. } => "step",
+            ScheduleChoice::Cosine => "cosine",
+        }
+    }
+}
+
+impl fmt::Display for ScheduleChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ScheduleChoice {
+    type Err = ParseScheduleError;
+
+    /// The schedule named `name`, with its default parameters (its entry in
+    /// [`ScheduleChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or(ParseScheduleError)
+    }
+}
+
+/// The name given to [`ScheduleChoice`]'s `FromStr` is none of [`ScheduleChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseScheduleError;
+
+impl fmt::Display for ParseScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = ScheduleChoice::ALL.iter().map(|s| s.name()).collect();
+        write!(f, "unknown schedule, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseScheduleError {}
+
 /// A training recipe.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
@@ -529,21 +640,20 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
     m.insert("dropout".into(), float(c.dropout));
     m.insert("log_every".into(), c.log_every.to_string());
     m.insert("threads".into(), c.threads.to_string());
-    let init = match c.init {
-        Init::PyTorch => "pytorch",
-        Init::He => "he",
-        Init::Xavier => "xavier",
-    };
-    m.insert("init".into(), init.into());
+    m.insert("init".into(), c.init.to_string());
     let schedule = match c.schedule {
-        ScheduleChoice::Constant => "constant".to_string(),
-        ScheduleChoice::Step { every, gamma } => format!("step {every} {}", float(gamma)),
-        ScheduleChoice::Cosine => "cosine".into(),
+        ScheduleChoice::Step { every, gamma } => {
+            format!("{} {every} {}", c.schedule, float(gamma))
+        }
+        ScheduleChoice::Constant | ScheduleChoice::Cosine => c.schedule.to_string(),
     };
     m.insert("schedule".into(), schedule);
+    // The name is the kind (`adamw` is Adam with `decoupled`); the fields say it all again, so
+    // checkpoints that wrote `adam` for AdamW still read back the same.
     let optimizer = match c.optimizer {
         OptimizerChoice::Adam(a) => format!(
-            "adam {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
+            c.optimizer,
             float(a.beta1),
             float(a.beta2),
             float(a.eps),
@@ -552,7 +662,8 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
             float(a.clip_grad_norm)
         ),
         OptimizerChoice::Sgd(g) => format!(
-            "sgd {} {} {} {}",
+            "{} {} {} {} {}",
+            c.optimizer,
             float(g.momentum),
             float(g.weight_decay),
             g.nesterov,
@@ -582,37 +693,46 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
     };
     let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
     let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
-    let init = match get("init")? {
-        "pytorch" => Init::PyTorch,
-        "he" => Init::He,
-        "xavier" => Init::Xavier,
-        other => return Err(format!("unknown init {other:?}")),
+    let init: Init = get("init")?
+        .parse()
+        .map_err(|e| format!("metadata \"init\": {e}"))?;
+    let schedule = fields("schedule")?;
+    let kind = |name: &str| {
+        name.parse::<ScheduleChoice>()
+            .map_err(|e| format!("metadata \"schedule\": {e}"))
     };
-    let schedule = match fields("schedule")?.as_slice() {
-        ["constant"] => ScheduleChoice::Constant,
-        ["cosine"] => ScheduleChoice::Cosine,
-        ["step", every, gamma] => ScheduleChoice::Step {
+    let schedule = match (kind(schedule[0])?, &schedule[1..]) {
+        (ScheduleChoice::Step { .. }, [every, gamma]) => ScheduleChoice::Step {
             every: every.parse().map_err(|_| "bad step schedule".to_string())?,
             gamma: bits(gamma)?,
         },
-        other => return Err(format!("unknown schedule {other:?}")),
+        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => s,
+        _ => return Err(format!("bad schedule {schedule:?}")),
     };
-    let optimizer = match fields("optimizer")?.as_slice() {
-        ["adam", b1, b2, eps, wd, decoupled, clip] => OptimizerChoice::Adam(AdamConfig {
-            beta1: bits(b1)?,
-            beta2: bits(b2)?,
-            eps: bits(eps)?,
-            weight_decay: bits(wd)?,
-            decoupled: flag(decoupled)?,
-            clip_grad_norm: bits(clip)?,
-        }),
-        ["sgd", momentum, wd, nesterov, clip] => OptimizerChoice::Sgd(SgdConfig {
-            momentum: bits(momentum)?,
-            weight_decay: bits(wd)?,
-            nesterov: flag(nesterov)?,
-            clip_grad_norm: bits(clip)?,
-        }),
-        other => return Err(format!("unknown optimizer {other:?}")),
+    let optimizer = fields("optimizer")?;
+    let kind = optimizer[0]
+        .parse::<OptimizerChoice>()
+        .map_err(|e| format!("metadata \"optimizer\": {e}"))?;
+    let optimizer = match (kind, &optimizer[1..]) {
+        (OptimizerChoice::Adam(_), [b1, b2, eps, wd, decoupled, clip]) => {
+            OptimizerChoice::Adam(AdamConfig {
+                beta1: bits(b1)?,
+                beta2: bits(b2)?,
+                eps: bits(eps)?,
+                weight_decay: bits(wd)?,
+                decoupled: flag(decoupled)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        (OptimizerChoice::Sgd(_), [momentum, wd, nesterov, clip]) => {
+            OptimizerChoice::Sgd(SgdConfig {
+                momentum: bits(momentum)?,
+                weight_decay: bits(wd)?,
+                nesterov: flag(nesterov)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        _ => return Err(format!("bad optimizer {optimizer:?}")),
     };
     Ok(Config {
         epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,
