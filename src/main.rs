@@ -444,7 +444,7 @@ fn train_command(parser: &mut lexopt::Parser) -> Result<(), Failure> {
         mnist.train.count,
         mnist.test.count
     );
-    say!("recipe: {}", describe(&run.config));
+    say!("recipe: {}", run.config);
     if let Some(path) = &resume {
         say!(
             "resumed from {} at epoch {}, step {}",
@@ -514,48 +514,6 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-fn describe(c: &Config) -> String {
-    let optimizer = match c.optimizer {
-        OptimizerChoice::Sgd(s) => format!(
-            "sgd (momentum {}, weight decay {})",
-            s.momentum, s.weight_decay
-        ),
-        OptimizerChoice::Adam(a) if a.decoupled => {
-            format!("adamw (weight decay {})", a.weight_decay)
-        }
-        OptimizerChoice::Adam(a) if a.weight_decay > 0.0 => format!("adam (L2 {})", a.weight_decay),
-        OptimizerChoice::Adam(_) => "adam".into(),
-    };
-    let schedule = match c.schedule {
-        ScheduleChoice::Constant => "constant".to_string(),
-        ScheduleChoice::Step { every, gamma } => format!("step (×{gamma} every {every} epochs)"),
-        ScheduleChoice::Cosine => "cosine to 0".into(),
-    };
-    let mut extras = String::new();
-    if c.dropout > 0.0 {
-        extras += &format!(", dropout {}", c.dropout);
-    }
-    let clip = match c.optimizer {
-        OptimizerChoice::Sgd(s) => s.clip_grad_norm,
-        OptimizerChoice::Adam(a) => a.clip_grad_norm,
-    };
-    if clip > 0.0 {
-        extras += &format!(", gradient norm clipped to {clip}");
-    }
-    let threads = if c.threads == 1 {
-        "1 thread".to_string()
-    } else {
-        format!("{} threads", c.threads)
-    };
-    format!(
-        "{optimizer}, lr {}, {schedule} schedule, {} epochs, batch {}, seed {}{extras}, {threads}",
-        c.lr,
-        c.epochs,
-        train::BATCH,
-        c.seed
-    )
 }
 
 /// Progress on the console: a progress bar on a terminal, plain lines otherwise.

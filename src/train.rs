@@ -209,6 +209,57 @@ impl Default for Config {
     }
 }
 
+impl fmt::Display for Config {
+    /// The recipe in one line, as `constnet train` prints it, e.g. "adam, lr 0.001, constant
+    /// schedule, 10 epochs, batch 64, seed 0, 2 threads". `log_every` is not part of it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let optimizer = self.optimizer;
+        let clip = match optimizer {
+            OptimizerChoice::Sgd(s) => {
+                let nesterov = if s.nesterov { "nesterov, " } else { "" };
+                write!(
+                    f,
+                    "{optimizer} (momentum {}, {nesterov}weight decay {})",
+                    s.momentum, s.weight_decay
+                )?;
+                s.clip_grad_norm
+            }
+            OptimizerChoice::Adam(a) => {
+                match a.weight_decay {
+                    wd if a.decoupled => write!(f, "{optimizer} (weight decay {wd})")?,
+                    wd if wd > 0.0 => write!(f, "{optimizer} (L2 {wd})")?,
+                    _ => write!(f, "{optimizer}")?,
+                }
+                a.clip_grad_norm
+            }
+        };
+        write!(f, ", lr {}, {}", self.lr, self.schedule)?;
+        match self.schedule {
+            ScheduleChoice::Step { every, gamma } => write!(f, " (×{gamma} every {every} epochs)")?,
+            ScheduleChoice::Cosine => write!(f, " to 0")?,
+            ScheduleChoice::Constant => {}
+        }
+        write!(
+            f,
+            " schedule, {} epochs, batch {BATCH}, seed {}",
+            self.epochs, self.seed
+        )?;
+        if self.init != Init::default() {
+            write!(f, ", {} init", self.init)?;
+        }
+        if self.dropout > 0.0 {
+            write!(f, ", dropout {}", self.dropout)?;
+        }
+        if clip > 0.0 {
+            write!(f, ", gradient norm clipped to {clip}")?;
+        }
+        match self.threads {
+            1 => write!(f, ", 1 thread"),
+            n => write!(f, ", {n} threads"),
+        }
+    }
+}
+
 /// Progress within an epoch.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchReport {
