@@ -541,18 +541,19 @@ impl Console {
 }
 
 impl Report for Console {
-    fn progress(&mut self, epoch: u32, batch: u64, batches: u64, samples: usize, seconds: f64) {
+    fn progress(&mut self, r: &BatchReport) {
         if !self.tty || self.last_draw.elapsed().as_millis() < 100 {
             return;
         }
         self.last_draw = Instant::now();
+        let (epoch, batch, batches) = (r.epoch, r.batch, r.batches);
         let filled = (30 * batch / batches.max(1)) as usize;
         let bar: String = (0..30)
             .map(|i| if i < filled { '#' } else { '.' })
             .collect();
         eprint!(
             "\r\x1b[2K  epoch {epoch} [{bar}] {batch}/{batches}  {:.0} samples/s",
-            samples as f64 / seconds.max(1e-9)
+            r.samples_per_sec
         );
         let _ = std::io::stderr().flush();
         self.drawn = true;

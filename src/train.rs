@@ -269,10 +269,12 @@ pub struct BatchReport {
     pub batch: u64,
     /// Batches per epoch.
     pub batches: u64,
-    /// Mean loss of the batches since the last report.
+    /// Mean loss of the batches since the last [`Report::batch`] call.
     pub loss: f32,
     /// Training throughput so far in this epoch.
     pub samples_per_sec: f64,
+    /// The learning rate of the last batch's step (the schedule's rate at that step).
+    pub lr: f32,
 }
 
 /// The end of an epoch.
@@ -290,17 +292,8 @@ pub struct EpochReport {
 
 /// Receives progress; the CLI prints it.
 pub trait Report {
-    /// Called after every batch (keep it cheap): batches done of `batches`, samples trained
-    /// and seconds elapsed in this epoch.
-    fn progress(
-        &mut self,
-        _epoch: u32,
-        _batch: u64,
-        _batches: u64,
-        _samples: usize,
-        _seconds: f64,
-    ) {
-    }
+    /// Called after every batch (keep it cheap).
+    fn progress(&mut self, _report: &BatchReport) {}
     /// Called every `log_every` batches and at the end of an epoch.
     fn batch(&mut self, report: &BatchReport);
     /// Called after each epoch's evaluation.
@@ -613,17 +606,17 @@ impl<N: Network> Run<N> {
                 }
                 return Err(e);
             }
-            report.progress(epoch, b + 1, batches, seen, start.elapsed().as_secs_f64());
+            let progress = BatchReport {
+                epoch,
+                batch: b + 1,
+                batches,
+                loss: (since / since_n as f64) as f32,
+                samples_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+                lr: schedule.lr(self.config.lr, self.step - 1),
+            };
+            report.progress(&progress);
             if (b + 1) % self.config.log_every.max(1) == 0 || b + 1 == batches {
-                let samples_per_sec = seen as f64 / start.elapsed().as_secs_f64();
-                let loss = (since / since_n as f64) as f32;
-                report.batch(&BatchReport {
-                    epoch,
-                    batch: b + 1,
-                    batches,
-                    loss,
-                    samples_per_sec,
-                });
+                report.batch(&progress);
                 (since, since_n) = (0.0, 0);
             }
         }
