@@ -1,54 +1,69 @@
-//! What `constnet train` prints: log lines on stdout and, on a terminal, a progress line on
-//! stderr under them (cleared before each log line). Piped, only the lines.
+//! What `constnet train` prints: log lines on stdout, and on a terminal a progress bar on
+//! stderr under them (indicatif clears the bar, prints the line, redraws it).
+//!
+//! The bar takes two lines so that it fits any width: the bar itself stretches or shrinks
+//! (indicatif's `wide_bar`), and the figures below it are cut at the right edge
+//! (`wide_msg`). Piped (stderr not a terminal) there is no bar, only the lines.
+//!
+//! ```text
+//! epoch 1 [===============>                  ] 412/938 [3s<4s]
+//!   loss 0.2817  lr 1.00e-3  86,231 samples/s
+//! ```
 
 use constnet::train::{BatchReport, EpochReport, Report};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use std::fmt::Display;
-use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 /// Prints a training run; the run reports to it through [`Report`].
 pub struct Console {
-    tty: bool,
-    last_draw: Instant,
-    drawn: bool,
+    /// Whether to draw a bar: stderr is a terminal.
+    draws_bar: bool,
+    /// The current epoch's bar, from its first batch to its evaluation.
+    bar: Option<ProgressBar>,
+    /// When the bar's figures were last updated (at most 20 times a second, as indicatif
+    /// draws, so formatting them costs nothing next to a batch).
+    updated: Instant,
 }
 
 impl Console {
     pub fn new() -> Self {
         Self {
-            tty: std::io::stderr().is_terminal(),
-            last_draw: Instant::now(),
-            drawn: false,
+            draws_bar: std::io::stderr().is_terminal(),
+            bar: None,
+            updated: Instant::now(),
         }
     }
 
-    /// A line on stdout, after clearing the progress line.
-    pub fn line(&mut self, text: impl Display) {
-        if self.drawn {
-            eprint!("\r\x1b[2K");
-            self.drawn = false;
+    /// Prints a line on stdout, above the bar if there is one.
+    pub fn line(&self, line: impl Display) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| say!("{line}")),
+            None => say!("{line}"),
         }
-        say!("{text}");
     }
 }
 
 impl Report for Console {
     fn progress(&mut self, r: &BatchReport) {
-        if !self.tty || self.last_draw.elapsed().as_millis() < 100 {
+        if !self.draws_bar {
             return;
         }
-        self.last_draw = Instant::now();
-        let (epoch, batch, batches) = (r.epoch, r.batch, r.batches);
-        let filled = (30 * batch / batches.max(1)) as usize;
-        let bar: String = (0..30)
-            .map(|i| if i < filled { '#' } else { '.' })
-            .collect();
-        eprint!(
-            "\r\x1b[2K  epoch {epoch} [{bar}] {batch}/{batches}  {:.0} samples/s",
-            r.samples_per_sec
-        );
-        let _ = std::io::stderr().flush();
-        self.drawn = true;
+        let bar = self
+            .bar
+            .get_or_insert_with(|| epoch_bar(r.epoch, r.batches));
+        if r.batch < r.batches && self.updated.elapsed() < Duration::from_millis(50) {
+            return;
+        }
+        self.updated = Instant::now();
+        bar.set_position(r.batch);
+        bar.set_message(format!(
+            "loss {:.4}  lr {:.2e}  {} samples/s",
+            r.loss,
+            r.lr,
+            thousands(r.samples_per_sec)
+        ));
     }
 
     fn batch(&mut self, r: &BatchReport) {
@@ -60,6 +75,9 @@ impl Report for Console {
     }
 
     fn epoch(&mut self, r: &EpochReport) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
         self.line(format_args!(
             "epoch {}: train loss {:.4}, test accuracy {:.2}%, {:.2} s",
             r.epoch,
@@ -67,5 +85,45 @@ impl Report for Console {
             100.0 * r.test_accuracy,
             r.seconds
         ));
+    }
+}
+
+/// A bar for one epoch of `batches` batches, on stderr; dropped (a failed run), it clears
+/// itself so that the error is printed on a clean line.
+fn epoch_bar(epoch: u32, batches: u64) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{prefix} [{wide_bar}] {pos}/{len} [{elapsed}<{eta}]\n  {wide_msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr())
+        .with_style(style)
+        .with_prefix(format!("epoch {epoch}"))
+        .with_finish(ProgressFinish::AndClear)
+}
+
+/// A rate with thousands separators: 86,231.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(86230.7), "86,231");
+        assert_eq!(thousands(1234567.0), "1,234,567");
     }
 }

@@ -183,7 +183,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         None => Run::<MnistMlp>::new(config, mnist.train.count),
     };
     let mut console = Console::new();
-    announce(&mut console, &run, &mnist, args.resume.as_deref());
+    announce(&console, &run, &mnist, args.resume.as_deref());
     let start = Instant::now();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
     format::save(&args.out, &*run.net())?;
@@ -226,7 +226,7 @@ fn fit(
 }
 
 /// What is about to run: build, data and recipe (and where a resumed run resumes).
-fn announce(console: &mut Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Option<&Path>) {
+fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Option<&Path>) {
     let version = env!("CARGO_PKG_VERSION");
     let kernels = constnet::simd_backend();
     console.line(format_args!(
