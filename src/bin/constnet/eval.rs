@@ -19,6 +19,9 @@ pub struct Args {
     /// Read the data files instead of memory-mapping them
     #[arg(long)]
     no_mmap: bool,
+    /// Print the results as one JSON object, for programs
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
@@ -28,8 +31,22 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     let e = train::evaluate(net.view(), &mnist.test, &mut ws);
     let seconds = start.elapsed().as_secs_f64();
-    say!("model: {}", args.model.display());
-    print_table(&e, seconds);
+    if args.json {
+        let per_class: Vec<f64> = (0..10).map(|c| e.class_accuracy(c)).collect();
+        let json = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "accuracy": e.accuracy(),
+            "correct": e.correct,
+            "total": e.total,
+            "seconds": seconds,
+            "per_class": per_class,
+            "confusion": e.confusion,
+        });
+        say!("{json}");
+    } else {
+        say!("model: {}", args.model.display());
+        print_table(&e, seconds);
+    }
     Ok(())
 }
 

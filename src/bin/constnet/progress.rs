@@ -1,5 +1,6 @@
-//! What `constnet train` prints: log lines on stdout, and on a terminal a progress bar on
-//! stderr under them (indicatif clears the bar, prints the line, redraws it).
+//! What `constnet train` prints. Text: log lines on stdout, and on a terminal a progress bar
+//! on stderr under them (indicatif clears the bar, prints the line, redraws it). `--quiet`:
+//! only the result. `--json`: one JSON object per line on stdout instead of each text line.
 //!
 //! The bar takes two lines so that it fits any width: the bar itself stretches or shrinks
 //! (indicatif's `wide_bar`), and the figures below it are cut at the right edge
@@ -12,13 +13,26 @@
 
 use constnet::train::{BatchReport, EpochReport, Report};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+use serde_json::{Value, json};
 use std::fmt::Display;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-/// Prints a training run; the run reports to it through [`Report`].
+/// What `train` prints on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Lines of text (and the bar, on a terminal).
+    Text,
+    /// The result line only.
+    Quiet,
+    /// JSON lines.
+    Json,
+}
+
+/// Prints a training run in the chosen [`Output`]; the run reports to it through [`Report`].
 pub struct Console {
-    /// Whether to draw a bar: stderr is a terminal.
+    output: Output,
+    /// Whether to draw a bar: stderr is a terminal and the output is not quiet.
     draws_bar: bool,
     /// The current epoch's bar, from its first batch to its evaluation.
     bar: Option<ProgressBar>,
@@ -28,16 +42,39 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new() -> Self {
+    pub fn new(output: Output) -> Self {
         Self {
-            draws_bar: std::io::stderr().is_terminal(),
+            output,
+            draws_bar: output != Output::Quiet && std::io::stderr().is_terminal(),
             bar: None,
             updated: Instant::now(),
         }
     }
 
+    /// A line of text, printed with [`Output::Text`] only.
+    pub fn line(&self, text: impl Display) {
+        if self.output == Output::Text {
+            self.print(text);
+        }
+    }
+
+    /// A JSON object, printed with [`Output::Json`] only.
+    pub fn event(&self, value: Value) {
+        if self.output == Output::Json {
+            self.print(value);
+        }
+    }
+
+    /// The result: the text line, or with `--json` its object.
+    pub fn result(&self, text: impl Display, value: Value) {
+        match self.output {
+            Output::Json => self.print(value),
+            Output::Text | Output::Quiet => self.print(text),
+        }
+    }
+
     /// Prints a line on stdout, above the bar if there is one.
-    pub fn line(&self, line: impl Display) {
+    fn print(&self, line: impl Display) {
         match &self.bar {
             Some(bar) => bar.suspend(|| say!("{line}")),
             None => say!("{line}"),
@@ -72,6 +109,15 @@ impl Report for Console {
             "epoch {epoch}  batch {batch}/{batches}  loss {:.4}",
             r.loss
         ));
+        self.event(json!({
+            "event": "batch",
+            "epoch": epoch,
+            "batch": batch,
+            "batches": batches,
+            "loss": shortest(r.loss),
+            "lr": shortest(r.lr),
+            "samples_per_sec": r.samples_per_sec.round() as u64,
+        }));
     }
 
     fn epoch(&mut self, r: &EpochReport) {
@@ -85,6 +131,13 @@ impl Report for Console {
             100.0 * r.test_accuracy,
             r.seconds
         ));
+        self.event(json!({
+            "event": "epoch",
+            "epoch": r.epoch,
+            "train_loss": shortest(r.train_loss),
+            "test_accuracy": r.test_accuracy,
+            "seconds": r.seconds,
+        }));
     }
 }
 
@@ -115,6 +168,14 @@ fn thousands(x: f64) -> String {
     out
 }
 
+/// An f32 as the shortest decimal that reads back as the same f32 (0.9628, not
+/// 0.9628000259399414); null if it is not finite.
+fn shortest(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +186,8 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(86230.7), "86,231");
         assert_eq!(thousands(1234567.0), "1,234,567");
+        assert_eq!(shortest(0.9628).to_string(), "0.9628");
+        assert_eq!(shortest(1e-3).to_string(), "0.001");
+        assert_eq!(shortest(f32::NAN), Value::Null);
     }
 }

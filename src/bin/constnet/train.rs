@@ -1,12 +1,13 @@
 //! `constnet train`: the recipe flags, the run (fresh or resumed), checkpoints and the saved
-//! model. How it prints is [`crate::progress`]'s.
+//! model. What it prints, and how, is [`crate::progress`]'s.
 
 use crate::args::{self, DataDir};
-use crate::progress::Console;
+use crate::progress::{Console, Output};
 use clap::error::ErrorKind;
 use constnet::data::mnist::Mnist;
 use constnet::train::{self, Config, Evaluation, OptimizerChoice, Run, ScheduleChoice};
 use constnet::{Init, MnistMlp, Network, format};
+use serde_json::json;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,6 +44,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Config::default().log_every,
           value_parser = args::at_least_one::<u64>, allow_negative_numbers = true)]
     log_every: u64,
+    /// Print only the final line (and errors)
+    #[arg(long, short, conflicts_with = "json")]
+    quiet: bool,
+    /// Print JSON lines instead: one object per log line, epoch and result, for programs
+    #[arg(long)]
+    json: bool,
     // Last: its help heading applies to the flags that follow it.
     #[command(flatten)]
     recipe: Recipe,
@@ -182,18 +189,31 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
         None => Run::<MnistMlp>::new(config, mnist.train.count),
     };
-    let mut console = Console::new();
+    let output = match (args.quiet, args.json) {
+        (true, _) => Output::Quiet,
+        (_, true) => Output::Json,
+        _ => Output::Text,
+    };
+    let mut console = Console::new(output);
     announce(&console, &run, &mnist, args.resume.as_deref());
     let start = Instant::now();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
     format::save(&args.out, &*run.net())?;
     let seconds = start.elapsed().as_secs_f64();
-    console.line(format_args!(
+    let text = format!(
         "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s)",
         args.out.display(),
         100.0 * evaluation.accuracy(),
         run.epoch,
-    ));
+    );
+    let json = json!({
+        "event": "saved",
+        "path": args.out.display().to_string(),
+        "test_accuracy": evaluation.accuracy(),
+        "epochs": run.epoch,
+        "seconds": seconds,
+    });
+    console.result(text, json);
     Ok(())
 }
 
@@ -246,6 +266,19 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
             run.step
         ));
     }
+    console.event(json!({
+        "event": "start",
+        "version": version,
+        "kernels": kernels,
+        "parameters": MnistMlp::PARAMS,
+        "data": dir.to_string(),
+        "train": train_len,
+        "test": test_len,
+        "recipe": run.config.to_string(),
+        "resumed_from": resume.map(|p| p.display().to_string()),
+        "epoch": run.epoch,
+        "step": run.step,
+    }));
 }
 
 /// Fails early, before hours of training, if the model file cannot be written.
