@@ -47,6 +47,54 @@ pub enum Init {
     Xavier,
 }
 
+impl Init {
+    /// Every initialisation, in the order the CLI lists them.
+    pub const ALL: [Init; 3] = [Init::PyTorch, Init::He, Init::Xavier];
+
+    /// The lowercase name `Display` writes and `FromStr` reads (`--init`, checkpoints).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Init::PyTorch => "pytorch",
+            Init::He => "he",
+            Init::Xavier => "xavier",
+        }
+    }
+}
+
+impl core::fmt::Display for Init {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for Init {
+    type Err = ParseInitError;
+
+    /// The initialisation named `name` (exactly as [`Init::name`] writes it).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Init::ALL
+            .into_iter()
+            .find(|init| init.name() == name)
+            .ok_or(ParseInitError)
+    }
+}
+
+/// The name given to [`Init`]'s `FromStr` is none of [`Init::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseInitError;
+
+impl core::fmt::Display for ParseInitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown initialisation, expected one of")?;
+        for (i, init) in Init::ALL.iter().enumerate() {
+            write!(f, "{}{init}", if i == 0 { " " } else { ", " })?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for ParseInitError {}
+
 impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     /// All-zero parameters, usable in a `static`.
     pub const ZEROED: Self = Self {

@@ -57,6 +57,117 @@ pub enum ScheduleChoice {
     Cosine,
 }
 
+impl OptimizerChoice {
+    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
+    /// them: SGD with momentum 0.9, Adam, and AdamW with PyTorch's decay of 0.01.
+    pub const ALL: [OptimizerChoice; 3] = [
+        OptimizerChoice::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+            clip_grad_norm: 0.0,
+        }),
+        OptimizerChoice::Adam(AdamConfig::DEFAULT),
+        OptimizerChoice::Adam(AdamConfig::ADAMW),
+    ];
+
+    /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
+    /// or `adamw` for Adam with decoupled weight decay.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            OptimizerChoice::Sgd(_) => "sgd",
+            OptimizerChoice::Adam(a) if a.decoupled => "adamw",
+            OptimizerChoice::Adam(_) => "adam",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerChoice {
+    type Err = ParseOptimizerError;
+
+    /// The kind named `name`, with its default hyperparameters (its entry in
+    /// [`OptimizerChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or(ParseOptimizerError)
+    }
+}
+
+/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptimizerError;
+
+impl fmt::Display for ParseOptimizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
+        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseOptimizerError {}
+
+impl ScheduleChoice {
+    /// Every schedule, in the order the CLI lists them; `step` with its default, ×0.5 every 3
+    /// epochs.
+    pub const ALL: [ScheduleChoice; 3] = [
+        ScheduleChoice::Constant,
+        ScheduleChoice::Step {
+            every: 3,
+            gamma: 0.5,
+        },
+        ScheduleChoice::Cosine,
+    ];
+
+    /// The schedule's lowercase name, which `Display` writes and `FromStr` reads.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ScheduleChoice::Constant => "constant",
+            ScheduleChoice::Step { .. } => "step",
+            ScheduleChoice::Cosine => "cosine",
+        }
+    }
+}
+
+impl fmt::Display for ScheduleChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ScheduleChoice {
+    type Err = ParseScheduleError;
+
+    /// The schedule named `name`, with its default parameters (its entry in
+    /// [`ScheduleChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or(ParseScheduleError)
+    }
+}
+
+/// The name given to [`ScheduleChoice`]'s `FromStr` is none of [`ScheduleChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseScheduleError;
+
+impl fmt::Display for ParseScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = ScheduleChoice::ALL.iter().map(|s| s.name()).collect();
+        write!(f, "unknown schedule, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseScheduleError {}
+
 /// A training recipe.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
@@ -98,6 +209,57 @@ impl Default for Config {
     }
 }
 
+impl fmt::Display for Config {
+    /// The recipe in one line, as `constnet train` prints it, e.g. "adam, lr 0.001, constant
+    /// schedule, 10 epochs, batch 64, seed 0, 2 threads". `log_every` is not part of it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let optimizer = self.optimizer;
+        let clip = match optimizer {
+            OptimizerChoice::Sgd(s) => {
+                let nesterov = if s.nesterov { "nesterov, " } else { "" };
+                write!(
+                    f,
+                    "{optimizer} (momentum {}, {nesterov}weight decay {})",
+                    s.momentum, s.weight_decay
+                )?;
+                s.clip_grad_norm
+            }
+            OptimizerChoice::Adam(a) => {
+                match a.weight_decay {
+                    wd if a.decoupled => write!(f, "{optimizer} (weight decay {wd})")?,
+                    wd if wd > 0.0 => write!(f, "{optimizer} (L2 {wd})")?,
+                    _ => write!(f, "{optimizer}")?,
+                }
+                a.clip_grad_norm
+            }
+        };
+        write!(f, ", lr {}, {}", self.lr, self.schedule)?;
+        match self.schedule {
+            ScheduleChoice::Step { every, gamma } => write!(f, " (×{gamma} every {every} epochs)")?,
+            ScheduleChoice::Cosine => write!(f, " to 0")?,
+            ScheduleChoice::Constant => {}
+        }
+        write!(
+            f,
+            " schedule, {} epochs, batch {BATCH}, seed {}",
+            self.epochs, self.seed
+        )?;
+        if self.init != Init::default() {
+            write!(f, ", {} init", self.init)?;
+        }
+        if self.dropout > 0.0 {
+            write!(f, ", dropout {}", self.dropout)?;
+        }
+        if clip > 0.0 {
+            write!(f, ", gradient norm clipped to {clip}")?;
+        }
+        match self.threads {
+            1 => write!(f, ", 1 thread"),
+            n => write!(f, ", {n} threads"),
+        }
+    }
+}
+
 /// Progress within an epoch.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchReport {
@@ -107,10 +269,12 @@ pub struct BatchReport {
     pub batch: u64,
     /// Batches per epoch.
     pub batches: u64,
-    /// Mean loss of the batches since the last report.
+    /// Mean loss of the batches since the last [`Report::batch`] call.
     pub loss: f32,
     /// Training throughput so far in this epoch.
     pub samples_per_sec: f64,
+    /// The learning rate of the last batch's step (the schedule's rate at that step).
+    pub lr: f32,
 }
 
 /// The end of an epoch.
@@ -128,17 +292,8 @@ pub struct EpochReport {
 
 /// Receives progress; the CLI prints it.
 pub trait Report {
-    /// Called after every batch (keep it cheap): batches done of `batches`, samples trained
-    /// and seconds elapsed in this epoch.
-    fn progress(
-        &mut self,
-        _epoch: u32,
-        _batch: u64,
-        _batches: u64,
-        _samples: usize,
-        _seconds: f64,
-    ) {
-    }
+    /// Called after every batch (keep it cheap).
+    fn progress(&mut self, _report: &BatchReport) {}
     /// Called every `log_every` batches and at the end of an epoch.
     fn batch(&mut self, report: &BatchReport);
     /// Called after each epoch's evaluation.
@@ -451,17 +606,17 @@ impl<N: Network> Run<N> {
                 }
                 return Err(e);
             }
-            report.progress(epoch, b + 1, batches, seen, start.elapsed().as_secs_f64());
+            let progress = BatchReport {
+                epoch,
+                batch: b + 1,
+                batches,
+                loss: (since / since_n as f64) as f32,
+                samples_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+                lr: schedule.lr(self.config.lr, self.step - 1),
+            };
+            report.progress(&progress);
             if (b + 1) % self.config.log_every.max(1) == 0 || b + 1 == batches {
-                let samples_per_sec = seen as f64 / start.elapsed().as_secs_f64();
-                let loss = (since / since_n as f64) as f32;
-                report.batch(&BatchReport {
-                    epoch,
-                    batch: b + 1,
-                    batches,
-                    loss,
-                    samples_per_sec,
-                });
+                report.batch(&progress);
                 (since, since_n) = (0.0, 0);
             }
         }
@@ -529,21 +684,20 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
     m.insert("dropout".into(), float(c.dropout));
     m.insert("log_every".into(), c.log_every.to_string());
     m.insert("threads".into(), c.threads.to_string());
-    let init = match c.init {
-        Init::PyTorch => "pytorch",
-        Init::He => "he",
-        Init::Xavier => "xavier",
-    };
-    m.insert("init".into(), init.into());
+    m.insert("init".into(), c.init.to_string());
     let schedule = match c.schedule {
-        ScheduleChoice::Constant => "constant".to_string(),
-        ScheduleChoice::Step { every, gamma } => format!("step {every} {}", float(gamma)),
-        ScheduleChoice::Cosine => "cosine".into(),
+        ScheduleChoice::Step { every, gamma } => {
+            format!("{} {every} {}", c.schedule, float(gamma))
+        }
+        ScheduleChoice::Constant | ScheduleChoice::Cosine => c.schedule.to_string(),
     };
     m.insert("schedule".into(), schedule);
+    // The name is the kind (`adamw` is Adam with `decoupled`); the fields say it all again, so
+    // checkpoints that wrote `adam` for AdamW still read back the same.
     let optimizer = match c.optimizer {
         OptimizerChoice::Adam(a) => format!(
-            "adam {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
+            c.optimizer,
             float(a.beta1),
             float(a.beta2),
             float(a.eps),
@@ -552,7 +706,8 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
             float(a.clip_grad_norm)
         ),
         OptimizerChoice::Sgd(g) => format!(
-            "sgd {} {} {} {}",
+            "{} {} {} {} {}",
+            c.optimizer,
             float(g.momentum),
             float(g.weight_decay),
             g.nesterov,
@@ -582,37 +737,46 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
     };
     let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
     let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
-    let init = match get("init")? {
-        "pytorch" => Init::PyTorch,
-        "he" => Init::He,
-        "xavier" => Init::Xavier,
-        other => return Err(format!("unknown init {other:?}")),
+    let init: Init = get("init")?
+        .parse()
+        .map_err(|e| format!("metadata \"init\": {e}"))?;
+    let schedule = fields("schedule")?;
+    let kind = |name: &str| {
+        name.parse::<ScheduleChoice>()
+            .map_err(|e| format!("metadata \"schedule\": {e}"))
     };
-    let schedule = match fields("schedule")?.as_slice() {
-        ["constant"] => ScheduleChoice::Constant,
-        ["cosine"] => ScheduleChoice::Cosine,
-        ["step", every, gamma] => ScheduleChoice::Step {
+    let schedule = match (kind(schedule[0])?, &schedule[1..]) {
+        (ScheduleChoice::Step { .. }, [every, gamma]) => ScheduleChoice::Step {
             every: every.parse().map_err(|_| "bad step schedule".to_string())?,
             gamma: bits(gamma)?,
         },
-        other => return Err(format!("unknown schedule {other:?}")),
+        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => s,
+        _ => return Err(format!("bad schedule {schedule:?}")),
     };
-    let optimizer = match fields("optimizer")?.as_slice() {
-        ["adam", b1, b2, eps, wd, decoupled, clip] => OptimizerChoice::Adam(AdamConfig {
-            beta1: bits(b1)?,
-            beta2: bits(b2)?,
-            eps: bits(eps)?,
-            weight_decay: bits(wd)?,
-            decoupled: flag(decoupled)?,
-            clip_grad_norm: bits(clip)?,
-        }),
-        ["sgd", momentum, wd, nesterov, clip] => OptimizerChoice::Sgd(SgdConfig {
-            momentum: bits(momentum)?,
-            weight_decay: bits(wd)?,
-            nesterov: flag(nesterov)?,
-            clip_grad_norm: bits(clip)?,
-        }),
-        other => return Err(format!("unknown optimizer {other:?}")),
+    let optimizer = fields("optimizer")?;
+    let kind = optimizer[0]
+        .parse::<OptimizerChoice>()
+        .map_err(|e| format!("metadata \"optimizer\": {e}"))?;
+    let optimizer = match (kind, &optimizer[1..]) {
+        (OptimizerChoice::Adam(_), [b1, b2, eps, wd, decoupled, clip]) => {
+            OptimizerChoice::Adam(AdamConfig {
+                beta1: bits(b1)?,
+                beta2: bits(b2)?,
+                eps: bits(eps)?,
+                weight_decay: bits(wd)?,
+                decoupled: flag(decoupled)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        (OptimizerChoice::Sgd(_), [momentum, wd, nesterov, clip]) => {
+            OptimizerChoice::Sgd(SgdConfig {
+                momentum: bits(momentum)?,
+                weight_decay: bits(wd)?,
+                nesterov: flag(nesterov)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        _ => return Err(format!("bad optimizer {optimizer:?}")),
     };
     Ok(Config {
         epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,

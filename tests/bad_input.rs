@@ -386,12 +386,16 @@ fn bad_flags_and_values() {
         &["--dropout", "[0, 1)"],
     );
     usage("unknown flag", &["train", "--epoch", "3"], &["--epoch"]);
-    usage("unknown command", &["fit"], &["unknown command 'fit'"]);
+    usage(
+        "unknown command",
+        &["fit"],
+        &["unrecognized subcommand 'fit'"],
+    );
     usage("eval without a model", &["eval"], &["--model"]);
     usage(
         "predict without an image",
         &["predict", "--model", "m"],
-        &["--index N", "--image FILE"],
+        &["--index <N>", "--image <FILE>"],
     );
     usage(
         "resume with a recipe flag",

@@ -1,0 +1,150 @@
+//! What several commands parse: the MNIST directory (`--data`, `$MNIST_DIR`), numbers checked
+//! against their allowed range, and names of the library's enums (their `Display` and
+//! `FromStr` are the only table of names).
+//!
+//! A checker returns the reason a value is refused; clap prints it after the flag and the
+//! value ("invalid value '0' for '--epochs <N>': at least 1") and exits with status 2.
+
+use clap::builder::{OsStringValueParser, PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches};
+use constnet::data::DataError;
+use constnet::data::mnist::{self, Mnist, OpenOptions};
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// One of `all`, by the name its `Display` writes; clap lists the names in help and in errors.
+pub fn one_of<T>(all: &[T]) -> impl TypedValueParser<Value = T>
+where
+    T: Display + FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(all.iter().map(|v| PossibleValue::new(v.to_string())))
+        .try_map(|name| name.parse::<T>())
+}
+
+/// A whole number of at least 1 (epochs, steps, batches).
+pub fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + From<u8>,
+    T::Err: Display,
+{
+    checked(text, |n: &T| *n >= T::from(1), "at least 1")
+}
+
+/// A finite number > 0 (learning rate, decay factor, clipping norm).
+pub fn positive(text: &str) -> Result<f32, String> {
+    checked(
+        text,
+        |x: &f32| x.is_finite() && *x > 0.0,
+        "a finite number > 0",
+    )
+}
+
+/// A finite number ≥ 0 (weight decay).
+pub fn non_negative(text: &str) -> Result<f32, String> {
+    checked(
+        text,
+        |x: &f32| x.is_finite() && *x >= 0.0,
+        "a finite number ≥ 0",
+    )
+}
+
+/// A fraction in [0, 1) (dropout, momentum).
+pub fn fraction(text: &str) -> Result<f32, String> {
+    checked(text, |x: &f32| (0.0..1.0).contains(x), "in [0, 1)")
+}
+
+/// A thread count, 1 to 64.
+pub fn threads(text: &str) -> Result<usize, String> {
+    checked(text, |n: &usize| (1..=64).contains(n), "in 1..=64")
+}
+
+/// A duration in seconds, in (0, 60].
+pub fn seconds(text: &str) -> Result<f64, String> {
+    checked(
+        text,
+        |s: &f64| s.is_finite() && *s > 0.0 && *s <= 60.0,
+        "in (0, 60]",
+    )
+}
+
+fn checked<T: FromStr>(text: &str, ok: impl Fn(&T) -> bool, why: &str) -> Result<T, String>
+where
+    T::Err: Display,
+{
+    match text.parse::<T>() {
+        Ok(value) if ok(&value) => Ok(value),
+        Ok(_) => Err(why.into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The number of cores, capped at the batch size: the default of `--threads`.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(constnet::train::BATCH)
+}
+
+/// Where the MNIST files are: `--data DIR`, else `$MNIST_DIR`, else `./data/mnist`, and which
+/// of the three chose it (error messages say so).
+///
+/// clap reads `$MNIST_DIR` into `--data` (and shows it in the help); the choice itself is the
+/// library's [`mnist::data_dir`], told whether the flag was on the command line. Hand-written
+/// `Args` because a derived struct cannot see where a value came from.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// "from --data", "from MNIST_DIR" or "the default; …".
+    pub chosen_by: &'static str,
+}
+
+impl DataDir {
+    /// Opens and validates the four files, memory-mapped if `map`.
+    pub fn open(&self, map: bool) -> Result<Mnist, DataError> {
+        let options = OpenOptions {
+            map,
+            ..OpenOptions::default()
+        };
+        Mnist::open(&self.dir, self.chosen_by, options)
+    }
+}
+
+impl clap::Args for DataDir {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.arg(
+            Arg::new("data")
+                .long("data")
+                .value_name("DIR")
+                .env("MNIST_DIR")
+                .hide_env_values(true)
+                // Not PathBuf's parser: it refuses an empty $MNIST_DIR, which means "unset".
+                .value_parser(OsStringValueParser::new().map(PathBuf::from))
+                .help("Directory of the four MNIST files, raw or .gz [default: ./data/mnist]"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for DataDir {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let flag = match matches.value_source("data") {
+            Some(ValueSource::CommandLine) => matches.get_one::<PathBuf>("data"),
+            // From $MNIST_DIR or absent: the library reads the variable the same way.
+            _ => None,
+        };
+        let (dir, chosen_by) = mnist::data_dir(flag.map(PathBuf::as_path));
+        Ok(Self { dir, chosen_by })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! `constnet info`: the SIMD paths this CPU runs, the network, and a model file's header.
+
+use crate::model_file;
+use constnet::{MnistMlp, Network, format};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+/// The SIMD paths this CPU runs, the network, and a model file's header
+#[derive(clap::Args)]
+#[command(
+    after_help = "A model file's header: tensors, offsets, alignment, metadata and \
+                      checksum."
+)]
+pub struct Args {
+    /// A model file to inspect (safetensors or a raw blob)
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    say!("constnet {}", env!("CARGO_PKG_VERSION"));
+    say!("kernels: {}", constnet::kernels::selected());
+    let supported: Vec<&str> = constnet::kernels::supported().map(|i| i.name()).collect();
+    say!(
+        "  this CPU supports: {} (choose with CONSTNET_SIMD={})",
+        supported.join(", "),
+        supported.join("|")
+    );
+    say!(
+        "network: 784→256→128→64→10, ReLU between layers, {} parameters",
+        MnistMlp::PARAMS
+    );
+    for i in 0..MnistMlp::TENSORS {
+        let t = MnistMlp::tensor_info(i);
+        say!("  {:<12} {:?}", t.name, t.shape);
+    }
+    match args.model {
+        Some(path) if model_file::is_raw_blob(&path) => raw_blob(&path),
+        Some(path) => safetensors(&path),
+        None => Ok(()),
+    }
+}
+
+fn raw_blob(path: &Path) -> Result<(), Box<dyn Error>> {
+    format::load_raw::<MnistMlp>(path)?;
+    say!(
+        "model file: {} (raw blob, version {}, {} bytes, checksum verified)",
+        path.display(),
+        format::raw::VERSION,
+        format::raw::blob_len::<MnistMlp>()
+    );
+    Ok(())
+}
+
+fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
+    let s = format::inspect(path)?;
+    say!(
+        "model file: {} (safetensors, {} bytes)",
+        path.display(),
+        s.file_len
+    );
+    let start = 8 + s.header_len;
+    let aligned = if start % 64 == 0 { "" } else { "not " };
+    say!(
+        "  header: {} bytes; data starts at byte {start} ({aligned}64-byte aligned)",
+        s.header_len,
+    );
+    let checksum = s.metadata.get(format::safetensors::CHECKSUM_KEY);
+    match (checksum, s.verified) {
+        (Some(c), true) => say!("  checksum: crc32 {c}, verified"),
+        _ => say!("  checksum: none recorded (not written by constnet)"),
+    }
+    let mut keys: Vec<_> = s.metadata.iter().collect();
+    keys.sort();
+    for (k, v) in keys {
+        say!("  metadata: {k} = {v}");
+    }
+    for t in &s.tensors {
+        say!(
+            "  tensor {:<12} {} {:?} bytes {}..{}",
+            t.name,
+            t.dtype,
+            t.shape,
+            t.offsets.0,
+            t.offsets.1
+        );
+    }
+    match format::load::<MnistMlp>(path) {
+        Ok(_) => say!("  matches the network: yes"),
+        Err(e) => say!("  matches the network: no ({e})"),
+    }
+    Ok(())
+}

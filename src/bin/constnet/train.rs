@@ -1,0 +1,298 @@
+//! `constnet train`: the recipe flags, the run (fresh or resumed), checkpoints and the saved
+//! model. What it prints, and how, is [`crate::progress`]'s.
+
+use crate::args::{self, DataDir};
+use crate::progress::{Console, Output};
+use clap::error::ErrorKind;
+use constnet::data::mnist::Mnist;
+use constnet::train::{self, Config, Evaluation, OptimizerChoice, Run, ScheduleChoice};
+use constnet::{Init, MnistMlp, Network, format};
+use serde_json::json;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Train on MNIST, evaluate after each epoch, save the model
+#[derive(clap::Args)]
+#[command(
+    after_help = "The defaults are the reference recipe. A loss or gradient that becomes NaN \
+                      or infinite stops training with an error naming the epoch, the step and the \
+                      last checkpoint."
+)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// Read the data files instead of memory-mapping them
+    #[arg(long)]
+    no_mmap: bool,
+    /// The model file to write
+    #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
+    out: PathBuf,
+    /// Also save the model after each epoch
+    #[arg(long)]
+    save_every_epoch: bool,
+    /// Write a checkpoint every N steps (model, optimizer state, position), atomically
+    #[arg(long, value_name = "N", value_parser = args::at_least_one::<u64>, allow_negative_numbers = true)]
+    checkpoint_every: Option<u64>,
+    /// The checkpoint file [default: --out with extension .ckpt]
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in a checkpoint, bit for bit, with the checkpoint's recipe
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
+    /// Print a loss line every N batches
+    #[arg(long, value_name = "N", default_value_t = Config::default().log_every,
+          value_parser = args::at_least_one::<u64>, allow_negative_numbers = true)]
+    log_every: u64,
+    /// Print only the final line (and errors)
+    #[arg(long, short, conflicts_with = "json")]
+    quiet: bool,
+    /// Print JSON lines instead: one object per log line, epoch and result, for programs
+    #[arg(long)]
+    json: bool,
+    // Last: its help heading applies to the flags that follow it.
+    #[command(flatten)]
+    recipe: Recipe,
+}
+
+/// The recipe: what a checkpoint records and a resumed run keeps. clap refuses these flags
+/// with `--resume` as the group "recipe", so adding one here is all it takes.
+#[derive(clap::Args)]
+#[group(id = "recipe", conflicts_with = "resume")]
+#[command(next_help_heading = "Recipe (refused with --resume, which keeps the checkpoint's)")]
+struct Recipe {
+    /// Passes over the training set
+    #[arg(long, value_name = "N", default_value_t = Config::default().epochs,
+          value_parser = args::at_least_one::<u32>, allow_negative_numbers = true)]
+    epochs: u32,
+    /// Base learning rate
+    #[arg(long, value_name = "X", default_value_t = Config::default().lr,
+          value_parser = args::positive, allow_negative_numbers = true)]
+    lr: f32,
+    /// Optimizer
+    #[arg(long, value_name = "NAME", default_value_t = Config::default().optimizer,
+          value_parser = args::one_of(&OptimizerChoice::ALL))]
+    optimizer: OptimizerChoice,
+    /// SGD momentum [default: 0.9]
+    #[arg(long, value_name = "M", value_parser = args::fraction, allow_negative_numbers = true)]
+    momentum: Option<f32>,
+    /// Weight decay: L2 with sgd and adam, decoupled with adamw [default: 0, adamw 0.01]
+    #[arg(long, value_name = "W", value_parser = args::non_negative, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// Learning-rate schedule
+    #[arg(long, value_name = "NAME", default_value_t = Config::default().schedule,
+          value_parser = args::one_of(&ScheduleChoice::ALL))]
+    schedule: ScheduleChoice,
+    /// With --schedule step: epochs between decays
+    #[arg(long, value_name = "E", default_value_t = step_default().0,
+          value_parser = args::at_least_one::<u32>, allow_negative_numbers = true)]
+    step_every: u32,
+    /// With --schedule step: factor per decay
+    #[arg(long, value_name = "G", default_value_t = step_default().1,
+          value_parser = args::positive, allow_negative_numbers = true)]
+    gamma: f32,
+    /// Dropout on hidden activations, 0 ≤ P < 1
+    #[arg(long, value_name = "P", default_value_t = Config::default().dropout,
+          value_parser = args::fraction, allow_negative_numbers = true)]
+    dropout: f32,
+    /// Clip the gradients' global L2 norm to X [default: off]
+    #[arg(long, value_name = "X", value_parser = args::positive, allow_negative_numbers = true)]
+    clip_grad_norm: Option<f32>,
+    /// Parameter initialisation
+    #[arg(long, value_name = "NAME", default_value_t = Config::default().init,
+          value_parser = args::one_of(&Init::ALL))]
+    init: Init,
+    /// Seed of every random choice
+    #[arg(long, value_name = "S", default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Threads splitting each batch; a run is reproducible for a given N [default: all cores]
+    #[arg(long, value_name = "N", value_parser = args::threads, allow_negative_numbers = true)]
+    threads: Option<usize>,
+}
+
+/// `--schedule step`'s defaults: the library's `step`.
+fn step_default() -> (u32, f32) {
+    ScheduleChoice::ALL
+        .into_iter()
+        .find_map(|s| match s {
+            ScheduleChoice::Step { every, gamma } => Some((every, gamma)),
+            _ => None,
+        })
+        .expect("ScheduleChoice::ALL has a step schedule")
+}
+
+impl Recipe {
+    /// The training configuration these flags describe; the optimizer's own defaults fill what
+    /// they leave out.
+    fn config(&self, log_every: u64) -> Result<Config, Box<dyn Error>> {
+        let mut optimizer = self.optimizer;
+        let clip = self.clip_grad_norm.unwrap_or(0.0);
+        match &mut optimizer {
+            OptimizerChoice::Sgd(sgd) => {
+                sgd.momentum = self.momentum.unwrap_or(sgd.momentum);
+                sgd.weight_decay = self.weight_decay.unwrap_or(sgd.weight_decay);
+                sgd.clip_grad_norm = clip;
+            }
+            OptimizerChoice::Adam(adam) => {
+                if self.momentum.is_some() {
+                    let message = format!(
+                        "--momentum applies to --optimizer sgd only, not {}",
+                        self.optimizer
+                    );
+                    return Err(crate::usage_error(
+                        "train",
+                        ErrorKind::ArgumentConflict,
+                        message,
+                    ));
+                }
+                adam.weight_decay = self.weight_decay.unwrap_or(adam.weight_decay);
+                adam.clip_grad_norm = clip;
+            }
+        }
+        let schedule = match self.schedule {
+            ScheduleChoice::Step { .. } => ScheduleChoice::Step {
+                every: self.step_every,
+                gamma: self.gamma,
+            },
+            other => other,
+        };
+        Ok(Config {
+            epochs: self.epochs,
+            lr: self.lr,
+            optimizer,
+            schedule,
+            seed: self.seed,
+            dropout: self.dropout,
+            init: self.init,
+            log_every,
+            threads: self.threads.unwrap_or_else(args::all_cores),
+        })
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    let config = args.recipe.config(args.log_every)?;
+    check_writable(&args.out)?;
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| args.out.with_extension("ckpt"));
+    if args.checkpoint_every.is_some() {
+        check_writable(&checkpoint)?;
+    }
+    let mnist = args.data.open(!args.no_mmap)?;
+    let mut run = match &args.resume {
+        Some(path) => {
+            let mut run = Run::<MnistMlp>::resume(path, mnist.train.count)?;
+            run.config.log_every = args.log_every;
+            run
+        }
+        None => Run::<MnistMlp>::new(config, mnist.train.count),
+    };
+    let output = match (args.quiet, args.json) {
+        (true, _) => Output::Quiet,
+        (_, true) => Output::Json,
+        _ => Output::Text,
+    };
+    let mut console = Console::new(output);
+    announce(&console, &run, &mnist, args.resume.as_deref());
+    let start = Instant::now();
+    let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
+    format::save(&args.out, &*run.net())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let text = format!(
+        "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s)",
+        args.out.display(),
+        100.0 * evaluation.accuracy(),
+        run.epoch,
+    );
+    let json = json!({
+        "event": "saved",
+        "path": args.out.display().to_string(),
+        "test_accuracy": evaluation.accuracy(),
+        "epochs": run.epoch,
+        "seconds": seconds,
+    });
+    console.result(text, json);
+    Ok(())
+}
+
+/// The run's remaining epochs, with checkpoints and per-epoch saves as asked.
+fn fit(
+    run: &mut Run<MnistMlp>,
+    mnist: &Mnist,
+    console: &mut Console,
+    args: &Args,
+    checkpoint: &Path,
+) -> Result<Evaluation, Box<dyn Error>> {
+    train::fit(
+        run,
+        &mnist.train,
+        &mnist.test,
+        console,
+        |run| {
+            if args.checkpoint_every.is_some_and(|n| run.step % n == 0) {
+                run.save_checkpoint(checkpoint)?;
+            }
+            Ok(())
+        },
+        |run| {
+            if args.save_every_epoch {
+                format::save(&args.out, &*run.net())?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// What is about to run: build, data and recipe (and where a resumed run resumes).
+fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Option<&Path>) {
+    let version = env!("CARGO_PKG_VERSION");
+    let kernels = constnet::kernels::selected().name();
+    console.line(format_args!(
+        "constnet {version}: kernels {kernels}, network 784→256→128→64→10 ({} parameters)",
+        MnistMlp::PARAMS
+    ));
+    let (dir, train_len, test_len) = (mnist.dir.display(), mnist.train.count, mnist.test.count);
+    console.line(format_args!(
+        "data: {dir} ({train_len} train, {test_len} test)"
+    ));
+    console.line(format_args!("recipe: {}", run.config));
+    if let Some(path) = resume {
+        console.line(format_args!(
+            "resumed from {} at epoch {}, step {}",
+            path.display(),
+            run.epoch + 1,
+            run.step
+        ));
+    }
+    console.event(json!({
+        "event": "start",
+        "version": version,
+        "kernels": kernels,
+        "parameters": MnistMlp::PARAMS,
+        "data": dir.to_string(),
+        "train": train_len,
+        "test": test_len,
+        "recipe": run.config.to_string(),
+        "resumed_from": resume.map(|p| p.display().to_string()),
+        "epoch": run.epoch,
+        "step": run.step,
+    }));
+}
+
+/// Fails early, before hours of training, if the model file cannot be written.
+fn check_writable(out: &Path) -> Result<(), Box<dyn Error>> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if out.is_dir() {
+        return Err(format!("{}: is a directory, not a model file", out.display()).into());
+    }
+    if !dir.is_dir() {
+        let (out, dir) = (out.display(), dir.display());
+        return Err(format!("{out}: directory {dir} does not exist").into());
+    }
+    Ok(())
+}

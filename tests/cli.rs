@@ -1,0 +1,394 @@
+//! The `constnet` command line as a user meets it, through the real binary: help, version,
+//! suggestions for misspelt flags, the values each flag accepts, `--data`'s `$MNIST_DIR`, and
+//! `train`'s `--quiet` and `--json` output (one short epoch on the real MNIST files). The names
+//! the flags accept are the library enums' `Display`/`FromStr`, checked here to round-trip.
+
+mod common;
+
+use common::*;
+use constnet::Init;
+use constnet::train::{OptimizerChoice, ScheduleChoice};
+use serde_json::Value;
+use std::process::Command;
+
+/// What a run of `constnet` printed and how it exited.
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn constnet(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_constnet"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A usage error: exit 2, a constnet message on stderr holding every word, nothing on stdout.
+fn usage_error(args: &[&str], words: &[&str]) -> String {
+    let out = constnet(args, &[]);
+    assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+    assert!(
+        out.stderr.starts_with("constnet: error: "),
+        "{}",
+        out.stderr
+    );
+    for word in words {
+        assert!(
+            out.stderr.contains(word),
+            "{args:?}: lacks {word:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    out.stderr
+}
+
+#[test]
+fn a_misspelt_flag_gets_a_suggestion() {
+    usage_error(
+        &["train", "--epohcs", "3"],
+        &["'--epohcs'", "similar argument exists: '--epochs'"],
+    );
+    // Without the command, the tip names the command that has it.
+    usage_error(
+        &["--epohcs", "3"],
+        &["'--epohcs'", "constnet train --epochs"],
+    );
+    usage_error(
+        &["trian"],
+        &["'trian'", "similar subcommand exists: 'train'"],
+    );
+}
+
+#[test]
+fn help_lists_a_commands_options_and_exits_0() {
+    for args in [
+        &["help", "train"][..],
+        &["train", "--help"],
+        &["train", "-h"],
+    ] {
+        let out = constnet(args, &[]);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        for word in [
+            "Usage: constnet train [OPTIONS]",
+            "--epochs <N>",
+            "[default: 10]",
+            "--optimizer <NAME>",
+            "[possible values: sgd, adam, adamw]",
+            "--data <DIR>",
+            "[env: MNIST_DIR]",
+            "--quiet",
+            "--json",
+            "Recipe (refused with --resume",
+        ] {
+            assert!(
+                out.stdout.contains(word),
+                "{args:?}: lacks {word:?}: {}",
+                out.stdout
+            );
+        }
+    }
+    // With no command: the list of commands, as with --help.
+    for args in [&[][..], &["--help"], &["help"]] {
+        let out = constnet(args, &[]);
+        assert_eq!(out.code, Some(0), "{args:?}");
+        for command in [
+            "train", "eval", "predict", "info", "export", "bench", "help",
+        ] {
+            assert!(
+                out.stdout.contains(&format!("\n  {command} ")),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn version() {
+    for flag in ["-V", "--version"] {
+        let out = constnet(&[flag], &[]);
+        assert_eq!(out.code, Some(0));
+        assert_eq!(
+            out.stdout.trim(),
+            format!("constnet {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn enum_flags_list_their_possible_values() {
+    usage_error(
+        &["train", "--optimizer", "nope"],
+        &[
+            "'nope'",
+            "--optimizer",
+            "[possible values: sgd, adam, adamw]",
+        ],
+    );
+    usage_error(
+        &["train", "--schedule", "nope"],
+        &["--schedule", "[possible values: constant, step, cosine]"],
+    );
+    usage_error(
+        &["train", "--init", "nope"],
+        &["--init", "[possible values: pytorch, he, xavier]"],
+    );
+    // Names are exact: no other case.
+    usage_error(&["train", "--optimizer", "Adam"], &["'Adam'"]);
+}
+
+#[test]
+fn values_are_checked_and_combinations_refused() {
+    usage_error(&["train", "--threads", "0"], &["--threads", "in 1..=64"]);
+    usage_error(&["train", "--threads", "65"], &["--threads", "in 1..=64"]);
+    usage_error(&["train", "--momentum", "1"], &["--momentum", "in [0, 1)"]);
+    usage_error(
+        &["train", "--clip-grad-norm", "inf"],
+        &["--clip-grad-norm", "a finite number > 0"],
+    );
+    usage_error(
+        &["train", "--weight-decay", "-1"],
+        &["--weight-decay", "a finite number ≥ 0"],
+    );
+    usage_error(
+        &["train", "--log-every", "0"],
+        &["--log-every", "at least 1"],
+    );
+    usage_error(&["bench", "--seconds", "61"], &["--seconds", "in (0, 60]"]);
+    usage_error(
+        &["train", "--momentum", "0.5"],
+        &[
+            "--momentum applies to --optimizer sgd only",
+            "Usage: constnet train",
+        ],
+    );
+    usage_error(&["train", "--quiet", "--json"], &["--quiet", "--json"]);
+    // Every recipe flag is refused with --resume, before or after it.
+    for flag in ["--epochs", "--seed", "--threads", "--init", "--schedule"] {
+        let value = match flag {
+            "--init" => "he",
+            "--schedule" => "cosine",
+            _ => "2",
+        };
+        usage_error(
+            &["train", "--resume", "x.ckpt", flag, value],
+            &[flag, "--resume"],
+        );
+        usage_error(
+            &["train", flag, value, "--resume", "x.ckpt"],
+            &[flag, "--resume"],
+        );
+    }
+}
+
+#[test]
+fn resume_takes_the_flags_that_are_not_the_recipe() {
+    let tmp = TempDir::new("cli-resume");
+    let ckpt = tmp.path("absent.ckpt");
+    let out = constnet(
+        &[
+            "train",
+            "--resume",
+            ckpt.to_str().unwrap(),
+            "--log-every",
+            "10",
+            "--out",
+            tmp.path("m.safetensors").to_str().unwrap(),
+        ],
+        &[("MNIST_DIR", mnist_dir().to_str().unwrap())],
+    );
+    // Parsing succeeded: the failure is the missing checkpoint, a runtime error.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("absent.ckpt"), "{}", out.stderr);
+}
+
+#[test]
+fn data_defaults_to_mnist_dir() {
+    let from_env = constnet(&["eval", "--model", "x"], &[("MNIST_DIR", "/nonexistent")]);
+    assert_eq!(from_env.code, Some(1), "{}", from_env.stderr);
+    assert!(
+        from_env
+            .stderr
+            .contains("MNIST files not found in /nonexistent (from MNIST_DIR)"),
+        "{}",
+        from_env.stderr
+    );
+    let flag = constnet(
+        &["eval", "--model", "x", "--data", "/elsewhere"],
+        &[("MNIST_DIR", "/nonexistent")],
+    );
+    assert!(
+        flag.stderr.contains("/elsewhere (from --data)"),
+        "{}",
+        flag.stderr
+    );
+    // An empty variable is no variable: the default directory, relative to the current one.
+    let tmp = TempDir::new("cli-data");
+    let default = Command::new(env!("CARGO_BIN_EXE_constnet"))
+        .args(["eval", "--model", "x"])
+        .env("MNIST_DIR", "")
+        .current_dir(&tmp.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert_eq!(default.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("MNIST files not found in data/mnist (the default"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn quiet_prints_only_the_final_line() {
+    let tmp = TempDir::new("cli-quiet");
+    let model = tmp.path("q.safetensors");
+    let data = mnist_dir();
+    let out = constnet(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(&format!("saved {} (test accuracy ", model.display())),
+        "{}",
+        lines[0]
+    );
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    assert!(model.is_file());
+}
+
+#[test]
+fn json_lines_parse() {
+    let tmp = TempDir::new("cli-json");
+    let model = tmp.path("j.safetensors");
+    let data = mnist_dir();
+    let (data, model_arg) = (data.to_str().unwrap(), model.to_str().unwrap());
+    let out = constnet(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--json",
+            "--log-every",
+            "300",
+            "--data",
+            data,
+            "--out",
+            model_arg,
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start", "batch", "batch", "batch", "batch", "epoch", "saved"
+        ],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(events[0]["train"], 60000);
+    assert!(
+        events[0]["recipe"]
+            .as_str()
+            .unwrap()
+            .starts_with("adam, lr 0.001")
+    );
+    let batches: Vec<u64> = events[1..5]
+        .iter()
+        .map(|e| e["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [300, 600, 900, 938]);
+    for batch in &events[1..5] {
+        assert_eq!(batch["lr"], 0.001);
+        assert!(batch["loss"].as_f64().unwrap() > 0.0);
+    }
+    let accuracy = events[5]["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "{}", events[5]);
+    assert_eq!(events[6]["test_accuracy"], events[5]["test_accuracy"]);
+    assert_eq!(events[6]["path"], model_arg);
+
+    let out = constnet(
+        &["eval", "--model", model_arg, "--data", data, "--json"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let eval: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(out.stdout.lines().count(), 1);
+    assert_eq!(eval["total"], 10000);
+    assert_eq!(eval["accuracy"], events[5]["test_accuracy"]);
+    let confusion: u64 = eval["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(confusion, 10000);
+}
+
+/// The flags' names are the library's: each round-trips through Display and FromStr, and
+/// unknown names are refused with the list.
+#[test]
+fn library_names_round_trip() {
+    for init in Init::ALL {
+        assert_eq!(init.to_string().parse::<Init>(), Ok(init));
+    }
+    for optimizer in OptimizerChoice::ALL {
+        assert_eq!(optimizer.to_string().parse(), Ok(optimizer));
+    }
+    for schedule in ScheduleChoice::ALL {
+        assert_eq!(schedule.to_string().parse(), Ok(schedule));
+    }
+    let names = |all: Vec<String>| all.join(" ");
+    assert_eq!(
+        names(Init::ALL.map(|x| x.to_string()).to_vec()),
+        "pytorch he xavier"
+    );
+    assert_eq!(
+        names(OptimizerChoice::ALL.map(|x| x.to_string()).to_vec()),
+        "sgd adam adamw"
+    );
+    assert_eq!(
+        names(ScheduleChoice::ALL.map(|x| x.to_string()).to_vec()),
+        "constant step cosine"
+    );
+    let error = "He".parse::<Init>().unwrap_err().to_string();
+    assert!(error.contains("pytorch, he, xavier"), "{error}");
+    let error = "rmsprop"
+        .parse::<OptimizerChoice>()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("sgd, adam, adamw"), "{error}");
+    let error = "linear".parse::<ScheduleChoice>().unwrap_err().to_string();
+    assert!(error.contains("constant, step, cosine"), "{error}");
+}
