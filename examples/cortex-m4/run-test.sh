@@ -59,6 +59,7 @@ fi
 
 step "(a) the model"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac # cargo runs in $repo
 (cd "$repo" && nice -n 10 cargo build --release --quiet --bin constnet)
 constnet="$target_dir/release/constnet"
 [ -x "$constnet" ] || die "cargo built no $constnet"
