@@ -14,14 +14,14 @@
 //! tie that another rounding may flip); any other difference fails. Exit status 0 when the
 //! check passes, 1 when it fails, 2 on bad arguments or unreadable files.
 //!
-//! Which arithmetic the host uses is decided when this program is compiled (`wide` picks its
-//! SIMD path from the target features): `-C target-cpu=x86-64` gives SSE2, 8 lanes and separate
-//! multiply and add, which is what the Cortex-M4 build runs; `-C target-cpu=native` gives FMA
-//! and, with AVX-512, 16 lanes, so sums are rounded differently.
+//! Which arithmetic the host uses is constnet's kernel path, chosen at run time:
+//! `CONSTNET_SIMD=scalar` gives one lane and separate multiply and add, which is what the
+//! Cortex-M4 build runs (its best path); the host's best path has FMA and, with AVX-512, 16
+//! lanes, so sums are rounded differently.
 
 use constnet::format::raw;
-use constnet::kernels::LANES;
-use constnet::{MnistMlp, NetworkView, Simd, loss::argmax, simd_backend};
+use constnet::kernels::{self, Isa};
+use constnet::{MnistMlp, NetworkView, Simd, loss::argmax};
 use std::process::ExitCode;
 
 const PIXELS: usize = 28 * 28;
@@ -185,10 +185,10 @@ fn run() -> Result<bool, String> {
     }
     let host_correct = host.iter().zip(&labels).filter(|(p, l)| p == l).count();
     let n = labels.len();
+    let isa = kernels::selected();
     let arithmetic = format!(
-        "{}, {LANES} lanes, {}",
-        simd_backend(),
-        if simd_backend().contains("fma") {
+        "{isa}, {}",
+        if matches!(isa, Isa::Avx512 | Isa::Avx2) {
             "fused multiply-add"
         } else {
             "separate multiply and add"
