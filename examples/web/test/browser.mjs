@@ -203,8 +203,9 @@ for (const variant of VARIANTS) {
       times.push(us);
       results.push({ ...drawing, got: Number(text), top3: page.top3, us });
       console.log(`  ${variant} ${drawing.name.padEnd(13)} label ${drawing.label}: shows ${text}; top 3 ${page.top3.join(", ")}; ${timingText}`);
-      if (drawing.name.startsWith("hand")) writeFileSync(join(OUT, `${variant}-${drawing.name}.png`), await session.screenshot());
-      if (drawing.name === "hand-7") writeFileSync(join(OUT, variant === "simd128" ? "page.png" : "page-scalar.png"), await session.screenshot());
+      const png = await session.screenshot();
+      writeFileSync(join(OUT, `${variant}-${drawing.name}.png`), png);
+      if (drawing.name === "hand-7") writeFileSync(join(OUT, variant === "simd128" ? "page.png" : "page-scalar.png"), png);
     }
 
     const log = (await session.browserLog()).filter((entry) => entry.level === "SEVERE");

@@ -9,6 +9,7 @@
 //! Built under the repository, it gets `.cargo/config.toml`'s `-C target-cpu=native`, so its
 //! kernels are the SIMD path of this machine (AVX2+FMA or AVX-512 on x86-64): the numbers the
 //! browser's results are compared against. Logits print in Rust's shortest round-trip form.
+//! The kernels and the time per image go to stderr.
 //!
 //! ```text
 //! tail -c +17 t10k-images-idx3-ubyte | cargo run --release -- model.cnet
@@ -31,7 +32,6 @@ fn main() {
         eprintln!("constnet-web-native: {path}: {e}");
         std::process::exit(1);
     }
-    eprintln!("constnet-web-native: kernels {}", simd_backend());
     let mut images = Vec::new();
     std::io::stdin()
         .read_to_end(&mut images)
@@ -40,6 +40,7 @@ fn main() {
     let mut x = [0.0f32; 784];
     let mut logits = [0.0f32; 10];
     let mut digit = [0u32];
+    let start = std::time::Instant::now();
     for image in images.chunks_exact(784) {
         // As in training and in the WebAssembly module: x = pixel / 255.
         for (x, &p) in x.iter_mut().zip(image) {
@@ -53,4 +54,11 @@ fn main() {
         }
         writeln!(out).expect("write stdout");
     }
+    out.flush().expect("write stdout");
+    let images = images.len() / 784;
+    eprintln!(
+        "constnet-web-native: kernels {}, {:.1} µs per image (converting, forward, printing)",
+        simd_backend(),
+        start.elapsed().as_secs_f64() * 1e6 / images.max(1) as f64
+    );
 }
