@@ -208,8 +208,9 @@ for (const variant of VARIANTS) {
       if (drawing.name === "hand-7") writeFileSync(join(OUT, variant === "simd128" ? "page.png" : "page-scalar.png"), png);
     }
 
-    const log = (await session.browserLog()).filter((entry) => entry.level === "SEVERE");
-    assert.deepEqual(log, [], "no errors in the browser console");
+    const log = await session.browserLog();
+    if (log === null) console.log("  (the browser console was not checked: this driver cannot read it)");
+    else assert.deepEqual(log.filter((entry) => entry.level === "SEVERE"), [], "no errors in the browser console");
     const wrong = (kind) =>
       results.filter((r) => r.name.startsWith(kind) && r.got !== r.label).map((r) => `${r.name}: label ${r.label}, shown ${r.got}`);
     assert.deepEqual(wrong("hand"), [], "every hand-made digit is read right");

@@ -103,6 +103,9 @@ test("bad model blobs are refused with their error code and leave no model loade
   longer.set(blob);
   refuse(longer, 7);
   refuse(corrupt, 10);
+  // The exports themselves, below the loader's checks.
+  assert.equal(net.exports.load_model(KIND_F32, net.modelCapacity + 1), 2);
+  assert.equal(net.exports.classify(), -1);
   net.loadModel(blob);
   assert.equal(net.modelKind, KIND_F32);
   assert.equal(net.classify(mnist.image(0)), native.rows[0].digit);

@@ -169,12 +169,15 @@ export class Session {
     return Buffer.from(await call("GET", `${this.base}/screenshot`), "base64");
   }
 
-  /** The browser's console messages since the last call (chromedriver's log extension). */
+  /**
+   * The browser's console messages since the last call (chromedriver's log extension, not
+   * W3C), or null if the driver does not have it.
+   */
   async browserLog() {
     try {
       return await call("POST", `${this.base}/se/log`, { type: "browser" });
     } catch {
-      return [];
+      return null;
     }
   }
 }
