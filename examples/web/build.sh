@@ -66,29 +66,34 @@ build_variant() {
 build_variant simd128 "-C target-feature=+simd128" --enable-simd
 build_variant scalar ""
 
-constnet_bin() {
-    echo "== constnet (native, for training and export)" >&2
-    nice -n 10 cargo build --release --quiet --bin constnet
-    echo "$root/target/release/constnet"
+# The constnet command (built natively, with the repository's settings), once, when needed.
+constnet=""
+need_constnet() {
+    if [ -z "$constnet" ]; then
+        echo "== constnet (native, for training and export)"
+        nice -n 10 cargo build --release --quiet --bin constnet
+        constnet="$root/target/release/constnet"
+    fi
 }
 
 if [ -n "$model" ]; then
     case "$model" in
         *.cnet) cp "$model" "$pkg/model.cnet" ;;
-        *) "$(constnet_bin)" export --model "$model" --raw --out "$pkg/model.cnet" ;;
+        *) need_constnet; "$constnet" export --model "$model" --raw --out "$pkg/model.cnet" ;;
     esac
     rm -f "$pkg/model.json"
 elif [ ! -f "$pkg/model.cnet" ]; then
-    bin="$(constnet_bin)"
+    need_constnet
     echo "== training a model (3 epochs) on ${MNIST_DIR:-./data/mnist}"
-    "$bin" train --epochs 3 --out "$target/model.safetensors" | tail -n 1
-    "$bin" export --model "$target/model.safetensors" --raw --out "$pkg/model.cnet"
+    "$constnet" train --epochs 3 --out "$target/model.safetensors" | tail -n 1
+    "$constnet" export --model "$target/model.safetensors" --raw --out "$pkg/model.cnet"
     rm -f "$pkg/model.json"
 fi
 
 if [ ! -f "$pkg/model.json" ]; then
     # The test accuracy for the page's footer, if the MNIST files are at hand.
-    if accuracy="$("$(constnet_bin)" eval --model "$pkg/model.cnet" 2>/dev/null |
+    need_constnet
+    if accuracy="$("$constnet" eval --model "$pkg/model.cnet" 2>/dev/null |
         sed -n 's/^test accuracy: \([0-9.]*%\).*/\1/p')" && [ -n "$accuracy" ]; then
         printf '{ "bytes": %d, "testAccuracy": "%s" }\n' "$(wc -c <"$pkg/model.cnet")" "$accuracy" >"$pkg/model.json"
     else
