@@ -46,9 +46,8 @@ build_variant() {
     local name="$1" flags="$2"
     shift 2
     echo "== wasm module, $name (RUSTFLAGS=\"$flags\")"
-    # RUSTFLAGS replaces the repository's -C target-cpu=native (.cargo/config.toml), which
-    # means nothing to a wasm32 target. One target directory per variant, so neither rebuilds
-    # the other's dependencies.
+    # RUSTFLAGS chooses wide's instructions at compile time on wasm32 (simd128 or none). One
+    # target directory per variant, so neither rebuilds the other's dependencies.
     RUSTFLAGS="$flags" CARGO_TARGET_DIR="$target/$name" nice -n 10 \
         cargo build --release --quiet --target wasm32-unknown-unknown \
         --manifest-path "$web/wasm/Cargo.toml"

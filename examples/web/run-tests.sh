@@ -29,7 +29,7 @@ fi
 
 "$web/build.sh"
 
-echo "== native reference (examples/web/native, -C target-cpu=native)"
+echo "== native reference (examples/web/native, the best kernel path of this CPU)"
 CARGO_TARGET_DIR="$root/target/web/native" nice -n 10 \
     cargo build --release --quiet --manifest-path "$web/native/Cargo.toml"
 

@@ -6,9 +6,8 @@
 //! 7 -3.0453954 -1.1306 … 11.48717
 //! ```
 //!
-//! Built under the repository, it gets `.cargo/config.toml`'s `-C target-cpu=native`, so its
-//! kernels are the SIMD path of this machine (AVX2+FMA or AVX-512 on x86-64): the numbers the
-//! browser's results are compared against. Logits print in Rust's shortest round-trip form.
+//! Its kernels are the best SIMD path of this machine, chosen at run time (AVX2+FMA or AVX-512
+//! on x86-64): the numbers the browser's results are compared against. Logits print in Rust's shortest round-trip form.
 //! The kernels and the time per image go to stderr.
 //!
 //! ```text
