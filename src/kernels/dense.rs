@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use super::Mode;
-use super::gemm::{AOperand, drive, store_mode};
+use super::gemm::{AOperand, Epilogue, StoreC, drive};
 use super::ops::{DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims};
 use super::simd::Vector;
 use super::tile::{NV, load_row, store_row};
@@ -29,15 +29,34 @@ pub(crate) fn forward<V: Vector>(op: DenseForward<'_>) {
         act,
     } = op;
     let Dims { out, inp, batch } = dims;
-    drive::<V>(out, batch, inp, AOperand::Rows(w), x, |o, j0, cols, acc| {
-        let b = V::splat(bias[o]);
-        let z: [V; NV] = core::array::from_fn(|v| acc[v] + b);
-        let y_row = match act {
+    let epilogue = BiasActivation {
+        y,
+        bias,
+        batch,
+        act,
+    };
+    drive::<V>(out, batch, inp, AOperand::Rows(w), x, epilogue);
+}
+
+/// Adds the bias of the row and applies the activation, then stores.
+struct BiasActivation<'a> {
+    y: &'a mut [f32],
+    bias: &'a [f32],
+    batch: usize,
+    act: Activation,
+}
+
+impl<V: Vector> Epilogue<V> for BiasActivation<'_> {
+    #[inline(always)]
+    fn row(&mut self, o: usize, j0: usize, cols: usize, acc: [V; NV]) {
+        let b = V::splat(self.bias[o]);
+        let z = [acc[0] + b, acc[1] + b];
+        let y_row = match self.act {
             Activation::Identity => z,
-            Activation::Relu => z.map(V::relu),
+            Activation::Relu => [z[0].relu(), z[1].relu()],
         };
-        store_row(&mut y[o * batch + j0..], cols, y_row);
-    });
+        store_row(&mut self.y[o * self.batch + j0..], cols, y_row);
+    }
 }
 
 /// `dx = (Wᵀ·dz)` through the previous activation (see [`DenseBackwardInput`]).
@@ -51,34 +70,46 @@ pub(crate) fn backward_input<V: Vector>(op: DenseBackwardInput<'_>) {
         dx,
     } = op;
     let Dims { out, inp, batch } = dims;
+    let a = AOperand::Cols(w);
     match grad {
-        InputGrad::Linear => drive::<V>(
-            inp,
-            batch,
-            out,
-            AOperand::Cols(w),
-            dz,
-            |i, j0, cols, acc| {
-                store_row(&mut dx[i * batch + j0..], cols, acc);
-            },
-        ),
-        InputGrad::Relu { x, scale } => {
-            let scale = V::splat(scale);
-            drive::<V>(
-                inp,
-                batch,
-                out,
-                AOperand::Cols(w),
-                dz,
-                |i, j0, cols, acc| {
-                    let at = i * batch + j0;
-                    let x_row: [V; NV] = load_row(&x[at..], cols);
-                    let masked =
-                        core::array::from_fn(|v| acc[v].keep_where_positive(x_row[v]) * scale);
-                    store_row(&mut dx[at..], cols, masked);
-                },
-            );
+        InputGrad::Linear => {
+            let epilogue = StoreC {
+                c: dx,
+                n: batch,
+                mode: Mode::Overwrite,
+            };
+            drive::<V>(inp, batch, out, a, dz, epilogue);
         }
+        InputGrad::Relu { x, scale } => {
+            let epilogue = ReluMask {
+                dx,
+                x,
+                batch,
+                scale,
+            };
+            drive::<V>(inp, batch, out, a, dz, epilogue);
+        }
+    }
+}
+
+/// Keeps the gradient where the layer's input was positive, scaled; zero elsewhere.
+struct ReluMask<'a> {
+    dx: &'a mut [f32],
+    x: &'a [f32],
+    batch: usize,
+    scale: f32,
+}
+
+impl<V: Vector> Epilogue<V> for ReluMask<'_> {
+    #[inline(always)]
+    fn row(&mut self, i: usize, j0: usize, cols: usize, acc: [V; NV]) {
+        let at = i * self.batch + j0;
+        let (x_row, scale): ([V; NV], V) = (load_row(&self.x[at..], cols), V::splat(self.scale));
+        let masked = [
+            acc[0].keep_where_positive(x_row[0]) * scale,
+            acc[1].keep_where_positive(x_row[1]) * scale,
+        ];
+        store_row(&mut self.dx[at..], cols, masked);
     }
 }
 
@@ -108,16 +139,12 @@ pub(crate) fn backward_weights<V: Vector>(op: DenseBackwardWeights<'_>) {
     } else if mode == Mode::Overwrite {
         db.fill(0.0);
     }
-    drive::<V>(
-        out,
-        inp,
-        batch,
-        AOperand::Rows(dz),
-        x_rows,
-        |o, j0, cols, acc| {
-            store_mode(&mut dw[o * inp + j0..], cols, acc, mode);
-        },
-    );
+    let epilogue = StoreC {
+        c: dw,
+        n: inp,
+        mode,
+    };
+    drive::<V>(out, inp, batch, AOperand::Rows(dz), x_rows, epilogue);
 }
 
 /// Sum of a slice, a vector of lanes at a time.

@@ -36,8 +36,32 @@ pub(crate) enum AOperand<'a> {
     Cols(&'a [f32]),
 }
 
-/// Computes `op(A)·B` tile by tile and calls `epilogue(i, j0, cols, tile_row)` for each tile
-/// row: row `i` of C, columns `j0..j0 + cols` (`cols <= NR`; lanes past `cols` are zero).
+/// What happens to each finished tile row of C: stored, added, or passed through a bias and
+/// activation or a mask first. A trait rather than a closure so the work is always inlined
+/// into the kernel's `#[target_feature]` entry point (see [`super::tile`]).
+pub(crate) trait Epilogue<V: Vector> {
+    /// Row `i` of C, columns `j0..j0 + cols` (`cols <= NR`; lanes past `cols` are zero).
+    fn row(&mut self, i: usize, j0: usize, cols: usize, acc: [V; NV]);
+}
+
+/// Stores C row-major `[m][n]`, overwriting or adding.
+pub(crate) struct StoreC<'a> {
+    /// C.
+    pub c: &'a mut [f32],
+    /// Columns of C.
+    pub n: usize,
+    /// Overwrite or accumulate.
+    pub mode: Mode,
+}
+
+impl<V: Vector> Epilogue<V> for StoreC<'_> {
+    #[inline(always)]
+    fn row(&mut self, i: usize, j0: usize, cols: usize, acc: [V; NV]) {
+        store_mode(&mut self.c[i * self.n + j0..], cols, acc, self.mode);
+    }
+}
+
+/// Computes `op(A)·B` tile by tile and hands each tile row to `epilogue`.
 ///
 /// b is `[k][n]`; A's shape follows from `m`, `k` and the operand kind. The caller has checked
 /// the lengths.
@@ -48,7 +72,7 @@ pub(crate) fn drive<V: Vector>(
     k: usize,
     a: AOperand<'_>,
     b: &[f32],
-    mut epilogue: impl FnMut(usize, usize, usize, [V; NV]),
+    mut epilogue: impl Epilogue<V>,
 ) {
     // Short k (every weight and input gradient, the smaller forward products): copy each k×NR
     // panel of B once into a contiguous, zero-padded block that every row block then reads. In
@@ -80,7 +104,7 @@ fn drive_packed<V: Vector, const P: usize>(
     k: usize,
     a: AOperand<'_>,
     b: &[f32],
-    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+    epilogue: &mut impl Epilogue<V>,
 ) {
     let nr = nr::<V>();
     let mut packed = [[0.0f32; MAX_NR]; P];
@@ -110,7 +134,7 @@ fn row_blocks<V: Vector>(
     panel: Option<&[f32]>,
     j0: usize,
     cols: usize,
-    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+    epilogue: &mut impl Epilogue<V>,
 ) {
     for i0 in (0..m).step_by(V::MR) {
         let rows = V::MR.min(m - i0);
@@ -145,7 +169,7 @@ fn block<V: Vector, const R: usize>(
     rows: usize,
     j0: usize,
     cols: usize,
-    epilogue: &mut impl FnMut(usize, usize, usize, [V; NV]),
+    epilogue: &mut impl Epilogue<V>,
 ) {
     let nr = nr::<V>();
     let mut acc = [[V::zero(); NV]; R];
@@ -166,7 +190,7 @@ fn block<V: Vector, const R: usize>(
         }
     }
     for (r, acc_row) in acc.into_iter().take(rows).enumerate() {
-        epilogue(i0 + r, j0, cols, acc_row);
+        epilogue.row(i0 + r, j0, cols, acc_row);
     }
 }
 
@@ -207,7 +231,7 @@ pub(crate) fn store_mode<V: Vector>(c_row: &mut [f32], cols: usize, acc: [V; NV]
         Mode::Overwrite => acc,
         Mode::Accumulate => {
             let old: [V; NV] = load_row(c_row, cols);
-            core::array::from_fn(|v| old[v] + acc[v])
+            [old[0] + acc[0], old[1] + acc[1]]
         }
     };
     store_row(c_row, cols, value);
@@ -231,7 +255,5 @@ pub(crate) fn gemm<V: Vector>(g: Gemm<'_>) {
     } else {
         AOperand::Rows(a)
     };
-    drive::<V>(m, n, k, a, b, |i, j0, cols, acc| {
-        store_mode(&mut c[i * n + j0..], cols, acc, mode);
-    });
+    drive::<V>(m, n, k, a, b, StoreC { c, n, mode });
 }

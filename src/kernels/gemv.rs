@@ -27,14 +27,7 @@ pub(crate) fn gemv<V: Vector>(op: Gemv<'_>) {
         y,
         mode,
     } = op;
-    rows_times_x::<V>(m, k, a, x, |i0, rows, dots| {
-        let y = &mut y[i0..i0 + rows];
-        let value = match mode {
-            Mode::Overwrite => dots,
-            Mode::Accumulate => dots + V::load_partial(y),
-        };
-        value.store_partial(y);
-    });
+    rows_times_x::<V>(m, k, a, x, Store { y, mode });
 }
 
 /// `y = act(W·x + bias)` for one sample (see [`DenseForwardOne`]).
@@ -49,26 +42,55 @@ pub(crate) fn dense_forward_one<V: Vector>(op: DenseForwardOne<'_>) {
         y,
         act,
     } = op;
-    rows_times_x::<V>(out, inp, w, x, |o0, rows, dots| {
-        let z = dots + V::load_partial(&bias[o0..o0 + rows]);
-        let value = match act {
+    rows_times_x::<V>(out, inp, w, x, BiasActivation { y, bias, act });
+}
+
+/// What happens to each group of dot products (a trait, not a closure: see
+/// [`super::tile`]).
+trait Emit<V> {
+    /// Rows `i0..i0 + rows`, lane r of `dots` holding row `i0 + r`'s dot product.
+    fn emit(&mut self, i0: usize, rows: usize, dots: V);
+}
+
+struct Store<'a> {
+    y: &'a mut [f32],
+    mode: Mode,
+}
+
+impl<V: Vector> Emit<V> for Store<'_> {
+    #[inline(always)]
+    fn emit(&mut self, i0: usize, rows: usize, dots: V) {
+        let y = &mut self.y[i0..i0 + rows];
+        let value = match self.mode {
+            Mode::Overwrite => dots,
+            Mode::Accumulate => dots + V::load_partial(y),
+        };
+        value.store_partial(y);
+    }
+}
+
+struct BiasActivation<'a> {
+    y: &'a mut [f32],
+    bias: &'a [f32],
+    act: Activation,
+}
+
+impl<V: Vector> Emit<V> for BiasActivation<'_> {
+    #[inline(always)]
+    fn emit(&mut self, o0: usize, rows: usize, dots: V) {
+        let z = dots + V::load_partial(&self.bias[o0..o0 + rows]);
+        let value = match self.act {
             Activation::Identity => z,
             Activation::Relu => z.relu(),
         };
-        value.store_partial(&mut y[o0..o0 + rows]);
-    });
+        value.store_partial(&mut self.y[o0..o0 + rows]);
+    }
 }
 
-/// Calls `emit(i0, rows, dots)` for every group of `rows <= LANES` rows starting at row i0,
-/// lane r of `dots` holding `A[i0 + r]·x`. The caller has checked the lengths.
+/// Hands every group of `rows <= LANES` rows starting at row i0 to `out`, lane r of the dots
+/// holding `A[i0 + r]·x`. The caller has checked the lengths.
 #[inline(always)]
-fn rows_times_x<V: Vector>(
-    m: usize,
-    k: usize,
-    a: &[f32],
-    x: &[f32],
-    mut emit: impl FnMut(usize, usize, V),
-) {
+fn rows_times_x<V: Vector>(m: usize, k: usize, a: &[f32], x: &[f32], mut out: impl Emit<V>) {
     let lanes = V::LANES;
     let whole = k - k % lanes;
     let x_last = V::load_partial(&x[whole..]);
@@ -76,7 +98,10 @@ fn rows_times_x<V: Vector>(
         let rows = lanes.min(m - i0);
         // A partial group repeats its last row; the extra dot products are dropped.
         let row = |r: usize| &a[(i0 + r.min(rows - 1)) * k..][..k];
-        let starts: [*const f32; MAX_LANES] = core::array::from_fn(|r| row(r).as_ptr());
+        let mut starts = [core::ptr::null::<f32>(); MAX_LANES];
+        for (r, start) in starts.iter_mut().enumerate().take(lanes) {
+            *start = row(r).as_ptr();
+        }
         let mut acc = [V::zero(); MAX_LANES];
         for p in (0..whole).step_by(lanes) {
             let xv = V::load(&x[p..]);
@@ -95,6 +120,6 @@ fn rows_times_x<V: Vector>(
         for (d, acc) in dots.iter_mut().zip(&acc).take(lanes) {
             *d = acc.reduce_add();
         }
-        emit(i0, rows, V::load(&dots));
+        out.emit(i0, rows, V::load(&dots));
     }
 }

@@ -17,13 +17,20 @@ pub(crate) const CHAINS: usize = 12;
 #[inline(always)]
 pub(crate) fn fma_peak<V: Vector>(op: FmaPeak) -> f32 {
     let (m, a) = (V::splat(op.m), V::splat(op.a));
-    let mut acc: [V; CHAINS] = core::array::from_fn(|c| V::splat(c as f32));
+    let mut acc = [V::zero(); CHAINS];
+    for (c, acc) in acc.iter_mut().enumerate() {
+        *acc = V::splat(c as f32);
+    }
     for _ in 0..op.iters {
         for c in &mut acc {
             *c = c.mul_add(m, a);
         }
     }
-    acc.iter().fold(V::zero(), |s, &c| s + c).reduce_add()
+    let mut sum = V::zero();
+    for c in acc {
+        sum = sum + c;
+    }
+    sum.reduce_add()
 }
 
 /// Reads every float of every slice once and returns their sum (four accumulators keep the

@@ -19,6 +19,12 @@
 //! `a[a_rows[r] + p·a_step]`. A row-major A (`C = A·B`) has `a_rows[r] = (i+r)·k`, `a_step = 1`;
 //! a transposed one (`C = Aᵀ·B`) has `a_rows[r] = i+r`, `a_step = m`.
 //!
+//! No closure carries vector code here or in the kernels built on this file: a closure is a
+//! function of its own, which LLVM may decline to inline into the `#[target_feature]` entry
+//! point, and compiled outside it every intrinsic becomes a call (the default build's Adam ran
+//! 20× slower that way). Per-row work goes through traits with `#[inline(always)]` methods
+//! instead ([`super::gemm::Epilogue`]).
+//!
 //! The loop body uses unchecked loads. With checked indexing the six row slices, their lengths
 //! and the B bounds need more general registers than x86-64 has: LLVM spilled the row pointers
 //! to the stack and kept two compares per step. Measured on the 784×256 forward product with
@@ -68,8 +74,10 @@ pub(crate) fn tile<V: Vector, const R: usize>(
     for p in 0..k {
         // SAFETY: p < k, so `p·ldb + v·LANES + LANES <= (k-1)·ldb + NR <= b.len()` (asserted
         // above) for every v < NV: each vector lies inside `b`. Vector loads are unaligned.
-        let bv: [V; NV] =
-            core::array::from_fn(|v| unsafe { V::load_ptr(b.add(p * ldb + v * V::LANES)) });
+        let bv: [V; NV] = unsafe {
+            let row = b.add(p * ldb);
+            [V::load_ptr(row), V::load_ptr(row.add(V::LANES))]
+        };
         for r in 0..R {
             // SAFETY: `a_rows[r] + p·a_step <= max(a_rows) + (k-1)·a_step < a.len()`, asserted
             // above.
@@ -85,11 +93,11 @@ pub(crate) fn tile<V: Vector, const R: usize>(
 #[inline(always)]
 pub(crate) fn load_row<V: Vector>(s: &[f32], cols: usize) -> [V; NV] {
     if cols == nr::<V>() {
-        core::array::from_fn(|v| V::load(&s[v * V::LANES..]))
+        [V::load(s), V::load(&s[V::LANES..])]
     } else {
         let mut padded = [0.0; MAX_NR];
         padded[..cols].copy_from_slice(&s[..cols]);
-        core::array::from_fn(|v| V::load(&padded[v * V::LANES..]))
+        [V::load(&padded), V::load(&padded[V::LANES..])]
     }
 }
 
@@ -97,14 +105,12 @@ pub(crate) fn load_row<V: Vector>(s: &[f32], cols: usize) -> [V; NV] {
 #[inline(always)]
 pub(crate) fn store_row<V: Vector>(s: &mut [f32], cols: usize, row: [V; NV]) {
     if cols == nr::<V>() {
-        for (v, x) in row.into_iter().enumerate() {
-            x.store(&mut s[v * V::LANES..]);
-        }
+        row[0].store(s);
+        row[1].store(&mut s[V::LANES..]);
     } else {
         let mut padded = [0.0; MAX_NR];
-        for (v, x) in row.into_iter().enumerate() {
-            x.store(&mut padded[v * V::LANES..]);
-        }
+        row[0].store(&mut padded);
+        row[1].store(&mut padded[V::LANES..]);
         s[..cols].copy_from_slice(&padded[..cols]);
     }
 }

@@ -127,42 +127,9 @@ pub(crate) fn adam<V: Vector>(op: AdamUpdate<'_>) -> bool {
         grads,
         m,
         v,
-        step: s,
+        step,
     } = op;
-    let splat = V::splat;
-    let (b1, b2, one_b1, one_b2) = (
-        splat(s.beta1),
-        splat(s.beta2),
-        splat(1.0 - s.beta1),
-        splat(1.0 - s.beta2),
-    );
-    let (eps, wd, decay) = (
-        splat(s.eps),
-        splat(s.weight_decay),
-        splat(1.0 - s.lr * s.weight_decay),
-    );
-    let (step_size, bc2, scale) = (
-        splat(s.step_size),
-        splat(s.bias_correction2_sqrt),
-        splat(s.grad_scale),
-    );
-    let (grad_flush, state_flush) = (splat(GRAD_FLUSH), splat(STATE_FLUSH));
-    let l2 = s.weight_decay != 0.0 && !s.decoupled;
-    let decoupled = s.weight_decay != 0.0 && s.decoupled;
-    for_each_chunk(params, grads, m, v, |p, g, mv, vv| {
-        let g = flush(g * scale, grad_flush);
-        let (p, g) = if decoupled {
-            (p * decay, g)
-        } else if l2 {
-            (p, g + wd * p)
-        } else {
-            (p, g)
-        };
-        let mv = flush(b1 * mv + one_b1 * g, state_flush);
-        let vv = flush(b2 * vv + one_b2 * (g * g), state_flush);
-        let denom = vv.sqrt() / bc2 + eps;
-        (p - step_size * (mv / denom), mv, vv)
-    })
+    for_each_chunk(params, grads, m, v, AdamLanes::<V>::new(step))
 }
 
 /// SGD update (see [`SgdUpdate`]).
@@ -172,32 +139,127 @@ pub(crate) fn sgd<V: Vector>(op: SgdUpdate<'_>) -> bool {
         params,
         grads,
         velocity,
-        step: s,
+        step,
     } = op;
-    let (lr, mu, wd) = (
-        V::splat(s.lr),
-        V::splat(s.momentum),
-        V::splat(s.weight_decay),
-    );
-    let (scale, grad_flush, state_flush) = (
-        V::splat(s.grad_scale),
-        V::splat(GRAD_FLUSH),
-        V::splat(STATE_FLUSH),
-    );
-    if s.momentum == 0.0 {
-        return for_each_chunk(params, grads, &mut [], &mut [], |p, g, _, _| {
-            let g = flush(g * scale, grad_flush);
-            let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
-            (p - lr * g, V::zero(), V::zero())
-        });
+    let lanes = SgdLanes::<V>::new(step);
+    if step.momentum == 0.0 {
+        for_each_chunk(params, grads, &mut [], &mut [], lanes)
+    } else {
+        for_each_chunk(params, grads, velocity, &mut [], lanes)
     }
-    for_each_chunk(params, grads, velocity, &mut [], |p, g, b, _| {
-        let g = flush(g * scale, grad_flush);
-        let g = if s.weight_decay != 0.0 { g + wd * p } else { g };
-        let b = flush(if s.first { g } else { mu * b + g }, state_flush);
-        let g = if s.nesterov { g + mu * b } else { b };
-        (p - lr * g, b, V::zero())
-    })
+}
+
+/// An update of LANES parameters at once: `(p, g, s1, s2) → (p, s1, s2)`. A trait, not a
+/// closure, so it is always inlined into the kernel's entry point (see [`super::tile`]).
+trait Lanes<V> {
+    fn apply(&self, p: V, g: V, s1: V, s2: V) -> (V, V, V);
+}
+
+/// One Adam step's constants, splatted.
+struct AdamLanes<V> {
+    b1: V,
+    b2: V,
+    one_b1: V,
+    one_b2: V,
+    eps: V,
+    wd: V,
+    decay: V,
+    step_size: V,
+    bc2: V,
+    scale: V,
+    grad_flush: V,
+    state_flush: V,
+    l2: bool,
+    decoupled: bool,
+}
+
+impl<V: Vector> AdamLanes<V> {
+    #[inline(always)]
+    fn new(s: &AdamStep) -> Self {
+        Self {
+            b1: V::splat(s.beta1),
+            b2: V::splat(s.beta2),
+            one_b1: V::splat(1.0 - s.beta1),
+            one_b2: V::splat(1.0 - s.beta2),
+            eps: V::splat(s.eps),
+            wd: V::splat(s.weight_decay),
+            decay: V::splat(1.0 - s.lr * s.weight_decay),
+            step_size: V::splat(s.step_size),
+            bc2: V::splat(s.bias_correction2_sqrt),
+            scale: V::splat(s.grad_scale),
+            grad_flush: V::splat(GRAD_FLUSH),
+            state_flush: V::splat(STATE_FLUSH),
+            l2: s.weight_decay != 0.0 && !s.decoupled,
+            decoupled: s.weight_decay != 0.0 && s.decoupled,
+        }
+    }
+}
+
+impl<V: Vector> Lanes<V> for AdamLanes<V> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, m: V, v: V) -> (V, V, V) {
+        let g = flush(g * self.scale, self.grad_flush);
+        let (p, g) = if self.decoupled {
+            (p * self.decay, g)
+        } else if self.l2 {
+            (p, g + self.wd * p)
+        } else {
+            (p, g)
+        };
+        let m = flush(self.b1 * m + self.one_b1 * g, self.state_flush);
+        let v = flush(self.b2 * v + self.one_b2 * (g * g), self.state_flush);
+        let denom = v.sqrt() / self.bc2 + self.eps;
+        (p - self.step_size * (m / denom), m, v)
+    }
+}
+
+/// One SGD step's constants, splatted.
+struct SgdLanes<V> {
+    lr: V,
+    mu: V,
+    wd: V,
+    scale: V,
+    grad_flush: V,
+    state_flush: V,
+    decay: bool,
+    momentum: bool,
+    first: bool,
+    nesterov: bool,
+}
+
+impl<V: Vector> SgdLanes<V> {
+    #[inline(always)]
+    fn new(s: &SgdStep) -> Self {
+        Self {
+            lr: V::splat(s.lr),
+            mu: V::splat(s.momentum),
+            wd: V::splat(s.weight_decay),
+            scale: V::splat(s.grad_scale),
+            grad_flush: V::splat(GRAD_FLUSH),
+            state_flush: V::splat(STATE_FLUSH),
+            decay: s.weight_decay != 0.0,
+            momentum: s.momentum != 0.0,
+            first: s.first,
+            nesterov: s.nesterov,
+        }
+    }
+}
+
+impl<V: Vector> Lanes<V> for SgdLanes<V> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, b: V, _: V) -> (V, V, V) {
+        let g = flush(g * self.scale, self.grad_flush);
+        let g = if self.decay { g + self.wd * p } else { g };
+        if !self.momentum {
+            return (p - self.lr * g, V::zero(), V::zero());
+        }
+        let b = flush(
+            if self.first { g } else { self.mu * b + g },
+            self.state_flush,
+        );
+        let g = if self.nesterov { g + self.mu * b } else { b };
+        (p - self.lr * g, b, V::zero())
+    }
 }
 
 /// `Σ x²` over a slice, a vector of lanes at a time (for gradient-norm clipping).
@@ -212,8 +274,31 @@ pub(crate) fn sum_squares<V: Vector>(x: &[f32]) -> f32 {
     acc.reduce_add() + chunks.remainder().iter().map(|t| t * t).sum::<f32>()
 }
 
-/// Runs `f(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1` and
-/// `s2` may be empty (then they read as zero and are not written). The tail goes through
+/// `s`'s LANES floats at `i`, or as many as remain zero-padded; zero for an empty `s`.
+#[inline(always)]
+fn load_at<V: Vector>(s: &[f32], i: usize) -> V {
+    if s.is_empty() {
+        V::zero()
+    } else if i + V::LANES <= s.len() {
+        V::load(&s[i..])
+    } else {
+        V::load_partial(&s[i..])
+    }
+}
+
+/// Stores into `s` at `i` as [`load_at`] read (nothing for an empty `s`).
+#[inline(always)]
+fn store_at<V: Vector>(s: &mut [f32], i: usize, v: V) {
+    if s.is_empty() {
+    } else if i + V::LANES <= s.len() {
+        v.store(&mut s[i..]);
+    } else {
+        v.store_partial(&mut s[i..]);
+    }
+}
+
+/// Runs `f.apply(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1`
+/// and `s2` may be empty (then they read as zero and are not written). The tail goes through
 /// zero-padded vectors. Returns whether every `g` was finite.
 #[inline(always)]
 fn for_each_chunk<V: Vector>(
@@ -221,46 +306,17 @@ fn for_each_chunk<V: Vector>(
     g: &[f32],
     s1: &mut [f32],
     s2: &mut [f32],
-    f: impl Fn(V, V, V, V) -> (V, V, V),
+    f: impl Lanes<V>,
 ) -> bool {
-    let (n, lanes) = (p.len(), V::LANES);
-    let (has1, has2) = (!s1.is_empty(), !s2.is_empty());
     // `g·0` is 0 for every finite g and NaN for ±inf and NaN, and NaN sticks in the sum.
     let mut probe = V::zero();
-    let mut i = 0;
-    while i + lanes <= n {
-        let a1 = if has1 { V::load(&s1[i..]) } else { V::zero() };
-        let a2 = if has2 { V::load(&s2[i..]) } else { V::zero() };
-        let gv = V::load(&g[i..]);
+    for i in (0..p.len()).step_by(V::LANES) {
+        let gv = load_at::<V>(g, i);
         probe = probe + gv * V::zero();
-        let (np, n1, n2) = f(V::load(&p[i..]), gv, a1, a2);
-        np.store(&mut p[i..]);
-        if has1 {
-            n1.store(&mut s1[i..]);
-        }
-        if has2 {
-            n2.store(&mut s2[i..]);
-        }
-        i += lanes;
-    }
-    if i < n {
-        let pad = |s: &[f32]| {
-            if s.is_empty() {
-                V::zero()
-            } else {
-                V::load_partial(&s[i..])
-            }
-        };
-        let gv = pad(g);
-        probe = probe + gv * V::zero();
-        let (np, n1, n2) = f(pad(p), gv, pad(s1), pad(s2));
-        np.store_partial(&mut p[i..]);
-        if has1 {
-            n1.store_partial(&mut s1[i..]);
-        }
-        if has2 {
-            n2.store_partial(&mut s2[i..]);
-        }
+        let (np, n1, n2) = f.apply(load_at(p, i), gv, load_at(s1, i), load_at(s2, i));
+        store_at(p, i, np);
+        store_at(s1, i, n1);
+        store_at(s2, i, n2);
     }
     probe.reduce_add() == 0.0
 }

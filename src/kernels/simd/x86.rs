@@ -147,7 +147,10 @@ impl Vector for F32x4 {
     #[inline(always)]
     unsafe fn transpose_block(src: *const f32, ld_src: usize, dst: *mut f32, ld_dst: usize) {
         unsafe {
-            let r: [__m128; 4] = core::array::from_fn(|i| _mm_loadu_ps(src.add(i * ld_src)));
+            let mut r = [_mm_setzero_ps(); 4];
+            for (i, r) in r.iter_mut().enumerate() {
+                *r = _mm_loadu_ps(src.add(i * ld_src));
+            }
             let (t0, t1) = (_mm_unpacklo_ps(r[0], r[1]), _mm_unpacklo_ps(r[2], r[3]));
             let (t2, t3) = (_mm_unpackhi_ps(r[0], r[1]), _mm_unpackhi_ps(r[2], r[3]));
             let c = [
@@ -239,16 +242,16 @@ impl Vector for F32x8 {
     #[inline(always)]
     unsafe fn transpose_block(src: *const f32, ld_src: usize, dst: *mut f32, ld_dst: usize) {
         unsafe {
-            let r: [__m256; 8] = core::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ld_src)));
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (i, r) in r.iter_mut().enumerate() {
+                *r = _mm256_loadu_ps(src.add(i * ld_src));
+            }
             // Pairs of rows interleaved, then groups of four, then the 128-bit halves.
-            let t: [__m256; 8] = core::array::from_fn(|i| {
-                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-                if i % 2 == 0 {
-                    _mm256_unpacklo_ps(a, b)
-                } else {
-                    _mm256_unpackhi_ps(a, b)
-                }
-            });
+            let mut t = [_mm256_setzero_ps(); 8];
+            for i in 0..4 {
+                t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
             let s = [
                 _mm256_shuffle_ps::<0x44>(t[0], t[2]),
                 _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
@@ -353,26 +356,25 @@ impl Vector for F32x16 {
     #[inline(always)]
     unsafe fn transpose_block(src: *const f32, ld_src: usize, dst: *mut f32, ld_dst: usize) {
         unsafe {
-            let r: [__m512; 16] = core::array::from_fn(|i| _mm512_loadu_ps(src.add(i * ld_src)));
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, r) in r.iter_mut().enumerate() {
+                *r = _mm512_loadu_ps(src.add(i * ld_src));
+            }
             // Within each 128-bit lane: pairs of rows interleaved, then groups of four.
-            let t: [__m512; 16] = core::array::from_fn(|i| {
-                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-                if i % 2 == 0 {
-                    _mm512_unpacklo_ps(a, b)
-                } else {
-                    _mm512_unpackhi_ps(a, b)
-                }
-            });
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
             // u[4g + c]: rows 4g..4g+4, and in 128-bit lane q their column c + 4q.
-            let u: [__m512; 16] = core::array::from_fn(|i| {
-                let (g, c) = (i / 4, i % 4);
-                let (a, b) = (t[4 * g + c / 2], t[4 * g + 2 + c / 2]);
-                if c % 2 == 0 {
-                    _mm512_shuffle_ps::<0x44>(a, b)
-                } else {
-                    _mm512_shuffle_ps::<0xEE>(a, b)
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                for half in 0..2 {
+                    let (a, b) = (t[4 * g + half], t[4 * g + 2 + half]);
+                    u[4 * g + 2 * half] = _mm512_shuffle_ps::<0x44>(a, b);
+                    u[4 * g + 2 * half + 1] = _mm512_shuffle_ps::<0xEE>(a, b);
                 }
-            });
+            }
             // Then the 128-bit lanes: columns c, c + 8 from groups (0, 1) and (2, 3) first.
             for c in 0..4 {
                 let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
