@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo bench --bench train_step`, then `python3 benches/table.py` for medians.
 
+use constnet::Params;
 use constnet::{
     Adam, AdamConfig, Backend, Init, MnistMlp, Network, Reference, Simd, Workspace, set_input,
     train_step,
@@ -35,7 +36,7 @@ fn bench_step<K: Backend>(c: &mut Criterion, name: &str, batch: usize) {
     g.sample_size(if name == "reference" { 10 } else { 50 });
     g.bench_function(name, |b| {
         b.iter(|| {
-            train_step::<MnistMlp, K, _, Xoshiro256PlusPlus, B>(
+            train_step::<K, MnistMlp, _, B>(
                 &mut net, &mut grads, &mut *adam, &mut ws, batch, 1e-3, None,
             )
         })

@@ -13,7 +13,7 @@
 //!     --features embed-model --example embedded < images.u8
 //! ```
 
-use constnet::{MnistMlp, Network, NetworkView, Simd, format::raw, loss::argmax};
+use constnet::{MnistMlp, Network, NetworkView, Simd, format::raw, logits::argmax};
 use std::io::{Read, Write};
 
 /// Bytes aligned so the blob's f32 tensors can be read in place.

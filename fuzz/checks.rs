@@ -14,7 +14,7 @@ use constnet::kernels::{
     self, Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims,
     InputGrad, Isa, Mode, Reference,
 };
-use constnet::{Init, Network, NetworkView};
+use constnet::{Init, Network, NetworkView, Params};
 
 constnet::network! {
     /// A small network: model-file parsing is the same code at any size, and small inputs
@@ -109,7 +109,7 @@ pub fn model_raw(data: &[u8]) {
 /// position is consistent.
 pub fn checkpoint(data: &[u8]) {
     match constnet::train::Run::<Small>::resume_bytes(data, 100) {
-        Ok(run) => assert!(run.step <= u64::from(run.config.epochs) * run.batches_per_epoch()),
+        Ok(run) => assert!(run.steps <= u64::from(run.config.epochs) * run.batches_per_epoch()),
         Err(problem) => {
             let _ = problem.to_string_lossy();
         }
@@ -296,7 +296,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 epochs: 2,
                 ..Default::default()
             };
-            let run = constnet::train::Run::<Small>::new(config, 100);
+            let run = constnet::train::Run::<Small>::new(config, 100).unwrap();
             vec![run.checkpoint_bytes().unwrap()]
         }
         "gzip" => vec![gzip_bytes(&images), gzip_bytes(&labels)],

@@ -1,25 +1,53 @@
 //! constnet: fixed-size MLPs with hand-tiled SIMD kernels and no allocation in the hot path.
 //!
+//! # Example
+//!
+//! Declare a network, train a step, classify a sample (the README's library example):
+//!
+//! ```
+//! use constnet::{Adam, AdamConfig, Init, Network, Params, Simd, Workspace, set_input, train_step};
+//!
+//! constnet::network! {
+//!     /// 784→128→10 with ReLU.
+//!     pub struct Mlp { fc1: Dense<784, 128>, fc2: Dense<128, 10> }
+//! }
+//!
+//! let mut rng = constnet::data::derived_rng(0, 0, 0);
+//! let mut net = Mlp::new_boxed(Init::PyTorch, &mut rng);
+//! let (mut grads, mut adam) = (Mlp::zeroed_box(), Adam::<Mlp>::new_boxed(AdamConfig::DEFAULT));
+//! let mut ws = <Mlp as Network>::Workspace::<64>::zeroed_box();
+//! let rows = vec![0.5f32; 2 * 784];
+//! set_input::<_, Simd>(&mut *ws, &rows, 2);
+//! ws.labels_mut(2).copy_from_slice(&[3, 7]);
+//! let loss = train_step::<Simd, _, _, 64>(&mut *net, &mut *grads, &mut *adam, &mut ws, 2, 1e-3, None);
+//! assert!(loss.is_finite());
+//! let mut logits = [0.0f32; 10];
+//! net.forward_one::<Simd>(&rows[..784], &mut logits);
+//! ```
+//!
 //! # Map
 //!
-//! Dependencies point one way: `main → model → layers, loss, optim → kernels → aligned`.
-//! `data` sits beside them; `format` only reads and writes model parameters. Only `kernels/`
-//! touches SIMD instructions (`core::arch` on x86-64, `wide` elsewhere), and it picks the
-//! instruction set at run time. Only the `std`-gated modules touch the OS. Nothing in `kernels/`, `layers`,
-//! `loss`, `model` or `optim/` allocates.
+//! Dependencies point one way, each module using only those listed after it:
+//! `train → parallel → step → {model, optim} → layers → kernels`, with `params` and `aligned`
+//! (the flat parameter blocks) under all of them; `data` and `format` sit beside, `format`
+//! reading and writing a [`Network`]'s tensors. Only `kernels/` touches SIMD instructions
+//! (`core::arch` on x86-64, chosen at run time; `wide` elsewhere). Only the `std`-gated modules
+//! touch the OS. Nothing in `kernels/`, `layers`, `model`, `optim/` or `step` allocates.
 //!
-//! - [`aligned`]: 64-byte-aligned storage.
-//! - [`kernels`]: the SIMD products on every instruction set, chosen at run time, and their
-//!   scalar [`kernels::reference`].
-//! - [`layers`]: `Dense<IN, OUT>`, forward and backward side by side.
-//! - [`loss`]: predictions and accuracy off the logits (the fused loss is a kernel).
-//! - [`optim`]: SGD and Adam over the parameter tensors; learning-rate schedules.
-//! - [`model`]: [`network!`] composes layers into a network; [`model::train_step`].
+//! - [`aligned`], [`params`]: 64-byte-aligned storage; a network's parameters (and so its
+//!   gradients and each optimizer moment) as one flat block, walked as one slice.
+//! - [`kernels`]: the SIMD products on every instruction set and their scalar
+//!   [`kernels::reference`].
+//! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), dropout, initialisation.
+//! - [`model`]: [`network!`] composes layers into a network and its workspace.
+//! - [`optim`]: SGD and Adam over the flat blocks; learning-rate schedules.
+//! - [`step`]: the training step, where a model meets an optimizer.
+//! - [`logits`]: predictions, accuracy and probabilities read off the logits.
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
 //! - [`format`]: safetensors model files and the raw blob for `no_std` embedding.
-//! - [`train`] (std): epochs over MNIST, evaluation, progress reports, checkpoints;
-//!   [`parallel`]: the threads that split each batch; [`bench`]: `constnet bench`;
-//!   [`cpu`], [`image`]: what the `constnet` binary needs besides.
+//! - `train` (std): the recipe, epochs, evaluation, reports, checkpoints; `parallel`: the
+//!   threads that split each step; `bench`: `constnet bench`; `cpu`, `image`: what the
+//!   `constnet` binary needs besides.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -44,11 +72,13 @@ pub mod format;
 pub mod image;
 pub mod kernels;
 pub mod layers;
-pub mod loss;
+pub mod logits;
 pub mod model;
 pub mod optim;
 #[cfg(feature = "std")]
 pub mod parallel;
+pub mod params;
+pub mod step;
 #[cfg(feature = "std")]
 pub mod train;
 
@@ -56,14 +86,14 @@ pub mod train;
 pub use aligned::AlignedVec;
 pub use aligned::{Aligned, Flat};
 pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
-pub use layers::{Dense, DenseRef, Dropout, Init};
-pub use model::{
-    Network, NetworkView, TensorInfo, Workspace, forward_backward, set_input, train_step,
-};
+pub use layers::{Dense, DenseMut, DenseRef, Dropout, Init};
+pub use model::{Network, NetworkView, TensorInfo, Workspace, load_u8_batch, set_input};
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;
-pub use optim::{Adam, AdamConfig, Optimizer, PartUpdate, Schedule, Sgd, SgdConfig};
+pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+pub use params::Params;
 pub use rand_xoshiro;
+pub use step::{forward_backward, train_step};
 
 /// The generator behind every random choice in this crate, re-exported for convenience.
 pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;
@@ -73,8 +103,9 @@ pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;
 pub mod __private {
     pub use crate::aligned::{Aligned, Flat};
     pub use crate::kernels::{Backend, Mode};
-    pub use crate::layers::{Dense, DenseRef, DenseWork, Dropout, Init};
-    pub use crate::model::{Network, NetworkView, TensorInfo, Workspace};
+    pub use crate::layers::{Dense, DenseMut, DenseRef, DenseWork, Dropout, Init};
+    pub use crate::model::{Network, NetworkView, TensorInfo, Workspace, block_len, tensor_offset};
+    pub use crate::params::{Params, padded};
     pub use bytemuck::{self, Zeroable};
     pub use rand_xoshiro::rand_core::Rng;
 }

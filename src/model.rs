@@ -1,8 +1,9 @@
-//! Networks: layers composed at compile time, their buffers, and the training step.
+//! Networks: dense layers composed at compile time, their parameters in one flat block, and
+//! their buffers.
 //!
 //! A network is declared with [`network!`](crate::network), which generates a concrete struct
-//! of [`Dense`](crate::Dense) layers (ReLU between them, none after the last) and implements
-//! [`Network`] for it:
+//! holding every parameter in one 64-byte-aligned block ([`crate::params`]), ReLU between the
+//! layers and none after the last, and implements [`Network`] for it:
 //!
 //! ```
 //! constnet::network! {
@@ -25,26 +26,28 @@
 //! }
 //! ```
 //!
-//! Around the parameters sit three more values of fixed size, all created before training:
-//! gradients (another value of the network type), the optimizer state (ditto) and a
-//! [`Workspace`] holding every activation and gradient buffer for batches of up to `B` samples.
-//! [`train_step`] then runs forward, loss, backward and update without touching the allocator.
-//! Nothing here allocates; the `zeroed_box` constructors exist only under the `alloc` feature,
-//! and `ZEROED` constants initialise `static`s under `no_std`.
+//! Around the parameters sit values of the same type (gradients, optimizer state) and a
+//! [`Workspace`] holding every activation and gradient buffer for batches of up to `B`
+//! samples, all created before training. The passes here (forward, backward, one-sample
+//! inference) touch no allocator; the training step that adds the loss and the optimizer is in
+//! [`crate::step`]. `zeroed_box` constructors exist under the `alloc` feature, and `ZEROED`
+//! constants initialise `static`s under `no_std`.
 #![forbid(unsafe_code)]
 
-use crate::kernels::{Backend, Mode, SoftmaxXent};
+use crate::kernels::{Backend, DenseBackwardWeights, Dims, LoadU8Batch, Mode, Transpose};
 use crate::layers::{Dropout, Init};
-use crate::optim::Optimizer;
+pub use crate::params::Params;
 use rand_xoshiro::rand_core::Rng;
 
-/// The name and shape of one parameter tensor, as in PyTorch's `state_dict`.
+/// The name, shape and place of one parameter tensor, as in PyTorch's `state_dict`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
     /// `"fc1.weight"`, `"fc1.bias"`, …
     pub name: &'static str,
     /// `[OUT, IN]` for a weight, `[OUT]` for a bias.
     pub shape: &'static [usize],
+    /// Where it starts in the network's flat block (a multiple of [`crate::params::ALIGN`]).
+    pub offset: usize,
 }
 
 impl TensorInfo {
@@ -57,20 +60,26 @@ impl TensorInfo {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Its floats in the flat block.
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
 }
 
-/// A network of dense layers with compile-time widths. Implemented by [`network!`](crate::network).
-pub trait Network: bytemuck::Zeroable + Sized + Send + Sync + 'static {
+/// A network of dense layers with compile-time widths, its parameters one flat block.
+/// Implemented by [`network!`](crate::network).
+pub trait Network: Params {
     /// Input features.
     const INPUT: usize;
     /// Output classes (logits).
     const OUTPUT: usize;
+    /// Dense layers.
+    const LAYERS: usize;
     /// Parameter tensors: a weight and a bias per layer.
     const TENSORS: usize;
-    /// Parameters in all.
+    /// Parameters in all (padding excluded).
     const PARAMS: usize;
-    /// All-zero parameters, for `static`s.
-    const ZEROED: Self;
     /// Buffers for a batch of up to `B` samples.
     type Workspace<const B: usize>: Workspace;
     /// Borrowed parameters: what inference runs on.
@@ -81,44 +90,64 @@ pub trait Network: bytemuck::Zeroable + Sized + Send + Sync + 'static {
     /// A view over parameter tensors stored elsewhere (a memory map, a `static` blob), in the
     /// order of [`Network::tensor_info`]; `None` if a length is wrong.
     fn view_from_tensors<'a>(tensors: &[&'a [f32]]) -> Option<Self::View<'a>>;
-    /// Name and shape of tensor `i < TENSORS`.
+    /// Name, shape and offset of tensor `i < TENSORS`.
     fn tensor_info(i: usize) -> TensorInfo;
-    /// Tensor `i` as a flat slice.
-    fn tensor(&self, i: usize) -> &[f32];
-    /// Tensor `i` as a flat mutable slice.
-    fn tensor_mut(&mut self, i: usize) -> &mut [f32];
     /// Draws fresh parameters, layer by layer in order.
     fn init<R: Rng + ?Sized>(&mut self, init: Init, rng: &mut R);
-    /// Backward pass after [`Network::forward`] and the loss: reads each layer's `dz` (the last
-    /// one written by the loss) and writes the gradients into `grads` according to `mode`.
+    /// The first half of the backward pass, after [`Network::forward`] and the loss: from the
+    /// last layer's `dz` (written by the loss) back to the first layer's, each layer's input
+    /// gradient through the ReLU mask, and each layer's input in batch-major order, ready for
+    /// the weight gradients ([`weight_gradients`]).
+    fn backward_inputs<K: Backend, const B: usize>(
+        &self,
+        ws: &mut Self::Workspace<B>,
+        batch: usize,
+    );
+
+    /// Tensor `i` as a flat slice.
+    fn tensor(&self, i: usize) -> &[f32] {
+        &self.flat()[Self::tensor_info(i).range()]
+    }
+
+    /// Tensor `i` as a flat mutable slice.
+    fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
+        let range = Self::tensor_info(i).range();
+        &mut self.flat_mut()[range]
+    }
+
+    /// Layer `l`'s (inputs, outputs).
+    fn layer_dims(l: usize) -> (usize, usize) {
+        let shape = Self::tensor_info(2 * l).shape;
+        (shape[1], shape[0])
+    }
+
+    /// The whole backward pass: [`Network::backward_inputs`], then every weight and bias
+    /// gradient written into `grads` according to `mode`.
     fn backward<K: Backend, const B: usize>(
         &self,
         grads: &mut Self,
         ws: &mut Self::Workspace<B>,
         batch: usize,
         mode: Mode,
-    );
+    ) {
+        self.backward_inputs::<K, B>(ws, batch);
+        weight_gradients::<Self, K, B>(grads, &*ws, batch, mode);
+    }
 
     /// Forward pass over the batch in `ws` (see [`set_input`]); the logits land in
     /// [`Workspace::logits`]. With `dropout`, hidden activations are dropped (training).
-    fn forward<K: Backend, R: Rng + ?Sized, const B: usize>(
+    fn forward<K: Backend, const B: usize>(
         &self,
         ws: &mut Self::Workspace<B>,
         batch: usize,
-        dropout: Option<&mut Dropout<'_, R>>,
+        dropout: Option<&mut Dropout<'_>>,
     ) {
-        self.view().forward::<K, R, B>(ws, batch, dropout);
+        self.view().forward::<K, B>(ws, batch, dropout);
     }
 
     /// Logits for one sample: x `[INPUT]`, logits `[OUTPUT]`. Uses only stack buffers.
     fn forward_one<K: Backend>(&self, x: &[f32], logits: &mut [f32]) {
         self.view().forward_one::<K>(x, logits);
-    }
-
-    /// All-zero parameters on the heap, without a stack temporary.
-    #[cfg(feature = "alloc")]
-    fn zeroed_box() -> alloc::boxed::Box<Self> {
-        bytemuck::zeroed_box()
     }
 
     /// Freshly initialised parameters on the heap.
@@ -130,16 +159,45 @@ pub trait Network: bytemuck::Zeroable + Sized + Send + Sync + 'static {
     }
 }
 
+/// Every layer's weight and bias gradients from the buffers [`Network::backward_inputs`]
+/// filled: `grads (mode)= …`.
+pub fn weight_gradients<N: Network, K: Backend, const B: usize>(
+    grads: &mut N,
+    ws: &N::Workspace<B>,
+    batch: usize,
+    mode: Mode,
+) {
+    for l in 0..N::LAYERS {
+        let (inp, out) = N::layer_dims(l);
+        let (w, b) = (
+            N::tensor_info(2 * l).range(),
+            N::tensor_info(2 * l + 1).range(),
+        );
+        let (front, back) = grads.flat_mut().split_at_mut(b.start);
+        let (dw, db) = (&mut front[w], &mut back[..b.len()]);
+        let (dz, x_rows) = (ws.dz(l, batch), ws.x_rows(l, batch));
+        let dims = Dims { out, inp, batch };
+        K::run(DenseBackwardWeights {
+            dims,
+            dz,
+            x_rows,
+            dw,
+            db,
+            mode,
+        });
+    }
+}
+
 /// Borrowed parameters of a network: the inference passes.
 pub trait NetworkView<'a>: Copy {
     /// The network these parameters belong to.
     type Net: Network;
     /// See [`Network::forward`].
-    fn forward<K: Backend, R: Rng + ?Sized, const B: usize>(
+    fn forward<K: Backend, const B: usize>(
         self,
         ws: &mut <Self::Net as Network>::Workspace<B>,
         batch: usize,
-        dropout: Option<&mut Dropout<'_, R>>,
+        dropout: Option<&mut Dropout<'_>>,
     );
     /// See [`Network::forward_one`].
     fn forward_one<K: Backend>(self, x: &[f32], logits: &mut [f32]);
@@ -148,7 +206,7 @@ pub trait NetworkView<'a>: Copy {
 }
 
 /// A network's buffers for batches of up to [`Workspace::BATCH`] samples.
-pub trait Workspace: bytemuck::Zeroable + Sized + Send {
+pub trait Workspace: bytemuck::Zeroable + Sized + Send + Sync {
     /// Largest batch.
     const BATCH: usize;
     /// Input features.
@@ -172,10 +230,12 @@ pub trait Workspace: bytemuck::Zeroable + Sized + Send {
     fn logits(&self, batch: usize) -> &[f32];
     /// What the loss reads and writes: logits, labels, and the last layer's `dz`.
     fn loss_buffers(&mut self, batch: usize) -> (&[f32], &[u32], &mut [f32]);
+    /// Layer `l`'s gradient at its pre-activation, `[OUT][batch]`.
+    fn dz(&self, l: usize, batch: usize) -> &[f32];
+    /// Layer `l`'s input, batch-major `[batch][IN]`.
+    fn x_rows(&self, l: usize, batch: usize) -> &[f32];
     /// The factor dropout applied to hidden activations in the last forward pass (1 without).
     fn dropout_scale(&self) -> f32;
-    /// Records the dropout factor for the backward pass.
-    fn set_dropout_scale(&mut self, scale: f32);
 
     /// All-zero buffers on the heap, without a stack temporary.
     #[cfg(feature = "alloc")]
@@ -197,7 +257,7 @@ pub fn set_input<W: Workspace, K: Backend>(ws: &mut W, rows: &[f32], batch: usiz
     );
     let (features, batch_rows) = ws.input_mut(batch);
     batch_rows.copy_from_slice(rows);
-    K::run(crate::kernels::Transpose {
+    K::run(Transpose {
         rows: batch,
         cols: W::INPUT,
         src: rows,
@@ -205,66 +265,66 @@ pub fn set_input<W: Workspace, K: Backend>(ws: &mut W, rows: &[f32], batch: usiz
     });
 }
 
-/// One training step on the batch already in `ws` (input and labels): forward (with optional
-/// dropout), softmax cross-entropy, backward, optimizer update with learning rate `lr`.
-/// Returns the batch's mean loss, or NaN if any gradient was NaN or infinite (the run must
-/// stop; see [`Optimizer::step`]). Allocates nothing.
-pub fn train_step<N, K, O, R, const B: usize>(
-    net: &mut N,
-    grads: &mut N,
-    opt: &mut O,
-    ws: &mut N::Workspace<B>,
-    batch: usize,
-    lr: f32,
-    dropout: Option<&mut Dropout<'_, R>>,
-) -> f32
-where
-    N: Network,
-    K: Backend,
-    O: Optimizer<N>,
-    R: Rng + ?Sized,
-{
-    let loss = forward_backward::<N, K, R, B>(net, grads, ws, batch, dropout);
-    let finite = opt.step::<K>(net, grads, lr);
-    if finite { loss } else { f32::NAN }
-}
-
-/// Forward, loss and backward, leaving the gradients (overwritten) in `grads`: a training step
-/// without the update, for gradient checks and data-parallel workers. Returns the mean loss.
-pub fn forward_backward<N, K, R, const B: usize>(
-    net: &N,
-    grads: &mut N,
-    ws: &mut N::Workspace<B>,
-    batch: usize,
-    dropout: Option<&mut Dropout<'_, R>>,
-) -> f32
-where
-    N: Network,
-    K: Backend,
-    R: Rng + ?Sized,
-{
-    net.forward::<K, R, B>(ws, batch, dropout);
-    let (logits, labels, dlogits) = ws.loss_buffers(batch);
-    let classes = N::OUTPUT;
-    let loss = K::run(SoftmaxXent {
-        classes,
+/// Loads the samples at `indices` into the workspace: pixels (`pixels` holds images of
+/// `W::INPUT` bytes each) scaled by 1/255 into both input layouts, labels copied.
+///
+/// # Panics
+/// If an index is out of range or there are more indices than the workspace's batch.
+pub fn load_u8_batch<W: Workspace, K: Backend>(
+    ws: &mut W,
+    pixels: &[u8],
+    labels: &[u8],
+    indices: &[u32],
+) {
+    let batch = indices.len();
+    assert!(
+        batch <= W::BATCH,
+        "load_u8_batch: {batch} samples exceed the workspace's batch of {}",
+        W::BATCH
+    );
+    let (cols, rows) = ws.input_mut(batch);
+    let images = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
+    K::run(LoadU8Batch {
+        features: W::INPUT,
         batch,
-        logits,
-        labels,
-        dlogits,
+        images,
+        rows,
+        cols,
     });
-    net.backward::<K, B>(grads, ws, batch, Mode::Overwrite);
-    loss
+    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
+        *l = u32::from(labels[i as usize]);
+    }
 }
 
-/// Declares a network: a struct of [`Dense`](crate::Dense) layers with ReLU between them and
-/// no activation after the last, and its [`Network`] implementation. See [`crate::model`].
+/// The length of a flat block holding dense layers of these (inputs, outputs), each tensor
+/// padded to whole cache lines.
+#[doc(hidden)]
+pub const fn block_len(layers: &[(usize, usize)]) -> usize {
+    tensor_offset(layers, 2 * layers.len())
+}
+
+/// Where tensor `i` (weight `2l`, bias `2l + 1`) starts in such a block.
+#[doc(hidden)]
+pub const fn tensor_offset(layers: &[(usize, usize)], i: usize) -> usize {
+    let (mut at, mut t) = (0, 0);
+    while t < i {
+        let (inp, out) = layers[t / 2];
+        at += crate::params::padded(if t % 2 == 0 { inp * out } else { out });
+        t += 1;
+    }
+    at
+}
+
+/// Declares a network: a struct of [`Dense`](crate::layers::Dense) layers with ReLU between
+/// them and no activation after the last, its parameters in one flat block, and its
+/// [`Network`] implementation. See [`crate::model`].
 ///
 /// The expansion names this crate `constnet` (for bytemuck's derive), so depend on it under
 /// that name.
 ///
 /// Field names become the tensor names of model files (`fc1.weight`, `fc1.bias`, …), so the
-/// reference network's `fc1`…`fc4` match PyTorch's `state_dict`.
+/// reference network's `fc1`…`fc4` match PyTorch's `state_dict`; each name is also a method
+/// returning that layer's parameters ([`DenseRef`](crate::layers::DenseRef)).
 #[macro_export]
 macro_rules! network {
     (
@@ -275,28 +335,29 @@ macro_rules! network {
         }
     ) => {
         $(#[$attr])*
-        #[derive($crate::__private::Zeroable)]
+        #[derive(Clone, $crate::__private::Zeroable)]
         #[bytemuck(crate = "constnet::__private::bytemuck")]
         #[repr(C)]
         $vis struct $name {
-            #[allow(missing_docs)]
-            pub $first: $crate::Dense<{ $in0 }, { $out0 }>,
-            $(
-                #[allow(missing_docs)]
-                pub $layer: $crate::Dense<{ $in }, { $out }>,
-            )*
+            block: $crate::__private::Aligned<
+                [f32; $crate::__private::padded(($in0) * ($out0)) + $crate::__private::padded($out0)
+                    $(+ $crate::__private::padded(($in) * ($out)) + $crate::__private::padded($out))*],
+            >,
         }
 
         const _: () = {
             use $crate::__private::*;
 
+            /// Each layer's (inputs, outputs).
+            const LAYERS: &[(usize, usize)] = &[({ $in0 }, { $out0 }) $(, ({ $in }, { $out }))*];
+            const LEN: usize = block_len(LAYERS);
+            const TENSORS: usize = 2 * LAYERS.len();
+            const _: () = assert!(core::mem::size_of::<$name>() == 4 * LEN, "network!: the block's length");
             // Each layer's input width must be the previous layer's output width.
-            const INS: &[usize] = &[$in0 $(, $in)*];
-            const OUTS: &[usize] = &[$out0 $(, $out)*];
             const _: () = {
                 let mut i = 1;
-                while i < INS.len() {
-                    assert!(INS[i] == OUTS[i - 1], "network!: a layer's input width differs from the previous layer's output width");
+                while i < LAYERS.len() {
+                    assert!(LAYERS[i].0 == LAYERS[i - 1].1, "network!: a layer's input width differs from the previous layer's output width");
                     i += 1;
                 }
             };
@@ -316,7 +377,7 @@ macro_rules! network {
             impl<const B: usize> Workspace for Ws<B> {
                 const BATCH: usize = B;
                 const INPUT: usize = $in0;
-                const OUTPUT: usize = OUTS[OUTS.len() - 1];
+                const OUTPUT: usize = LAYERS[LAYERS.len() - 1].1;
                 const ZEROED: Self = Self {
                     input: Aligned([[0.0; B]; $in0]),
                     labels: [0; B],
@@ -344,11 +405,14 @@ macro_rules! network {
                     let (logits, dlogits) = $crate::__network_last!(self; $first $(, $layer)*).y_and_dz_mut(batch);
                     (logits, &self.labels[..batch], dlogits)
                 }
+                fn dz(&self, l: usize, batch: usize) -> &[f32] {
+                    [self.$first.dz(batch) $(, self.$layer.dz(batch))*][l]
+                }
+                fn x_rows(&self, l: usize, batch: usize) -> &[f32] {
+                    [self.$first.x_rows(batch) $(, self.$layer.x_rows(batch))*][l]
+                }
                 fn dropout_scale(&self) -> f32 {
                     self.scale
-                }
-                fn set_dropout_scale(&mut self, scale: f32) {
-                    self.scale = scale;
                 }
             }
 
@@ -359,14 +423,20 @@ macro_rules! network {
                 $( $layer: DenseRef<'a, { $in }, { $out }>, )*
             }
 
+            /// The parameters, mutably borrowed layer by layer.
+            struct Mut<'a> {
+                $first: DenseMut<'a, { $in0 }, { $out0 }>,
+                $( $layer: DenseMut<'a, { $in }, { $out }>, )*
+            }
+
             impl<'a> NetworkView<'a> for View<'a> {
                 type Net = $name;
 
-                fn forward<K: Backend, R: Rng + ?Sized, const B: usize>(
+                fn forward<K: Backend, const B: usize>(
                     self,
                     ws: &mut Ws<B>,
                     batch: usize,
-                    mut dropout: Option<&mut Dropout<'_, R>>,
+                    mut dropout: Option<&mut Dropout<'_>>,
                 ) {
                     assert!(batch <= B, "forward: batch {batch} exceeds the workspace's {B}");
                     ws.scale = dropout.as_ref().map_or(1.0, |d| d.scale());
@@ -382,21 +452,65 @@ macro_rules! network {
                 }
             }
 
+            impl $name {
+                /// Each layer's parameters, mutably.
+                fn layers_mut(&mut self) -> Mut<'_> {
+                    let mut parts: [&mut [f32]; TENSORS] = Default::default();
+                    let mut rest = &mut self.block.0[..];
+                    for (i, part) in parts.iter_mut().enumerate() {
+                        let len = <Self as Network>::tensor_info(i).len();
+                        let (head, tail) = core::mem::take(&mut rest).split_at_mut(padded(len));
+                        *part = &mut head[..len];
+                        rest = tail;
+                    }
+                    let mut parts = parts.into_iter();
+                    Mut {
+                        $first: DenseMut::from_slices(parts.next().unwrap(), parts.next().unwrap()).expect("the block layout"),
+                        $( $layer: DenseMut::from_slices(parts.next().unwrap(), parts.next().unwrap()).expect("the block layout"), )*
+                    }
+                }
+
+                /// This layer's parameters.
+                #[allow(dead_code)]
+                $vis fn $first(&self) -> DenseRef<'_, { $in0 }, { $out0 }> {
+                    self.view().$first
+                }
+                $(
+                    /// This layer's parameters.
+                    #[allow(dead_code)]
+                    $vis fn $layer(&self) -> DenseRef<'_, { $in }, { $out }> {
+                        self.view().$layer
+                    }
+                )*
+            }
+
+            impl Params for $name {
+                const LEN: usize = LEN;
+                const ZEROED: Self = Self { block: Aligned([0.0; LEN]) };
+                fn flat(&self) -> &[f32] {
+                    &self.block.0
+                }
+                fn flat_mut(&mut self) -> &mut [f32] {
+                    &mut self.block.0
+                }
+            }
+
             impl Network for $name {
                 const INPUT: usize = $in0;
-                const OUTPUT: usize = OUTS[OUTS.len() - 1];
-                const TENSORS: usize = 2 * INS.len();
+                const OUTPUT: usize = LAYERS[LAYERS.len() - 1].1;
+                const LAYERS: usize = LAYERS.len();
+                const TENSORS: usize = TENSORS;
                 const PARAMS: usize = $in0 * $out0 + $out0 $(+ $in * $out + $out)*;
-                const ZEROED: Self = Self { $first: Dense::ZEROED $(, $layer: Dense::ZEROED)* };
                 type Workspace<const B: usize> = Ws<B>;
                 type View<'a> = View<'a>;
 
                 fn view(&self) -> View<'_> {
-                    View { $first: self.$first.as_ref() $(, $layer: self.$layer.as_ref())* }
+                    let tensors: [&[f32]; TENSORS] = core::array::from_fn(|i| self.tensor(i));
+                    Self::view_from_tensors(&tensors).expect("the block holds every tensor")
                 }
 
                 fn view_from_tensors<'a>(tensors: &[&'a [f32]]) -> Option<View<'a>> {
-                    if tensors.len() != Self::TENSORS {
+                    if tensors.len() != TENSORS {
                         return None;
                     }
                     let mut t = tensors.iter();
@@ -407,36 +521,29 @@ macro_rules! network {
                 }
 
                 fn tensor_info(i: usize) -> TensorInfo {
-                    const INFO: &[TensorInfo] = &[
-                        TensorInfo { name: concat!(stringify!($first), ".weight"), shape: &[$out0, $in0] },
-                        TensorInfo { name: concat!(stringify!($first), ".bias"), shape: &[$out0] },
+                    const NAMES: &[(&str, &[usize])] = &[
+                        (concat!(stringify!($first), ".weight"), &[$out0, $in0]),
+                        (concat!(stringify!($first), ".bias"), &[$out0]),
                         $(
-                            TensorInfo { name: concat!(stringify!($layer), ".weight"), shape: &[$out, $in] },
-                            TensorInfo { name: concat!(stringify!($layer), ".bias"), shape: &[$out] },
+                            (concat!(stringify!($layer), ".weight"), &[$out, $in]),
+                            (concat!(stringify!($layer), ".bias"), &[$out]),
                         )*
                     ];
-                    INFO[i]
-                }
-
-                fn tensor(&self, i: usize) -> &[f32] {
-                    [self.$first.w.flat(), self.$first.b.flat() $(, self.$layer.w.flat(), self.$layer.b.flat())*][i]
-                }
-
-                fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
-                    let all = [self.$first.w.flat_mut(), self.$first.b.flat_mut() $(, self.$layer.w.flat_mut(), self.$layer.b.flat_mut())*];
-                    all.into_iter().nth(i).expect("tensor index out of range")
+                    let (name, shape) = NAMES[i];
+                    TensorInfo { name, shape, offset: tensor_offset(LAYERS, i) }
                 }
 
                 fn init<R: Rng + ?Sized>(&mut self, init: Init, rng: &mut R) {
-                    self.$first.init(init, rng);
-                    $( self.$layer.init(init, rng); )*
+                    let layers = self.layers_mut();
+                    layers.$first.init(init, rng);
+                    $( layers.$layer.init(init, rng); )*
                 }
 
-                fn backward<K: Backend, const B: usize>(&self, grads: &mut Self, ws: &mut Ws<B>, batch: usize, mode: Mode) {
+                fn backward_inputs<K: Backend, const B: usize>(&self, ws: &mut Ws<B>, batch: usize) {
                     assert!(batch <= B, "backward: batch {batch} exceeds the workspace's {B}");
                     let net = self.view();
                     let scale = ws.scale;
-                    $crate::__network_backward!(net, grads, ws, batch, mode, K, scale; $first $(, $layer)*);
+                    $crate::__network_backward!(net, ws, batch, K, scale; $first $(, $layer)*);
                 }
             }
         };
@@ -456,10 +563,10 @@ macro_rules! __network_last {
 #[macro_export]
 macro_rules! __network_forward {
     ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, [$x:expr]; $l:ident) => {
-        $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::Activation::Identity);
+        $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::kernels::Activation::Identity);
     };
     ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, [$x:expr]; $l:ident, $($rest:ident),+) => {
-        $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::Activation::Relu);
+        $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::kernels::Activation::Relu);
         if let Some(d) = $drop.as_mut() {
             d.apply($ws.$l.y_mut($batch));
         }
@@ -472,34 +579,33 @@ macro_rules! __network_forward {
 #[macro_export]
 macro_rules! __network_forward_one {
     ($net:ident, $K:ident, [$x:expr], $out:ident; $l:ident) => {
-        $net.$l.forward_one::<$K>($x, $out, $crate::Activation::Identity);
+        $net.$l.forward_one::<$K>($x, $out, $crate::kernels::Activation::Identity);
     };
     ($net:ident, $K:ident, [$x:expr], $out:ident; $l:ident, $($rest:ident),+) => {
         let mut hidden = $net.$l.output_one();
-        $net.$l.forward_one::<$K>($x, &mut hidden, $crate::Activation::Relu);
+        $net.$l.forward_one::<$K>($x, &mut hidden, $crate::kernels::Activation::Relu);
         $crate::__network_forward_one!($net, $K, [&hidden], $out; $($rest),+);
     };
 }
 
-/// Backward through the layers in reverse: the recursion runs the later layers first. Each
-/// layer after the first fills its batch-major input from the previous layer's output and
-/// writes the previous layer's `dz` through the ReLU mask.
+/// The input gradients, through the layers in reverse: the recursion runs the later layers
+/// first. Each layer after the first fills its batch-major input from the previous layer's
+/// output and writes the previous layer's `dz` through the ReLU mask.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __network_backward {
-    ($net:ident, $g:ident, $ws:ident, $batch:ident, $mode:ident, $K:ident, $scale:ident; $first:ident $(, $rest:ident)*) => {
-        $crate::__network_backward!(@after $net, $g, $ws, $batch, $mode, $K, $scale; $first; $($rest),*);
-        $net.$first.backward::<$K>($ws.$first.x_rows($batch), $ws.$first.dz($batch), &mut $g.$first, None, $batch, $mode);
+    ($net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $first:ident $(, $rest:ident)*) => {
+        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $first; $($rest),*);
     };
-    (@after $net:ident, $g:ident, $ws:ident, $batch:ident, $mode:ident, $K:ident, $scale:ident; $prev:ident; ) => {};
-    (@after $net:ident, $g:ident, $ws:ident, $batch:ident, $mode:ident, $K:ident, $scale:ident; $prev:ident; $l:ident $(, $rest:ident)*) => {
-        $crate::__network_backward!(@after $net, $g, $ws, $batch, $mode, $K, $scale; $l; $($rest),*);
+    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:ident; ) => {};
+    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:ident; $l:ident $(, $rest:ident)*) => {
+        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $l; $($rest),*);
         {
             let (x, dx) = $ws.$prev.y_and_dz_mut($batch);
             let work = &mut $ws.$l;
             work.set_x_rows::<$K>(x, $batch);
-            let how = $crate::InputGrad::Relu { x, scale: $scale };
-            $net.$l.backward::<$K>(work.x_rows($batch), work.dz($batch), &mut $g.$l, Some((dx, how)), $batch, $mode);
+            let grad = $crate::kernels::InputGrad::Relu { x, scale: $scale };
+            $net.$l.backward_input::<$K>(work.dz($batch), dx, grad, $batch);
         }
     };
 }

@@ -1,56 +1,69 @@
-//! Data-parallel training: a team of threads that split each batch, in lockstep.
+//! Data-parallel training: a team of threads that split each step, in lockstep, over one copy
+//! of the parameters and the optimizer state.
 //!
-//! Plain algorithm, for every step of an epoch, with T threads (the caller's is thread 0):
+//! Plain algorithm, for every step with T threads (the caller's is thread 0):
 //!
 //! ```text
 //! phase A, every thread t:  load its shard of the batch (samples [t·n/T, (t+1)·n/T)),
-//!                           forward, loss, backward → grads[t]
+//!                           forward, loss, and the backward pass's input gradients
+//!                           → every layer's dz and input, in its own workspace
 //! barrier
-//! phase B, every thread t:  for its part P_t of every tensor (elements [t·len/T, (t+1)·len/T)):
-//!                           g = Σ_u (n_u/n)·grads[u][P_t], in u order; optimizer update of P_t
-//!                           in its own copy of the parameters and state; publish P_t
+//! phase B, every thread t:  for its rows R_t of every layer: the weight and bias gradients,
+//!                           summed over every thread's shard in shard order, and the
+//!                           optimizer's update of those rows — fused: each tile of the
+//!                           gradient is applied while it is in registers, never stored
 //! barrier
-//! phase C, every thread t:  copy the other threads' published parts into its copy
 //! ```
 //!
-//! Every element is reduced and updated by exactly one thread with the same arithmetic, so the
-//! copies stay identical, and the split of the batch, the order of the reduction and every
-//! random stream are fixed by the seed, the step and the thread count alone: a run is
-//! bit-for-bit reproducible for a given thread count. One thread is exactly the
-//! single-threaded step (no reduction, no copies).
+//! Nothing is copied or reduced between threads: phase A's data stays where it was written and
+//! phase B reads it; each parameter is updated once, by the thread that owns its row, in the
+//! one copy every thread reads in the next phase A. The sums over the batch run over the samples
+//! in order whatever the split, so results are bit-for-bit reproducible for a given thread count
+//! (and equal across thread counts when the shards are whole vectors long, as with batch 64 on
+//! 1, 2 or 4 threads).
 //!
-//! Why copies: the update (Adam: a square root and a division per parameter) is a quarter of a
-//! step and the gradients a megabyte; done by one thread on shared parameters, it and the
-//! traffic between the cores' caches made 2 threads barely faster than 1. Sharded, each thread
-//! updates 1/T of the parameters and moves 1/T of the gradients.
+//! With gradient clipping the norm must be known before any update: phase B then stores the
+//! gradients of its rows, the threads add up their parts of the squared norm (barrier), thread 0
+//! starts the optimizer's step with the clipping factor (barrier), and each thread updates its
+//! rows (barrier).
 //!
-//! The workers are created with the run and live as long as it does: between epochs they wait
-//! on a barrier; within an epoch the barriers spin briefly, then sleep. Nothing is allocated
-//! per step or per epoch: every buffer is made once, the dataset's bytes reach the workers as
-//! reference-counted clones, and locks, barriers and atomics do not allocate. Sharing is plain
-//! safe Rust: each thread's buffers sit behind their own locks, taken by other threads only to
-//! read in the phase where their owner does not write.
-#![forbid(unsafe_code)]
+//! Sharing. Each workspace sits behind its own lock, written by its thread in phase A and read
+//! by all in phase B. The parameters and the optimizer state are written in phase B by disjoint
+//! row ranges and read by all in phase A: `Model` holds them, and its two `unsafe` accessors
+//! state the phase discipline the barriers guarantee. The workers are created with the run and
+//! live as long as it does; between epochs they wait on a barrier. Nothing is allocated per
+//! step or per epoch.
+#![deny(unsafe_code)]
 
 use std::prelude::rust_2024::*;
 
-use crate::data::batch::{derived_rng, fill_batch, stream};
+use crate::data::batch::{derived_rng, stream};
 use crate::data::mnist::SharedSplit;
-use crate::kernels::{Backend, Simd};
-use crate::layers::Dropout;
-use crate::model::{Network, Workspace, forward_backward};
-use crate::optim::{AnyOptimizer, Optimizer, PartUpdate, Schedule, part_range};
-use std::hint::spin_loop;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{
-    Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+use crate::kernels::{
+    Backend, GradientSink, MAX_SHARDS, ParamsAndState, Rule, Shard, Simd, SumSquares, Update,
+    WeightGradients,
 };
-use std::thread::JoinHandle;
+use crate::layers::Dropout;
+use crate::model::{Network, Workspace, load_u8_batch};
+use crate::optim::{AnyOptimizer, Optimizer, Schedule, clip_scale_of};
 
-/// A barrier that spins briefly, then sleeps. On an idle machine the other threads arrive
-/// within microseconds and the wait costs nanoseconds, not a futex round trip (which matters
-/// at thousands of steps per second); on a busy machine a waiter stops burning the CPU time the
-/// threads it waits for need.
+use crate::step::forward_loss;
+use std::cell::UnsafeCell;
+use std::hint::spin_loop;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The most threads a team has: one shard of the batch each.
+pub const MAX_THREADS: usize = MAX_SHARDS;
+
+/// A barrier that spins briefly, then yields, then sleeps. On an idle machine the other
+/// threads arrive within microseconds and the wait costs nanoseconds, not a futex round trip
+/// (which matters at thousands of steps per second); on a busy machine a waiter soon stops
+/// burning the CPU time the threads it waits for need (as OpenMP runtimes spin for a bounded
+/// time, then block).
 struct SpinBarrier {
     threads: usize,
     arrived: AtomicUsize,
@@ -59,8 +72,9 @@ struct SpinBarrier {
     wake: Condvar,
 }
 
-/// Spins before sleeping: a few tens of microseconds.
-const SPINS: u32 = 1 << 15;
+/// How long a waiter spins before it yields, and yields before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+const YIELD: Duration = Duration::from_micros(200);
 
 impl SpinBarrier {
     fn new(threads: usize) -> Self {
@@ -83,15 +97,186 @@ impl SpinBarrier {
             self.wake.notify_all();
             return;
         }
-        for _ in 0..SPINS {
-            if self.generation.load(Ordering::Acquire) != generation {
+        let passed = || self.generation.load(Ordering::Acquire) != generation;
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while !passed() {
+            spins += 1;
+            if !spins.is_multiple_of(64) {
+                spin_loop();
+                continue;
+            }
+            let waited = start.elapsed();
+            if waited < SPIN {
+                spin_loop();
+            } else if waited < YIELD {
+                std::thread::yield_now();
+            } else {
+                let mut sleepers = self.sleepers.lock().expect("barrier lock");
+                while !passed() {
+                    sleepers = self.wake.wait(sleepers).expect("barrier lock");
+                }
                 return;
             }
-            spin_loop();
         }
-        let mut sleepers = self.sleepers.lock().expect("barrier lock");
-        while self.generation.load(Ordering::Acquire) == generation {
-            sleepers = self.wake.wait(sleepers).expect("barrier lock");
+    }
+}
+
+/// The parameters, the optimizer with its state, and (for gradient clipping) the gradients:
+/// one copy, shared by the team's threads in phases.
+///
+/// During an epoch nothing takes `&mut` to any of it. Phase A builds shared references (the
+/// parameters for the passes, the optimizer's configuration for the step's rule); phase B
+/// writes each thread's rows through raw pointers to the blocks' first floats, taken when the
+/// epoch starts, while no reference to the model exists. The step count is kept here during an
+/// epoch ([`Model::t`]) and written back to the optimizer when it ends, so counting steps needs
+/// no `&mut` either.
+pub(crate) struct Model<N> {
+    params: Box<UnsafeCell<N>>,
+    grads: Box<UnsafeCell<N>>,
+    optimizer: UnsafeCell<AnyOptimizer<N>>,
+    /// The first floats of the parameters, the gradients and the two state blocks (null for
+    /// a state block the optimizer does not keep), for phase B's rows.
+    blocks: UnsafeCell<[*mut f32; 4]>,
+    /// The optimizer's step count during an epoch.
+    t: std::sync::atomic::AtomicU64,
+}
+
+// SAFETY: the threads reach the model only through `read`, `exclusive` and `rows_mut`, whose
+// contracts (phases separated by barriers, disjoint rows, exclusive access between epochs)
+// rule out data races; the barriers' acquire/release orderings publish each phase's writes to
+// the next phase's readers. The raw pointers point into the model's own heap blocks.
+#[allow(unsafe_code)]
+unsafe impl<N: Send + Sync> Sync for Model<N> {}
+// SAFETY: as for `Sync`: the model owns what the pointers point to, so moving it to another
+// thread moves the blocks with it.
+#[allow(unsafe_code)]
+unsafe impl<N: Send + Sync> Send for Model<N> {}
+
+/// One thread's rows of the blocks and of the optimizer's state, mutably (empty for a state
+/// block the optimizer does not keep).
+struct Rows<'a> {
+    params: &'a mut [f32],
+    grads: &'a mut [f32],
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+}
+
+#[allow(unsafe_code)]
+fn cell<T>(b: Box<T>) -> Box<UnsafeCell<T>> {
+    // SAFETY: UnsafeCell<T> has the same layout as T (repr(transparent)).
+    unsafe { Box::from_raw(Box::into_raw(b).cast::<UnsafeCell<T>>()) }
+}
+
+impl<N: Network> Model<N> {
+    fn new(params: Box<N>, optimizer: AnyOptimizer<N>) -> Self {
+        let t = optimizer.steps_taken();
+        let model = Self {
+            params: cell(params),
+            grads: cell(N::zeroed_box()),
+            optimizer: UnsafeCell::new(optimizer),
+            blocks: UnsafeCell::new([std::ptr::null_mut(); 4]),
+            t: std::sync::atomic::AtomicU64::new(t),
+        };
+        // SAFETY: the model is new: nothing else can reach it.
+        #[allow(unsafe_code)]
+        unsafe {
+            model.begin_epoch()
+        };
+        model
+    }
+
+    /// Takes the raw block pointers and the step count for an epoch.
+    ///
+    /// # Safety
+    /// The caller must have exclusive access (the workers idle).
+    #[allow(unsafe_code)]
+    unsafe fn begin_epoch(&self) {
+        // SAFETY: exclusive access (the caller's contract): these are the only references.
+        unsafe {
+            let optimizer = &mut *self.optimizer.get();
+            self.t.store(optimizer.steps_taken(), Ordering::Relaxed);
+            let (first, second) = optimizer.state_mut();
+            let base = |s: &mut [f32]| {
+                if s.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    s.as_mut_ptr()
+                }
+            };
+            *self.blocks.get() = [
+                (*self.params.get()).flat_mut().as_mut_ptr(),
+                (*self.grads.get()).flat_mut().as_mut_ptr(),
+                base(first),
+                base(second),
+            ];
+        }
+    }
+
+    /// Writes the step count back to the optimizer when an epoch ends.
+    ///
+    /// # Safety
+    /// The caller must have exclusive access (the workers idle).
+    #[allow(unsafe_code)]
+    unsafe fn end_epoch(&self) {
+        // SAFETY: exclusive access (the caller's contract).
+        unsafe { (*self.optimizer.get()).set_steps_taken(self.t.load(Ordering::Relaxed)) }
+    }
+
+    /// The parameters and the optimizer, for reading.
+    ///
+    /// # Safety
+    /// No thread may write them while the borrow lives: call in phase A or while the workers
+    /// are idle (the step count, which phase A changes, lives in an atomic outside them).
+    #[allow(unsafe_code)]
+    unsafe fn read(&self) -> (&N, &AnyOptimizer<N>) {
+        // SAFETY: no writer exists while the borrow lives (the caller's contract).
+        unsafe { (&*self.params.get(), &*self.optimizer.get()) }
+    }
+
+    /// The parameters and the optimizer, mutably.
+    ///
+    /// # Safety
+    /// The caller must have exclusive access (the workers idle), and call
+    /// [`Model::begin_epoch`] again before the next epoch.
+    #[allow(unsafe_code, clippy::mut_from_ref)]
+    unsafe fn exclusive(&self) -> (&mut N, &mut AnyOptimizer<N>) {
+        // SAFETY: exclusive access (the caller's contract).
+        unsafe {
+            (*self.optimizer.get()).set_steps_taken(self.t.load(Ordering::Relaxed));
+            (&mut *self.params.get(), &mut *self.optimizer.get())
+        }
+    }
+
+    /// The elements `range` of the parameters, the gradients and the optimizer's state.
+    ///
+    /// # Safety
+    /// In phase B only, when no reference to the model exists and every thread's ranges are
+    /// disjoint from every other's.
+    #[allow(unsafe_code, clippy::mut_from_ref)]
+    unsafe fn rows_mut(&self, range: Range<usize>) -> Rows<'_> {
+        assert!(
+            range.start <= range.end && range.end <= N::LEN,
+            "rows past the block"
+        );
+        // SAFETY: every non-null pointer is the first float of a block of N::LEN floats (taken
+        // by `begin_epoch` from `flat_mut`), `range` lies inside it (asserted), and no other
+        // reference to these elements exists while the slices live (the caller's contract).
+        unsafe {
+            let part = |base: *mut f32| -> &mut [f32] {
+                if base.is_null() {
+                    &mut []
+                } else {
+                    std::slice::from_raw_parts_mut(base.add(range.start), range.len())
+                }
+            };
+            let [params, grads, first, second] = *self.blocks.get();
+            Rows {
+                params: part(params),
+                grads: part(grads),
+                first: part(first),
+                second: part(second),
+            }
         }
     }
 }
@@ -117,6 +302,8 @@ pub(crate) struct Job {
     pub lr: f32,
     /// Learning-rate schedule (per step).
     pub schedule: Schedule,
+    /// The gradients' global norm is clipped to this (0: no clipping).
+    pub clip_grad_norm: f32,
 }
 
 /// How a step went, as thread 0 sees it after every thread is done with it.
@@ -129,23 +316,19 @@ pub(crate) struct StepOutcome {
     pub finite: bool,
 }
 
-/// Each thread's buffers, indexed by thread, and what the threads share.
+/// What the threads share.
 struct Shared<N: Network, const B: usize> {
     threads: usize,
-    /// Each thread's copy of the parameters (thread 0's is the run's).
-    replicas: Vec<RwLock<Box<N>>>,
-    /// Each thread's freshly updated part, for the others to copy (unused with one thread).
-    published: Vec<RwLock<Box<N>>>,
-    grads: Vec<RwLock<Box<N>>>,
-    /// Each thread's reduced gradient (its part only; unused with one thread).
-    sums: Vec<Mutex<Box<N>>>,
-    /// Each thread's copy of the optimizer, authoritative for its part.
-    optimizers: Vec<Mutex<AnyOptimizer<N>>>,
-    workspaces: Vec<Mutex<Box<N::Workspace<B>>>>,
+    model: Model<N>,
+    workspaces: Vec<RwLock<Box<N::Workspace<B>>>>,
+    /// Each thread's shard: (first sample, samples) of the current batch.
+    shards: Vec<Mutex<(usize, usize)>>,
     losses: Vec<AtomicU32>,
     finite: Vec<AtomicBool>,
     /// Each thread's share of the squared gradient norm, when clipping.
     norms: Vec<AtomicU32>,
+    /// The current step's update, set by thread 0 before phase B.
+    rule: Mutex<Option<Rule>>,
     order: RwLock<Vec<u32>>,
     job: Mutex<Option<Job>>,
     start: Barrier,
@@ -168,18 +351,6 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().expect("a training thread panicked")
 }
 
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().expect("a training thread panicked")
-}
-
-/// Copies part `part` of `parts` of every tensor of `src` into `dst`.
-fn copy_part<N: Network>(dst: &mut N, src: &N, part: usize, parts: usize) {
-    for i in 0..N::TENSORS {
-        let r = part_range(src.tensor(i).len(), part, parts);
-        dst.tensor_mut(i)[r.clone()].copy_from_slice(&src.tensor(i)[r]);
-    }
-}
-
 impl<N: Network, const B: usize> Team<N, B> {
     /// A team of `threads` threads (the caller counts as one) around `params` and `optimizer`,
     /// with every buffer allocated here, for a training set of `train_len` samples.
@@ -189,32 +360,22 @@ impl<N: Network, const B: usize> Team<N, B> {
         optimizer: AnyOptimizer<N>,
         train_len: usize,
     ) -> Self {
-        assert!(threads >= 1 && threads <= B, "threads must be in 1..={B}");
-        let copies = |n: usize| if threads > 1 { n } else { 0 };
-        let mut replicas = vec![RwLock::new(params)];
-        replicas.extend((1..threads).map(|_| RwLock::new(N::zeroed_box())));
-        let mut optimizers = vec![Mutex::new(optimizer)];
-        for _ in 1..threads {
-            let twin = lock(&optimizers[0]).same_kind();
-            optimizers.push(Mutex::new(twin));
-        }
+        assert!(
+            (1..=MAX_THREADS.min(B)).contains(&threads),
+            "threads must be in 1..={}",
+            MAX_THREADS.min(B)
+        );
         let shared = Arc::new(Shared {
             threads,
-            replicas,
-            published: (0..copies(threads))
-                .map(|_| RwLock::new(N::zeroed_box()))
-                .collect(),
-            grads: (0..threads).map(|_| RwLock::new(N::zeroed_box())).collect(),
-            sums: (0..copies(threads))
-                .map(|_| Mutex::new(N::zeroed_box()))
-                .collect(),
-            optimizers,
+            model: Model::new(params, optimizer),
             workspaces: (0..threads)
-                .map(|_| Mutex::new(N::Workspace::<B>::zeroed_box()))
+                .map(|_| RwLock::new(N::Workspace::<B>::zeroed_box()))
                 .collect(),
+            shards: (0..threads).map(|_| Mutex::new((0, 0))).collect(),
             losses: (0..threads).map(|_| AtomicU32::new(0)).collect(),
             finite: (0..threads).map(|_| AtomicBool::new(true)).collect(),
             norms: (0..threads).map(|_| AtomicU32::new(0)).collect(),
+            rule: Mutex::new(None),
             order: RwLock::new((0..train_len as u32).collect()),
             job: Mutex::new(None),
             start: Barrier::new(threads),
@@ -231,9 +392,7 @@ impl<N: Network, const B: usize> Team<N, B> {
                     .expect("spawn a training thread")
             })
             .collect();
-        let team = Self { shared, workers };
-        team.broadcast();
-        team
+        Self { shared, workers }
     }
 
     /// Threads in the team.
@@ -246,69 +405,58 @@ impl<N: Network, const B: usize> Team<N, B> {
         read(&self.shared.order).len()
     }
 
-    /// The parameters, for reading.
-    pub fn params(&self) -> RwLockReadGuard<'_, Box<N>> {
-        read(&self.shared.replicas[0])
-    }
-
-    /// The parameters, for writing between epochs (the other threads' copies follow at the
-    /// start of the next epoch).
-    pub fn params_mut(&self) -> RwLockWriteGuard<'_, Box<N>> {
-        write(&self.shared.replicas[0])
-    }
-
-    /// The optimizer with the whole of its state gathered from every thread (each updates
-    /// its own part of it during an epoch): for checkpoints, between steps.
-    pub fn optimizer(&self) -> impl std::ops::Deref<Target = AnyOptimizer<N>> + '_ {
-        self.gather()
-    }
-
-    /// Changes the optimizer (between epochs, say to restore a checkpoint): `f` sees the
-    /// whole state, and every thread gets the result.
-    pub fn with_optimizer_mut(&self, f: impl FnOnce(&mut AnyOptimizer<N>)) {
-        f(&mut self.gather());
-        self.broadcast();
-    }
-
-    /// Thread 0's optimizer, completed with the parts the other threads updated.
-    fn gather(&self) -> MutexGuard<'_, AnyOptimizer<N>> {
-        let threads = self.shared.threads;
-        let mut first = lock(&self.shared.optimizers[0]);
-        for (u, other) in self.shared.optimizers.iter().enumerate().skip(1) {
-            first.copy_state(&lock(other), u, threads);
+    /// The parameters and the optimizer (its step count up to date). Called by thread 0
+    /// between steps or between epochs: then no thread writes them.
+    pub fn model(&self) -> (&N, &AnyOptimizer<N>) {
+        // SAFETY: only the team's owner, thread 0, calls this, outside any step of its own;
+        // the workers are idle or in phase A, where nobody writes the model.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.shared.model.read()
         }
-        first
     }
 
-    /// Gives every thread thread 0's parameters and optimizer state. Workers must be idle.
-    fn broadcast(&self) {
-        let first = lock(&self.shared.optimizers[0]);
-        let params = read(&self.shared.replicas[0]);
-        for t in 1..self.shared.threads {
-            lock(&self.shared.optimizers[t]).copy_state(&first, 0, 1);
-            copy_part(&mut **write(&self.shared.replicas[t]), &params, 0, 1);
+    /// Optimizer steps taken.
+    pub fn steps_taken(&self) -> u64 {
+        self.shared.model.t.load(Ordering::Relaxed)
+    }
+
+    /// The parameters and the optimizer, mutably, between epochs (the workers are idle:
+    /// `&mut self` means no epoch is running).
+    pub fn model_mut(&mut self) -> (&mut N, &mut AnyOptimizer<N>) {
+        // SAFETY: no epoch runs (train_epoch borrows the team mutably for its whole length and
+        // leaves the workers waiting at the start barrier), so no other thread touches it;
+        // `start` calls `begin_epoch` again before the next one.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.shared.model.exclusive()
         }
     }
 
     /// Reshuffles the sample order for `epoch` of the run seeded `seed`.
-    pub fn shuffle(&self, seed: u64, epoch: u64) {
-        crate::data::shuffle(&mut write(&self.shared.order), seed, epoch);
+    pub fn shuffle(&mut self, seed: u64, epoch: u64) {
+        let mut order = self
+            .shared
+            .order
+            .write()
+            .expect("a training thread panicked");
+        crate::data::shuffle(&mut order, seed, epoch);
     }
 
-    /// Starts an epoch: brings every thread's copies up to date and releases the workers into
-    /// its first step.
-    pub fn start(&self, job: Job) {
-        // The parameters may have been changed through thread 0's copy since the last epoch,
-        // and each thread holds the freshest state of its own part of the optimizer.
-        drop(self.gather());
-        self.broadcast();
+    /// Starts an epoch: releases the workers into its first step.
+    pub fn start(&mut self, job: Job) {
+        // SAFETY: the workers are idle (`&mut self`: no epoch runs).
+        #[allow(unsafe_code)]
+        unsafe {
+            self.shared.model.begin_epoch()
+        };
         self.shared.abort.store(false, Ordering::Relaxed);
         *lock(&self.shared.job) = Some(job);
         self.shared.start.wait();
     }
 
     /// Thread 0's part of step `b` of `job`; returns once every thread has finished the step.
-    pub fn step(&self, job: &Job, b: u64) -> StepOutcome {
+    pub fn step(&mut self, job: &Job, b: u64) -> StepOutcome {
         let shared = &*self.shared;
         let (batch, loss) = step(shared, job, b, 0).expect("thread 0 does not abort itself");
         let finite = shared.finite.iter().all(|f| f.load(Ordering::Relaxed)) && loss.is_finite();
@@ -321,9 +469,18 @@ impl<N: Network, const B: usize> Team<N, B> {
 
     /// Stops the workers' current epoch after the step they are in (call after a step, only if
     /// another step of the epoch follows).
-    pub fn abort(&self) {
+    pub fn abort(&mut self) {
         self.shared.abort.store(true, Ordering::Relaxed);
         self.shared.step.wait();
+    }
+
+    /// Ends an epoch (after its last step, or after `abort`): the workers are idle again.
+    pub fn finish(&mut self) {
+        // SAFETY: the workers have left the epoch's steps and wait at the start barrier.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.shared.model.end_epoch()
+        };
     }
 }
 
@@ -339,23 +496,8 @@ impl<N: Network, const B: usize> Drop for Team<N, B> {
     }
 }
 
-/// The samples `[lo, hi)` of a batch of `batch` that thread `t` of `threads` trains on.
-fn bounds(batch: usize, threads: usize, t: usize) -> (usize, usize) {
-    let r = part_range(batch, t, threads);
-    (r.start, r.end)
-}
-
-/// Thread `t`'s share of the batch, which weighs its gradients and loss.
-fn weight(batch: usize, threads: usize, t: usize) -> f32 {
-    let (lo, hi) = bounds(batch, threads, t);
-    (hi - lo) as f32 / batch.max(1) as f32
-}
-
-/// Floats of gradient combined per chunk (16 KiB: the chunk stays in L1 while it is summed).
-const REDUCE_CHUNK: usize = 4096;
-
-/// Step `b` of `job` on thread `t`: phases A, B and C with the barriers between them. Returns
-/// the batch's size and mean loss, or `None` if the epoch was aborted before this step's update.
+/// Step `b` of `job` on thread `t`: phases A and B with the barriers between them. Returns the
+/// batch's size and mean loss, or `None` if the epoch was aborted before this step's update.
 fn step<N: Network, const B: usize>(
     shared: &Shared<N, B>,
     job: &Job,
@@ -363,7 +505,13 @@ fn step<N: Network, const B: usize>(
     t: usize,
 ) -> Option<(usize, f32)> {
     let threads = shared.threads;
-    let batch = shard(shared, job, b, t);
+    let step = job.step + (b - job.first);
+    let lr = job.schedule.lr(job.lr, step);
+    let batch = phase_a(shared, job, b, t);
+    let clip = job.clip_grad_norm;
+    if t == 0 && clip == 0.0 {
+        begin_step(shared, lr, 1.0);
+    }
     shared.step.wait();
     if shared.abort.load(Ordering::Relaxed) {
         return None;
@@ -372,129 +520,225 @@ fn step<N: Network, const B: usize>(
     // step's losses.
     let loss = (0..threads)
         .map(|u| {
-            weight(batch, threads, u) * f32::from_bits(shared.losses[u].load(Ordering::Relaxed))
+            let samples = lock(&shared.shards[u]).1;
+            samples as f32 / batch as f32 * f32::from_bits(shared.losses[u].load(Ordering::Relaxed))
         })
         .sum::<f32>();
-    let lr = job.schedule.lr(job.lr, job.step + (b - job.first));
-    let finite = if threads == 1 {
-        let mut optimizer = lock(&shared.optimizers[0]);
-        optimizer.step::<Simd>(&mut write(&shared.replicas[0]), &read(&shared.grads[0]), lr)
+    let finite = if clip == 0.0 {
+        phase_b(shared, t, None)
     } else {
-        update_part(shared, batch, t, lr)
+        clipped_phase_b(shared, t, lr, clip)
     };
     shared.finite[t].store(finite, Ordering::Relaxed);
     shared.step.wait();
-    if threads > 1 && shared.finite.iter().all(|f| f.load(Ordering::Relaxed)) {
-        // Phase C: take the other threads' fresh parts.
-        let mut mine = write(&shared.replicas[t]);
-        for (u, published) in shared.published.iter().enumerate() {
-            if u != t {
-                copy_part(&mut **mine, &read(published), u, threads);
-            }
-        }
-    }
     Some((batch, loss))
 }
 
-/// Phase B on thread `t` of several: reduce and update its part, and publish it.
-fn update_part<N: Network, const B: usize>(
-    shared: &Shared<N, B>,
-    batch: usize,
-    t: usize,
-    lr: f32,
-) -> bool {
-    let threads = shared.threads;
-    let mut sum = lock(&shared.sums[t]);
-    {
-        // One pass over the part: sum = w0·g0 + w1·g1 + …, in thread order, a cache-sized
-        // chunk at a time.
-        let grads: [Option<RwLockReadGuard<'_, Box<N>>>; B] =
-            core::array::from_fn(|u| (u < threads).then(|| read(&shared.grads[u])));
-        for i in 0..N::TENSORS {
-            let r = part_range(sum.tensor(i).len(), t, threads);
-            let start = r.start;
-            for (c, chunk) in sum.tensor_mut(i)[r].chunks_mut(REDUCE_CHUNK).enumerate() {
-                let at = start + c * REDUCE_CHUNK;
-                for (u, g) in grads.iter().enumerate().take(threads) {
-                    let (w, g) = (
-                        weight(batch, threads, u),
-                        &g.as_ref().expect("a guard").tensor(i)[at..],
-                    );
-                    if u == 0 {
-                        chunk.iter_mut().zip(g).for_each(|(s, &g)| *s = w * g);
-                    } else {
-                        chunk.iter_mut().zip(g).for_each(|(s, &g)| *s += w * g);
-                    }
-                }
-            }
-        }
-    }
-    let mut optimizer = lock(&shared.optimizers[t]);
-    let clip = optimizer.clip_grad_norm();
-    let scale = if clip > 0.0 {
-        // The norm is global: every thread publishes its part's share, then all agree.
-        let squares = (0..N::TENSORS)
-            .map(|i| {
-                let part = &sum.tensor(i)[part_range(sum.tensor(i).len(), t, threads)];
-                Simd::run(crate::kernels::SumSquares(part))
-            })
-            .sum::<f32>();
-        shared.norms[t].store(squares.to_bits(), Ordering::Relaxed);
-        shared.step.wait();
-        let norm = libm::sqrtf(
-            shared
-                .norms
-                .iter()
-                .map(|n| f32::from_bits(n.load(Ordering::Relaxed)))
-                .sum(),
-        );
-        norm.is_finite().then(|| (clip / (norm + 1e-6)).min(1.0))
-    } else {
-        Some(1.0)
-    };
-    let Some(scale) = scale else {
-        return false;
-    };
-    optimizer.begin_step();
-    let mut mine = write(&shared.replicas[t]);
-    let update = PartUpdate {
-        lr,
-        grad_scale: scale,
-        part: t,
-        parts: threads,
-    };
-    let finite = optimizer.update_part::<Simd>(&mut mine, &sum, &update);
-    copy_part(&mut **write(&shared.published[t]), &mine, t, threads);
-    finite
+/// Thread 0 counts the optimizer's step and publishes its rule.
+fn begin_step<N: Network, const B: usize>(shared: &Shared<N, B>, lr: f32, grad_scale: f32) {
+    let t = shared.model.t.fetch_add(1, Ordering::Relaxed) + 1;
+    // SAFETY: called by thread 0 in phase A (or between the barriers of a clipped step), where
+    // nobody writes the model.
+    #[allow(unsafe_code)]
+    let (_, optimizer) = unsafe { shared.model.read() };
+    *lock(&shared.rule) = Some(optimizer.rule(t, lr, grad_scale));
 }
 
-/// Phase A for thread `t`: loads its shard of batch `b` and computes its gradients and loss.
-/// Returns the batch's size.
-fn shard<N: Network, const B: usize>(shared: &Shared<N, B>, job: &Job, b: u64, t: usize) -> usize {
+/// Phase A for thread `t`: loads its shard of batch `b`, runs forward, loss and the input
+/// gradients. Returns the batch's size.
+fn phase_a<N: Network, const B: usize>(
+    shared: &Shared<N, B>,
+    job: &Job,
+    b: u64,
+    t: usize,
+) -> usize {
     let order = read(&shared.order);
     let start = b as usize * job.batch;
     let indices = &order[start..(start + job.batch).min(order.len())];
-    let (lo, hi) = bounds(indices.len(), shared.threads, t);
-    let mut ws = lock(&shared.workspaces[t]);
-    fill_batch::<_, Simd>(
+    let batch = indices.len();
+    let range = part_range_exact(batch, t, shared.threads);
+    *lock(&shared.shards[t]) = (range.start, range.len());
+    let mut ws = shared.workspaces[t]
+        .write()
+        .expect("a training thread panicked");
+    if range.is_empty() {
+        shared.losses[t].store(0f32.to_bits(), Ordering::Relaxed);
+        return batch;
+    }
+    load_u8_batch::<_, Simd>(
         &mut **ws,
         job.data.pixels(),
         job.data.labels(),
-        &indices[lo..hi],
+        &indices[range.clone()],
     );
     let step = job.step + (b - job.first);
     // Thread 0 draws from the same stream as a single-threaded run.
     let mut rng = derived_rng(job.seed, stream::DROPOUT + ((t as u64) << 8), step);
-    let mut dropout = Dropout {
-        p: job.dropout,
-        rng: &mut rng,
-    };
-    let dropout = (job.dropout > 0.0).then_some(&mut dropout);
-    let params = read(&shared.replicas[t]);
-    let mut grads = write(&shared.grads[t]);
-    let loss = forward_backward::<N, Simd, _, B>(&params, &mut grads, &mut ws, hi - lo, dropout);
+    let mut dropout = (job.dropout > 0.0)
+        .then(|| Dropout::new(job.dropout, &mut rng).expect("a checked probability"));
+    // SAFETY: phase A: nobody writes the parameters (thread 0's begin_step comes after this
+    // borrow ends and touches only the optimizer).
+    #[allow(unsafe_code)]
+    let (net, _) = unsafe { shared.model.read() };
+    let loss = forward_loss::<Simd, N, B>(net, &mut ws, range.len(), batch, dropout.as_mut());
+    net.backward_inputs::<Simd, B>(&mut ws, range.len());
     shared.losses[t].store(loss.to_bits(), Ordering::Relaxed);
-    indices.len()
+    batch
+}
+
+/// Part `t` of `n` items split into `parts` nearly equal runs, in order.
+fn part_range_exact(n: usize, t: usize, parts: usize) -> Range<usize> {
+    t * n / parts..(t + 1) * n / parts
+}
+
+/// Phase B for thread `t`: the weight and bias gradients of its rows of every layer, summed
+/// over every shard, applied with the step's rule (`store`: none — store them in the
+/// gradients instead, for clipping). Returns whether they were finite.
+fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: Option<()>) -> bool {
+    let threads = shared.threads;
+    let workspaces: [Option<RwLockReadGuard<'_, Box<N::Workspace<B>>>>; MAX_THREADS] =
+        std::array::from_fn(|u| (u < threads).then(|| read(&shared.workspaces[u])));
+    let shards: [(usize, usize); MAX_THREADS] = std::array::from_fn(|u| {
+        if u < threads {
+            *lock(&shared.shards[u])
+        } else {
+            (0, 0)
+        }
+    });
+    let rule = *lock(&shared.rule);
+    let mut finite = true;
+    for l in 0..N::LAYERS {
+        let (inp, out) = N::layer_dims(l);
+        let rows = part_range_exact(out, t, threads);
+        if rows.is_empty() {
+            continue;
+        }
+        let empty = Shard {
+            dz: &[],
+            x_rows: &[],
+            batch: 0,
+        };
+        let mut parts = [empty; MAX_THREADS];
+        for (u, part) in parts.iter_mut().enumerate().take(threads) {
+            let ws = workspaces[u].as_ref().expect("a workspace of the team");
+            let n = shards[u].1;
+            *part = Shard {
+                dz: &ws.dz(l, n)[rows.start * n..rows.end * n],
+                x_rows: ws.x_rows(l, n),
+                batch: n,
+            };
+        }
+        let (w, b) = (
+            N::tensor_info(2 * l).offset,
+            N::tensor_info(2 * l + 1).offset,
+        );
+        // SAFETY: phase B; this thread's rows of this layer are its own (the rows of every
+        // layer are split between the threads by `part_range_exact`), and nobody reads the
+        // model until the barrier that ends the phase.
+        #[allow(unsafe_code)]
+        let (w, b) = unsafe {
+            (
+                shared
+                    .model
+                    .rows_mut(w + rows.start * inp..w + rows.end * inp),
+                shared.model.rows_mut(b + rows.start..b + rows.end),
+            )
+        };
+        let sink = match (store, &rule) {
+            (Some(()), _) => GradientSink::Store {
+                dw: w.grads,
+                db: b.grads,
+                mode: crate::kernels::Mode::Overwrite,
+            },
+            (None, Some(rule)) => GradientSink::Apply {
+                rule,
+                w: ParamsAndState {
+                    params: w.params,
+                    first: w.first,
+                    second: w.second,
+                },
+                b: ParamsAndState {
+                    params: b.params,
+                    first: b.first,
+                    second: b.second,
+                },
+            },
+            (None, None) => unreachable!("thread 0 begins the step before phase B"),
+        };
+        let shards = &parts[..threads];
+        finite &= Simd::run(WeightGradients {
+            out: rows.len(),
+            inp,
+            shards,
+            sink,
+        });
+    }
+    finite
+}
+
+/// Phase B with gradient clipping: store this thread's rows' gradients, agree on the global
+/// norm, then update the rows.
+fn clipped_phase_b<N: Network, const B: usize>(
+    shared: &Shared<N, B>,
+    t: usize,
+    lr: f32,
+    clip: f32,
+) -> bool {
+    let threads = shared.threads;
+    phase_b(shared, t, Some(()));
+    let mut squares = 0.0;
+    for_own_rows::<N>(t, threads, |range| {
+        // SAFETY: phase B; these rows are this thread's own.
+        #[allow(unsafe_code)]
+        let rows = unsafe { shared.model.rows_mut(range) };
+        squares += Simd::run(SumSquares(rows.grads));
+    });
+    shared.norms[t].store(f32::to_bits(squares), Ordering::Relaxed);
+    shared.step.wait();
+    let total = shared
+        .norms
+        .iter()
+        .map(|n| f32::from_bits(n.load(Ordering::Relaxed)))
+        .sum();
+    let Some(scale) = clip_scale_of(total, clip) else {
+        shared.step.wait();
+        return false;
+    };
+    if t == 0 {
+        begin_step(shared, lr, scale);
+    }
+    shared.step.wait();
+    let rule = lock(&shared.rule).expect("thread 0 began the step");
+    let mut finite = true;
+    for_own_rows::<N>(t, threads, |range| {
+        // SAFETY: phase B; these rows are this thread's own.
+        #[allow(unsafe_code)]
+        let rows = unsafe { shared.model.rows_mut(range) };
+        let (params, grads, first, second) = (rows.params, &*rows.grads, rows.first, rows.second);
+        finite &= Simd::run(Update {
+            rule: &rule,
+            params,
+            grads,
+            first,
+            second,
+        });
+    });
+    finite
+}
+
+/// Calls `f` with each range of the flat block that holds thread `t`'s rows (weights and
+/// biases of every layer).
+fn for_own_rows<N: Network>(t: usize, threads: usize, mut f: impl FnMut(Range<usize>)) {
+    for l in 0..N::LAYERS {
+        let (inp, out) = N::layer_dims(l);
+        let rows = part_range_exact(out, t, threads);
+        let (w, b) = (
+            N::tensor_info(2 * l).offset,
+            N::tensor_info(2 * l + 1).offset,
+        );
+        f(w + rows.start * inp..w + rows.end * inp);
+        f(b + rows.start..b + rows.end);
+    }
 }
 
 std::thread_local! {

@@ -6,10 +6,12 @@
 mod common;
 
 use common::*;
+use constnet::Params;
 use constnet::data::mnist::{Mnist, OpenOptions};
 use constnet::format::{self, Problem};
 use constnet::train::{
-    BatchReport, Config, EpochReport, OptimizerChoice, Report, Run, ScheduleChoice,
+    BatchReport, CheckpointProblem, Config, EpochReport, OptimizerChoice, Report, Run,
+    ScheduleChoice,
 };
 use constnet::{MnistMlp, Network, SgdConfig};
 use std::io::{BufRead, BufReader};
@@ -96,9 +98,9 @@ fn a_run_killed_mid_epoch_resumes_to_bit_identical_parameters() {
     let checkpoint = Run::<MnistMlp>::resume(&ckpt, 60000).unwrap();
     // The last checkpoint is from the middle of epoch 2 (steps are counted from 1).
     assert!(
-        checkpoint.step > 938 && checkpoint.step <= 938 + 500 && checkpoint.epoch == 1,
+        checkpoint.steps > 938 && checkpoint.steps <= 938 + 500 && checkpoint.epoch == 1,
         "checkpoint at step {}",
-        checkpoint.step
+        checkpoint.steps
     );
     drop(checkpoint);
 
@@ -192,7 +194,7 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_intact() {
         // Whatever the kill interrupted, the checkpoint is a complete, verified earlier one.
         let run = Run::<MnistMlp>::resume(&ckpt, 60000)
             .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
-        assert!(run.step >= 1);
+        assert!(run.steps >= 1);
         for name in left {
             std::fs::remove_file(tmp.path(&name)).unwrap();
         }
@@ -233,16 +235,16 @@ fn checkpoints_round_trip_the_whole_run_state() {
         schedule: ScheduleChoice::Cosine,
         ..Config::default()
     };
-    // With two threads, each holds the optimizer state of its part of the parameters: the
-    // checkpoint must gather all of it, and the resumed run hand it out again.
+    // With two threads, each updates the optimizer state of its rows: the checkpoint must hold
+    // all of it, and the resumed run hand it on.
     for config in [
         adam,
         sgd,
         Config { threads: 2, ..adam },
         Config { threads: 2, ..sgd },
     ] {
-        let mut straight = Run::<MnistMlp>::new(config, mnist.train.count);
-        let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count);
+        let mut straight = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
+        let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
         for _ in 0..3 {
             straight
                 .train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
@@ -250,8 +252,8 @@ fn checkpoints_round_trip_the_whole_run_state() {
         }
         // Stop the second run at step 7 (inside epoch 2 of 5-batch epochs) and resume it.
         let path = tmp.path("r.ckpt");
-        let stop = |run: &mut Run<MnistMlp>| -> Result<(), Box<dyn std::error::Error>> {
-            if run.step == 7 {
+        let stop = |run: &Run<MnistMlp>| -> Result<(), Box<dyn std::error::Error>> {
+            if run.steps == 7 {
                 run.save_checkpoint(&path)?;
                 return Err("stop".into());
             }
@@ -267,7 +269,7 @@ fn checkpoints_round_trip_the_whole_run_state() {
         );
         let mut resumed = Run::<MnistMlp>::resume(&path, mnist.train.count).unwrap();
         assert_eq!(
-            (resumed.epoch, resumed.step, resumed.config),
+            (resumed.epoch, resumed.steps, resumed.config),
             (1, 7, config)
         );
         while resumed.epoch < 3 {
@@ -285,7 +287,13 @@ fn checkpoints_round_trip_the_whole_run_state() {
         // A checkpoint is refused for another training set and is not a model file.
         let err = Run::<MnistMlp>::resume(&path, 301).err().unwrap();
         assert!(
-            matches!(err.problem, Problem::Checkpoint(ref m) if m.contains("300 samples")),
+            matches!(
+                err.problem,
+                CheckpointProblem::Dataset {
+                    recorded: 300,
+                    found: 301
+                }
+            ),
             "{err}"
         );
         assert!(matches!(

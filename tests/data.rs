@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use constnet::data::mnist::{Mnist, OpenOptions};
-use constnet::data::{DataError, IdxError, fill_batch, shuffle};
+use constnet::data::{DataError, IdxError, shuffle};
 use constnet::{MnistMlp, Network, Simd, Workspace};
 use std::fs;
 
@@ -263,7 +263,7 @@ fn batches_scale_pixels_by_1_over_255_in_both_layouts() {
     let labels = [3u8, 1, 4, 1, 5];
     let mut ws = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
     let indices = [4u32, 0, 2];
-    fill_batch::<_, Simd>(&mut *ws, &pixels, &labels, &indices);
+    constnet::load_u8_batch::<_, Simd>(&mut *ws, &pixels, &labels, &indices);
     assert_eq!(ws.labels(3), &[5, 3, 4]);
     let (features, rows) = ws.input_mut(3);
     for (j, &i) in indices.iter().enumerate() {

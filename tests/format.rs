@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use constnet::Params;
 use constnet::format::{self, Problem, RawError, raw};
 use constnet::{Init, MnistMlp, Network, NetworkView, Simd};
 use safetensors::tensor::{Dtype, TensorView};

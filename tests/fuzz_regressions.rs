@@ -54,14 +54,14 @@ fn the_seeds_reach_both_the_accepting_and_the_rejecting_paths() {
         ("safetensors", |d| {
             constnet::format::safetensors::load_bytes_into(
                 d,
-                &mut *<checks::Small as constnet::Network>::zeroed_box(),
+                &mut *<checks::Small as constnet::Params>::zeroed_box(),
             )
             .is_ok()
         }),
         ("raw", |d| {
             constnet::format::raw::load_into(
                 d,
-                &mut *<checks::Small as constnet::Network>::zeroed_box(),
+                &mut *<checks::Small as constnet::Params>::zeroed_box(),
             )
             .is_ok()
         }),

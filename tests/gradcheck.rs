@@ -15,6 +15,7 @@
 mod common;
 
 use common::*;
+use constnet::Params;
 use constnet::kernels::{
     Activation, DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims, InputGrad, Mode,
     SoftmaxXent, Transpose,
@@ -200,6 +201,7 @@ fn softmax_xent_gradient_matches_finite_differences<K: Backend>() {
         let mut dz = vec![f32::NAN; classes * batch];
         let (logits, dlogits) = (&z[..], &mut dz[..]);
         let loss = K::run(SoftmaxXent {
+            whole_batch: batch,
             classes,
             batch,
             logits,
@@ -259,9 +261,7 @@ fn check_network<K: Backend>(seed: u64) {
     constnet::set_input::<_, K>(&mut *ws, &rows, batch);
     ws.labels_mut(batch).copy_from_slice(&labels);
     let mut grads = Small::zeroed_box();
-    let loss = constnet::forward_backward::<Small, K, constnet::Rng, B>(
-        &net, &mut grads, &mut ws, batch, None,
-    );
+    let loss = constnet::forward_backward::<K, Small, B>(&net, &mut grads, &mut ws, batch, None);
 
     let mut tensors: Vec<Vec<f64>> = (0..Small::TENSORS).map(|i| to64(net.tensor(i))).collect();
     let want = network_loss64(&tensors, &rows, &labels, batch);

@@ -14,8 +14,9 @@ mod common;
 
 use common::*;
 use constnet::kernels::{
-    self, Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
-    DenseForwardOne, Dims, Gemm, Gemv, InputGrad, Isa, LoadU8Batch, Mode, Reference, Transpose,
+    self, Activation, AdamStep, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
+    DenseForwardOne, Dims, Gemm, Gemv, GradientSink, InputGrad, Isa, LoadU8Batch, Mode,
+    ParamsAndState, Reference, Rule, SgdStep, Shard, Transpose, WeightGradients,
 };
 
 on_every_path!(
@@ -30,6 +31,9 @@ on_every_path!(
     gemv_and_dense_forward_one_match_reference,
     transpose_matches_reference_exactly,
     load_u8_batch_matches_reference_exactly,
+    weight_gradients_over_shards_match_reference,
+    fused_updates_equal_the_reference_exactly,
+    shards_of_whole_vectors_give_the_bits_of_one,
 );
 
 /// `C (mode)= op(A)·B` on backend `K`.
@@ -733,4 +737,228 @@ fn a_path_the_cpu_lacks_is_refused_by_name() {
         assert!(e.to_string().contains(isa.name()), "{e}");
     }
     assert!(kernels::select(kernels::selected()).is_ok());
+}
+
+/// A batch of `sizes.iter().sum()` samples split into shards: each shard's dz `[out][n]` and
+/// x_rows `[n][inp]`, drawn by `draw`.
+fn shards_of(
+    sizes: &[usize],
+    out: usize,
+    inp: usize,
+    mut draw: impl FnMut(usize) -> Vec<f32>,
+) -> Vec<(Vec<f32>, Vec<f32>, usize)> {
+    sizes
+        .iter()
+        .map(|&n| (draw(out * n), draw(n * inp), n))
+        .collect()
+}
+
+fn as_shards(owned: &[(Vec<f32>, Vec<f32>, usize)]) -> Vec<Shard<'_>> {
+    owned
+        .iter()
+        .map(|(dz, x_rows, batch)| Shard {
+            dz,
+            x_rows,
+            batch: *batch,
+        })
+        .collect()
+}
+
+/// Stores the gradients of `shards` into (dw, db) on backend `K`.
+fn store_gradients<K: Backend>(
+    (out, inp): (usize, usize),
+    shards: &[Shard<'_>],
+    (dw, db): (&mut [f32], &mut [f32]),
+    mode: Mode,
+) {
+    let sink = GradientSink::Store { dw, db, mode };
+    K::run(WeightGradients {
+        out,
+        inp,
+        shards,
+        sink,
+    });
+}
+
+fn weight_gradients_over_shards_match_reference<K: Backend>() {
+    let mut r = rng(15);
+    let (lanes, _, nr) = widths::<K>();
+    for case in 0..60 {
+        let (out, inp) = (int(&mut r, 1, 70), int(&mut r, 1, 3 * nr + 5));
+        let count = int(&mut r, 1, 4);
+        let sizes: Vec<usize> = (0..count).map(|_| int(&mut r, 0, 2 * lanes + 3)).collect();
+        let owned = shards_of(&sizes, out, inp, |n| floats(&mut r, n));
+        let shards = as_shards(&owned);
+        let abs_owned: Vec<_> = owned
+            .iter()
+            .map(|(dz, x, n)| (abs(dz), abs(x), *n))
+            .collect();
+        let (mut bound_w, mut bound_b) = (vec![0.0; out * inp], vec![0.0; out]);
+        let dims = (out, inp);
+        store_gradients::<Reference>(
+            dims,
+            &as_shards(&abs_owned),
+            (&mut bound_w, &mut bound_b),
+            Mode::Overwrite,
+        );
+        let k: usize = sizes.iter().sum();
+        for mode in [Mode::Overwrite, Mode::Accumulate] {
+            let (w0, b0) = (floats(&mut r, out * inp), floats(&mut r, out));
+            let (mut want_w, mut want_b) = (w0.clone(), b0.clone());
+            store_gradients::<Reference>(dims, &shards, (&mut want_w, &mut want_b), mode);
+            let (mut got_w, mut got_b) = (w0.clone(), b0.clone());
+            store_gradients::<K>(dims, &shards, (&mut got_w, &mut got_b), mode);
+            let label = format!(
+                "weight_gradients case {case} {mode:?} out={out} inp={inp} shards={sizes:?}"
+            );
+            assert_close(&format!("{label} dw"), &got_w, &want_w, |i| {
+                dot_tolerance(k, bound_w[i], 1, bound_w[i] + w0[i].abs())
+            });
+            assert_close(&format!("{label} db"), &got_b, &want_b, |i| {
+                dot_tolerance(k, bound_b[i], 1, bound_b[i] + b0[i].abs())
+            });
+        }
+    }
+}
+
+/// Applies `rule` with the gradients of `shards` on backend `K`; returns (w, b, their state,
+/// finite).
+fn apply_gradients<K: Backend>(
+    (out, inp): (usize, usize),
+    shards: &[Shard<'_>],
+    rule: &Rule,
+    start: &[Vec<f32>; 6],
+) -> ([Vec<f32>; 6], bool) {
+    let mut p = start.clone();
+    let [w, w1, w2, b, b1, b2] = &mut p;
+    let w = ParamsAndState {
+        params: w,
+        first: w1,
+        second: w2,
+    };
+    let b = ParamsAndState {
+        params: b,
+        first: b1,
+        second: b2,
+    };
+    let sink = GradientSink::Apply { rule, w, b };
+    let finite = K::run(WeightGradients {
+        out,
+        inp,
+        shards,
+        sink,
+    });
+    (p, finite)
+}
+
+fn fused_updates_equal_the_reference_exactly<K: Backend>() {
+    let mut r = rng(16);
+    let (lanes, _, nr) = widths::<K>();
+    let adam = AdamStep::new(1e-2, 0.9, 0.999, 1e-8, 0.01, true, 3);
+    let sgd = SgdStep {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-3,
+        nesterov: true,
+        first: false,
+        grad_scale: 0.5,
+    };
+    let plain = SgdStep {
+        momentum: 0.0,
+        ..sgd
+    };
+    for case in 0..40 {
+        let (out, inp) = (int(&mut r, 1, 40), int(&mut r, 1, 2 * nr + 3));
+        let sizes: Vec<usize> = (0..int(&mut r, 1, 3))
+            .map(|_| int(&mut r, 1, 2 * lanes + 1))
+            .collect();
+        // Small integers: every gradient is exact, so the updates must agree to the bit.
+        let owned = shards_of(&sizes, out, inp, |n| small_ints(&mut r, n));
+        let shards = as_shards(&owned);
+        for rule in [Rule::Adam(adam), Rule::Sgd(sgd), Rule::Sgd(plain)] {
+            let (first, second) = rule.state_tensors();
+            let state = |r: &mut _, n: usize, used: bool| {
+                if used {
+                    floats(r, n).iter().map(|x| x.abs()).collect()
+                } else {
+                    Vec::new()
+                }
+            };
+            let start = [
+                floats(&mut r, out * inp),
+                state(&mut r, out * inp, first),
+                state(&mut r, out * inp, second),
+                floats(&mut r, out),
+                state(&mut r, out, first),
+                state(&mut r, out, second),
+            ];
+            let (got, got_finite) = apply_gradients::<K>((out, inp), &shards, &rule, &start);
+            let (want, want_finite) =
+                apply_gradients::<Reference>((out, inp), &shards, &rule, &start);
+            assert_eq!(got_finite, want_finite);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_exact(
+                    &format!("fused case {case} {rule:?} tensor {i} shards {sizes:?}"),
+                    g,
+                    w,
+                );
+            }
+        }
+    }
+    // A non-finite gradient is reported, like the unfused update.
+    let owned = shards_of(&[3], 2, 3, |n| {
+        let mut v = vec![1.0; n];
+        v[0] = f32::INFINITY;
+        v
+    });
+    let start = [
+        vec![0.0; 6],
+        vec![0.0; 6],
+        vec![0.0; 6],
+        vec![0.0; 2],
+        vec![0.0; 2],
+        vec![0.0; 2],
+    ];
+    let (_, finite) = apply_gradients::<K>((2, 3), &as_shards(&owned), &Rule::Adam(adam), &start);
+    assert!(!finite, "an infinite gradient must be reported");
+}
+
+fn shards_of_whole_vectors_give_the_bits_of_one<K: Backend>() {
+    let mut r = rng(17);
+    let lanes = widths::<K>().0;
+    for &(out, inp, pieces) in &[(256, 784, 2), (10, 64, 4), (37, 29, 3)] {
+        let n = lanes * 2;
+        let owned = shards_of(&vec![n; pieces], out, inp, |len| floats(&mut r, len));
+        // The same samples as one shard: dz rows side by side, x_rows one after another.
+        let mut dz = vec![0.0; out * n * pieces];
+        for o in 0..out {
+            for (s, (sdz, _, _)) in owned.iter().enumerate() {
+                dz[o * n * pieces + s * n..][..n].copy_from_slice(&sdz[o * n..][..n]);
+            }
+        }
+        let x_rows: Vec<f32> = owned.iter().flat_map(|(_, x, _)| x.clone()).collect();
+        let one = [Shard {
+            dz: &dz,
+            x_rows: &x_rows,
+            batch: n * pieces,
+        }];
+        let (mut w1, mut b1, mut w2, mut b2) = (
+            vec![0.0; out * inp],
+            vec![0.0; out],
+            vec![0.0; out * inp],
+            vec![0.0; out],
+        );
+        store_gradients::<K>((out, inp), &one, (&mut w1, &mut b1), Mode::Overwrite);
+        store_gradients::<K>(
+            (out, inp),
+            &as_shards(&owned),
+            (&mut w2, &mut b2),
+            Mode::Overwrite,
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits(&w1) == bits(&w2) && bits(&b1) == bits(&b2),
+            "{out}x{inp} in {pieces} shards"
+        );
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use constnet::data::mnist::{Mnist, OpenOptions};
 use constnet::train::{self, BatchReport, Config, EpochReport, Report, Run, ScheduleChoice};
-use constnet::{MnistMlp, Network, Simd, format, loss::argmax};
+use constnet::{MnistMlp, Network, Simd, format, logits::argmax};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -31,7 +31,7 @@ fn three_epochs_of_cosine_training_reach_97_percent() {
         schedule: ScheduleChoice::Cosine,
         ..Config::default()
     };
-    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    let mut run = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
     let mut report = Quiet(Vec::new());
     let evaluation = train::fit(
         &mut run,
@@ -56,7 +56,7 @@ fn three_epochs_of_cosine_training_reach_97_percent() {
         "test accuracy {:.2}% after 3 epochs",
         100.0 * accuracy
     );
-    assert_eq!(run.step, 3 * 938);
+    assert_eq!(run.steps, 3 * 938);
 }
 
 fn constnet(args: &[&str]) -> (bool, String, String) {

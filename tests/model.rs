@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use constnet::Params;
 use constnet::{
     Adam, AdamConfig, Backend, Dropout, Init, MnistMlp, Network, NetworkView, Optimizer, Reference,
     Sgd, SgdConfig, Simd, Workspace, forward_backward, set_input, train_step,
@@ -57,20 +58,9 @@ fn step_matches_reference_step<K: Backend>(batch: usize) {
     let mut ws_slow = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
     load::<MnistMlp, K, B>(&mut ws_fast, &rows, &labels);
     load::<MnistMlp, Reference, B>(&mut ws_slow, &rows, &labels);
-    let loss_fast = forward_backward::<_, K, Xoshiro256PlusPlus, B>(
-        &*fast,
-        &mut g_fast,
-        &mut ws_fast,
-        batch,
-        None,
-    );
-    let loss_slow = forward_backward::<_, Reference, Xoshiro256PlusPlus, B>(
-        &*slow,
-        &mut g_slow,
-        &mut ws_slow,
-        batch,
-        None,
-    );
+    let loss_fast = forward_backward::<K, _, B>(&*fast, &mut g_fast, &mut ws_fast, batch, None);
+    let loss_slow =
+        forward_backward::<Reference, _, B>(&*slow, &mut g_slow, &mut ws_slow, batch, None);
     assert!(
         (loss_fast - loss_slow).abs() <= 1e-5 * loss_slow.abs(),
         "batch {batch}: loss {loss_fast} vs {loss_slow}"
@@ -150,11 +140,8 @@ fn train_100_steps(seed: u64) -> Box<MnistMlp> {
         let batch = if step % 10 == 9 { 17 } else { B };
         let (rows, labels) = random_batch(&mut r, batch, 784, 10);
         load::<MnistMlp, Simd, B>(&mut ws, &rows, &labels);
-        let mut dropout = Dropout {
-            p: 0.1,
-            rng: &mut dropout_rng,
-        };
-        train_step::<MnistMlp, Simd, _, _, B>(
+        let mut dropout = Dropout::new(0.1, &mut dropout_rng).unwrap();
+        train_step::<Simd, MnistMlp, _, B>(
             &mut net,
             &mut grads,
             &mut *adam,
@@ -187,7 +174,7 @@ fn single_sample_inference_matches_the_batch_pass() {
     let (rows, labels) = random_batch(&mut r, batch, 784, 10);
     let mut ws = <MnistMlp as Network>::Workspace::<B>::zeroed_box();
     load::<MnistMlp, Simd, B>(&mut ws, &rows, &labels);
-    net.forward::<Simd, Xoshiro256PlusPlus, B>(&mut ws, batch, None);
+    net.forward::<Simd, B>(&mut ws, batch, None);
     // The same parameters seen through a zero-copy view of separate slices.
     let tensors: Vec<&[f32]> = (0..MnistMlp::TENSORS).map(|i| net.tensor(i)).collect();
     let view = MnistMlp::view_from_tensors(&tensors).expect("tensor lengths fit");
@@ -279,9 +266,7 @@ fn fit<N: Network, O: Optimizer<N>, const B: usize>(
                 &labels[start..start + batch],
             );
             total += batch as f32
-                * train_step::<N, Simd, O, Xoshiro256PlusPlus, B>(
-                    net, &mut grads, opt, &mut ws, batch, lr, None,
-                );
+                * train_step::<Simd, N, O, B>(net, &mut grads, opt, &mut ws, batch, lr, None);
         }
         let mean = total / n as f32;
         if epoch == 0 {

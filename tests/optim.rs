@@ -7,7 +7,8 @@
 mod common;
 
 use common::*;
-use constnet::kernels::{AdamStep, AdamUpdate, SgdStep, SgdUpdate};
+use constnet::Params;
+use constnet::kernels::{AdamStep, Rule, SgdStep, Update};
 use constnet::{
     Adam, AdamConfig, Backend, Network, Optimizer, Reference, Schedule, Sgd, SgdConfig, Simd,
 };
@@ -26,22 +27,25 @@ fn reference_updates_follow_the_textbook() {
 
 /// One Adam update of `p` on backend `K`.
 fn adam<K: Backend>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
-    K::run(AdamUpdate {
+    let rule = Rule::Adam(*step);
+    K::run(Update {
+        rule: &rule,
         params: p,
         grads: g,
-        m,
-        v,
-        step,
+        first: m,
+        second: v,
     });
 }
 
 /// One SGD update of `p` on backend `K`.
 fn sgd<K: Backend>(p: &mut [f32], g: &[f32], velocity: &mut [f32], step: &SgdStep) {
-    K::run(SgdUpdate {
+    let rule = Rule::Sgd(*step);
+    K::run(Update {
+        rule: &rule,
         params: p,
         grads: g,
-        velocity,
-        step,
+        first: velocity,
+        second: &mut [],
     });
 }
 

@@ -32,7 +32,7 @@ fn train(mnist: &Mnist, threads: usize, epochs: u32, dropout: f32) -> (Run<Mnist
         epochs,
         ..Config::default()
     };
-    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    let mut run = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
     let mut losses = Losses(Vec::new());
     for _ in 0..epochs {
         run.train_epoch(&mnist.train, &mut losses, |_| Ok(()))
@@ -42,7 +42,7 @@ fn train(mnist: &Mnist, threads: usize, epochs: u32, dropout: f32) -> (Run<Mnist
 }
 
 fn bits(run: &Run<MnistMlp>) -> Vec<u32> {
-    param_bits(&*run.net())
+    param_bits(run.net())
 }
 
 #[test]
@@ -62,7 +62,8 @@ fn each_thread_count_is_reproducible_to_the_bit() {
 fn more_threads_train_the_same_up_to_rounding() {
     let (_tmp, mnist) = synthetic("same", 640);
     // Without dropout (whose streams are per thread), two threads compute the same gradients
-    // as one up to the order of summation.
+    // as one: the sums over the batch run over the samples in the same order whatever the
+    // split, and shards of 32 are whole vectors, so even the rounding is the same.
     let (one, l1) = train(&mnist, 1, 1, 0.0);
     let (two, l2) = train(&mnist, 2, 1, 0.0);
     assert!(
@@ -89,8 +90,8 @@ fn more_threads_train_the_same_up_to_rounding() {
         norm.sqrt()
     );
     assert!(
-        bits(&one) != bits(&two),
-        "two threads should differ from one in rounding"
+        bits(&one) == bits(&two),
+        "two threads should give the bits of one (shards of 32 are whole vectors)"
     );
 }
 
@@ -101,12 +102,12 @@ fn two_threads_learn_the_real_data() {
         threads: 2,
         ..Config::default()
     };
-    let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+    let mut run = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
     run.train_epoch(&mnist.train, &mut Losses(Vec::new()), |_| Ok(()))
         .unwrap();
     let mut ws = <MnistMlp as Network>::Workspace::<64>::zeroed_box();
     let accuracy =
-        constnet::train::evaluate(constnet::Network::view(&*run.net()), &mnist.test, &mut ws)
+        constnet::train::evaluate(constnet::Network::view(run.net()), &mnist.test, &mut ws)
             .accuracy();
     assert!(
         accuracy > 0.95,

@@ -1,7 +1,9 @@
 //! The no_std embedding case: parameters, optimizer state and workspace built as constants
 //! (what a `static` in flash or .bss holds), with no heap and no `alloc` API involved.
 
-use constnet::{Adam, AdamConfig, MnistMlp, Network, NetworkView, Simd, Workspace, train_step};
+use constnet::{
+    Adam, AdamConfig, MnistMlp, Network, NetworkView, Params, Simd, Workspace, train_step,
+};
 use std::sync::Mutex;
 
 constnet::network! {
@@ -38,7 +40,7 @@ fn a_network_trains_and_infers_from_static_storage() {
     for step in 0..50 {
         constnet::set_input::<_, Simd>(&mut state.ws, &rows, 2);
         state.ws.labels_mut(2).copy_from_slice(&[2, 0]);
-        last = train_step::<Small, Simd, _, constnet::Rng, 4>(
+        last = train_step::<Simd, Small, _, 4>(
             &mut state.net,
             &mut state.grads,
             &mut state.adam,

@@ -4,6 +4,7 @@
 mod common;
 
 use common::alloc_counter::{Counting, SERIAL, count, count_all_threads};
+use constnet::Params;
 use constnet::{
     Adam, AdamConfig, Dropout, Init, MnistMlp, Network, NetworkView, Simd, Workspace, set_input,
     train_step,
@@ -32,11 +33,8 @@ fn training_and_inference_allocate_nothing() {
             let batch = if step % 4 == 3 { 32 } else { B };
             set_input::<_, Simd>(&mut *ws, &rows[..batch * 784], batch);
             ws.labels_mut(batch).copy_from_slice(&labels[..batch]);
-            let mut dropout = Dropout {
-                p: 0.2,
-                rng: &mut dropout_rng,
-            };
-            *loss = train_step::<MnistMlp, Simd, _, _, B>(
+            let mut dropout = Dropout::new(0.2, &mut dropout_rng).unwrap();
+            *loss = train_step::<Simd, MnistMlp, _, B>(
                 &mut net,
                 &mut grads,
                 &mut *adam,
@@ -57,7 +55,7 @@ fn training_and_inference_allocate_nothing() {
             let x = &rows[(i % B) * 784..][..784];
             view.forward_one::<Simd>(x, &mut logits);
             if i % 100 == 0 {
-                net.forward::<Simd, constnet::Rng, B>(&mut ws, B, None);
+                net.forward::<Simd, B>(&mut ws, B, None);
             }
         }
     });
@@ -84,7 +82,7 @@ fn a_whole_epoch_with_batch_assembly_allocates_nothing_on_any_thread() {
             threads,
             ..Config::default()
         };
-        let mut run = Run::<MnistMlp>::new(config, mnist.train.count);
+        let mut run = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
         // Count on every thread: the workers load and train their shards too.
         let (result, allocations) = count_all_threads(|| {
             run.train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
@@ -96,7 +94,7 @@ fn a_whole_epoch_with_batch_assembly_allocates_nothing_on_any_thread() {
             "an epoch on {threads} thread(s) (shuffle, 938 batch loads, steps) allocated"
         );
         assert!(loss.is_finite() && loss < 1.0, "epoch loss {loss}");
-        assert_eq!(run.step, 938);
+        assert_eq!(run.steps, 938);
     }
 }
 

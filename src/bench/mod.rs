@@ -16,10 +16,11 @@
 use std::prelude::rust_2024::*;
 
 use crate::data::Split;
-use crate::data::batch::fill_batch;
 use crate::kernels::{self, Backend, FmaPeak, Isa, Simd, SoftmaxXent, Stream, Transpose};
-use crate::model::{Network, NetworkView, Workspace, train_step};
+use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
 use crate::optim::{Adam, AdamConfig, Optimizer};
+use crate::params::Params;
+use crate::step::train_step;
 use crate::train::{self, BATCH, Config, Report, Run};
 use crate::{AlignedVec, Init, MnistMlp};
 use std::fmt::Write as _;
@@ -162,14 +163,14 @@ fn path_figures<K: Backend>(isa: Isa, budget: Duration, train_split: &Split) -> 
     let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
     let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
     let indices: Vec<u32> = (0..BATCH as u32).collect();
-    fill_batch::<_, K>(
+    load_u8_batch::<_, K>(
         &mut *ws,
         train_split.pixels(),
         train_split.labels(),
         &indices,
     );
     let step = measure(budget, || {
-        black_box(train_step::<MnistMlp, K, _, crate::Rng, BATCH>(
+        black_box(train_step::<K, MnistMlp, _, BATCH>(
             &mut net, &mut grads, &mut *adam, &mut ws, BATCH, 1e-4, None,
         ));
     });
@@ -314,6 +315,7 @@ pub fn run(
                 logits: black_box(&logits),
                 labels: &labels,
                 dlogits: &mut dlogits,
+                whole_batch: b,
             }));
         }),
     ));
@@ -369,7 +371,7 @@ pub fn run(
         (
             "batch assembly (u8 → f32, both layouts)".into(),
             measure(budget, || {
-                fill_batch::<_, Simd>(
+                load_u8_batch::<_, Simd>(
                     &mut *ws,
                     train_split.pixels(),
                     train_split.labels(),
@@ -383,14 +385,14 @@ pub fn run(
     let step = {
         let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
         let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
-        fill_batch::<_, Simd>(
+        load_u8_batch::<_, Simd>(
             &mut *ws,
             train_split.pixels(),
             train_split.labels(),
             &indices,
         );
         measure(budget, || {
-            black_box(train_step::<MnistMlp, Simd, _, crate::Rng, BATCH>(
+            black_box(train_step::<Simd, MnistMlp, _, BATCH>(
                 &mut net, &mut grads, &mut *adam, &mut ws, b, 1e-4, None,
             ));
         })
@@ -405,7 +407,8 @@ pub fn run(
                 ..Config::default()
             },
             train_split.count,
-        );
+        )
+        .expect("the reference recipe");
         let start = Instant::now();
         while epochs.len() < 3 || (start.elapsed() < budget * 4 && epochs.len() < 10) {
             let (_, seconds) = run

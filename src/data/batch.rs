@@ -1,11 +1,8 @@
-//! Batches: the epoch's order of samples, and u8 pixels turned into a network's f32 input.
+//! Randomness derived from a seed, and the epoch's order of samples.
 //!
-//! Nothing here allocates: the order is a caller-owned slice reshuffled in place, and pixels go
-//! straight from the (memory-mapped) file bytes into the workspace's input buffers.
+//! Nothing here allocates: the order is a caller-owned slice reshuffled in place.
 #![forbid(unsafe_code)]
 
-use crate::kernels::{Backend, LoadU8Batch};
-use crate::model::Workspace;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
@@ -45,36 +42,5 @@ pub fn shuffle(order: &mut [u32], seed: u64, epoch: u64) {
         // 64-bit draws make the modulo bias below 2^-40 for any dataset that fits in u32.
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
-    }
-}
-
-/// Loads the samples at `indices` into the workspace: pixels (`pixels` holds images of
-/// `W::INPUT` bytes each) scaled by 1/255 into both input layouts, labels copied.
-///
-/// # Panics
-/// If an index is out of range or there are more indices than the workspace's batch.
-pub fn fill_batch<W: Workspace, K: Backend>(
-    ws: &mut W,
-    pixels: &[u8],
-    labels: &[u8],
-    indices: &[u32],
-) {
-    let batch = indices.len();
-    assert!(
-        batch <= W::BATCH,
-        "fill_batch: {batch} samples exceed the workspace's batch of {}",
-        W::BATCH
-    );
-    let (features, rows) = ws.input_mut(batch);
-    let image = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
-    K::run(LoadU8Batch {
-        features: W::INPUT,
-        batch,
-        images: image,
-        rows,
-        cols: features,
-    });
-    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
-        *l = u32::from(labels[i as usize]);
     }
 }

@@ -1,7 +1,7 @@
 //! Data: the IDX format of MNIST, finding and mapping its files, and batches.
 //!
 //! - [`idx`]: parsing IDX bytes (no_std).
-//! - [`batch`]: sample order and u8 → f32 batches (no_std).
+//! - [`batch`]: randomness derived from a seed, and the order of samples (no_std).
 //! - [`mnist`] (std): the four MNIST files in a directory, raw or `.gz`, memory-mapped.
 //!
 //! `mmap.rs` holds the crate's one expected `unsafe` (mapping a file); every other file here
@@ -14,7 +14,7 @@ mod mmap;
 #[cfg(feature = "std")]
 pub mod mnist;
 
-pub use batch::{derived_rng, fill_batch, shuffle};
+pub use batch::{derived_rng, shuffle};
 pub use idx::{IdxError, Images, check_pair, parse_images, parse_labels};
 #[cfg(feature = "std")]
 pub use mmap::Bytes;

@@ -77,6 +77,13 @@ mod std_errors {
             /// The file's dtype.
             found: String,
         },
+        /// The header (names, shapes, offsets, metadata) does not match its recorded checksum.
+        HeaderChecksum {
+            /// CRC-32 recorded in the header.
+            expected: u32,
+            /// CRC-32 of the header.
+            found: u32,
+        },
         /// The data does not match the recorded checksum.
         Checksum {
             /// CRC-32 recorded in the header.
@@ -123,6 +130,10 @@ mod std_errors {
                 Problem::Dtype { name, found } => {
                     write!(f, "tensor {name:?} is {found}, the network needs F32")
                 }
+                Problem::HeaderChecksum { expected, found } => write!(
+                    f,
+                    "header checksum mismatch (recorded {expected:08x}, header {found:08x}): the file is corrupted"
+                ),
                 Problem::Checksum { expected, found } => write!(
                     f,
                     "checksum mismatch (recorded {expected:08x}, data {found:08x}): the file is corrupted"

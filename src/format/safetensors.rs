@@ -1,14 +1,15 @@
 //! Model files in the safetensors format, readable by PyTorch's `load_state_dict`.
 //!
 //! Tensor names and shapes are the network's (for the reference network exactly the PyTorch
-//! model's `state_dict`: `fc1.weight` [256, 784], `fc1.bias` [256], …), f32 little-endian. The
+//! model's `state_dict`: `fc1.weight` \[256, 784\], `fc1.bias` \[256\], …), f32 little-endian. The
 //! `safetensors` crate writes and parses the format; on top of it this module
 //!
 //! - pads the JSON header with spaces so the data starts on a 64-byte boundary (the format
 //!   allows trailing whitespace; the crate alone aligns to 8), with its keys sorted so the same
 //!   model always gives the same bytes,
-//! - records a CRC-32 of the data section in `__metadata__` under [`CHECKSUM_KEY`] and
-//!   verifies it on load (files without it, such as PyTorch's, load unverified),
+//! - records a CRC-32 of the data section in `__metadata__` under [`CHECKSUM_KEY`], and one of
+//!   the header itself (names, shapes, offsets, metadata) under [`HEADER_CHECKSUM_KEY`], and
+//!   verifies both on load (files without them, such as PyTorch's, load unverified),
 //! - writes atomically, and checks names, shapes and dtypes against the network on load,
 //!   reporting the first mismatch.
 
@@ -23,18 +24,23 @@ use std::prelude::rust_2024::*;
 
 /// The `__metadata__` key holding the CRC-32 of the data section, as 8 hex digits.
 pub const CHECKSUM_KEY: &str = "constnet.crc32";
+/// The `__metadata__` key holding the CRC-32 of the header's canonical JSON without this key.
+pub const HEADER_CHECKSUM_KEY: &str = "constnet.header_crc32";
 const DATA_ALIGN: usize = 64;
 
 /// One tensor to write: name, shape, values.
-pub(crate) struct Entry<'a> {
+pub struct Entry<'a> {
+    /// Its name in the file.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// Its values (f32).
     pub values: &'a [f32],
 }
 
 /// Serialises tensors and metadata (the checksum is added here) into file bytes whose data
 /// section starts on a 64-byte boundary.
-pub(crate) fn encode(
+pub fn encode(
     entries: &[Entry<'_>],
     mut metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, Problem> {
@@ -61,16 +67,30 @@ pub(crate) fn encode(
     let crc = crc32fast::hash(&first[data_start(&first)?..]);
     metadata.insert(CHECKSUM_KEY.into(), format!("{crc:08x}"));
     let file = safetensors::serialize(views()?, Some(metadata)).map_err(parse_problem)?;
-    canonical(&file)
+    let header: serde_json::Value = serde_json::from_slice(&file[8..data_start(&file)?])
+        .map_err(|e| Problem::Parse(e.to_string()))?;
+    let header_crc = header_checksum(header)?;
+    metadata_insert(&file, HEADER_CHECKSUM_KEY, &format!("{header_crc:08x}"))
 }
 
-/// Rewrites the header the crate produced with its JSON keys sorted (the crate serialises the
-/// metadata `HashMap` in a per-process random order) and pads it with spaces so the data
-/// section starts at a multiple of 64 bytes. The data section is copied unchanged.
-fn canonical(file: &[u8]) -> Result<Vec<u8>, Problem> {
+/// The CRC-32 of a header's compact JSON (keys sorted) without [`HEADER_CHECKSUM_KEY`].
+fn header_checksum(mut header: serde_json::Value) -> Result<u32, Problem> {
+    if let Some(meta) = header
+        .get_mut("__metadata__")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        meta.remove(HEADER_CHECKSUM_KEY);
+    }
+    let json = serde_json::to_vec(&header).map_err(|e| Problem::Parse(e.to_string()))?;
+    Ok(crc32fast::hash(&json))
+}
+
+/// The file with `key = value` added to its header's metadata, in canonical form.
+fn metadata_insert(file: &[u8], key: &str, value: &str) -> Result<Vec<u8>, Problem> {
     let start = data_start(file)?;
-    let header: serde_json::Value =
+    let mut header: serde_json::Value =
         serde_json::from_slice(&file[8..start]).map_err(|e| Problem::Parse(e.to_string()))?;
+    header["__metadata__"][key] = serde_json::Value::String(value.into());
     let mut json = serde_json::to_vec(&header).map_err(|e| Problem::Parse(e.to_string()))?;
     json.resize((8 + json.len()).next_multiple_of(DATA_ALIGN) - 8, b' ');
     let mut out = Vec::with_capacity(8 + json.len() + file.len() - start);
@@ -90,19 +110,31 @@ fn parse_problem(e: safetensors::SafeTensorError) -> Problem {
     Problem::Parse(e.to_string())
 }
 
-/// A parsed file whose checksum (if recorded) has been verified.
-pub(crate) struct Decoded<'a> {
+/// A parsed file whose checksums (if recorded) have been verified.
+pub struct Decoded<'a> {
+    /// The tensors.
     pub tensors: SafeTensors<'a>,
+    /// `__metadata__`.
     pub metadata: HashMap<String, String>,
     /// Whether the file carried a checksum (and it matched).
     pub verified: bool,
 }
 
 /// Parses and verifies file bytes.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
     let tensors = SafeTensors::deserialize(bytes).map_err(parse_problem)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(parse_problem)?;
     let metadata = header.metadata().clone().unwrap_or_default();
+    if let Some(recorded) = metadata.get(HEADER_CHECKSUM_KEY) {
+        let expected = u32::from_str_radix(recorded, 16)
+            .map_err(|_| Problem::Parse(format!("header checksum {recorded:?} is not hex")))?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes[8..data_start(bytes)?])
+            .map_err(|e| Problem::Parse(e.to_string()))?;
+        let found = header_checksum(json)?;
+        if expected != found {
+            return Err(Problem::HeaderChecksum { expected, found });
+        }
+    }
     let verified = match metadata.get(CHECKSUM_KEY) {
         None => false,
         Some(recorded) => {
@@ -123,7 +155,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
 }
 
 /// The tensor `name` with `shape`, as little-endian f32 bytes.
-pub(crate) fn tensor_bytes<'a>(
+pub fn tensor_bytes<'a>(
     decoded: &Decoded<'a>,
     name: &str,
     shape: &[usize],
@@ -166,7 +198,7 @@ fn check_tensors<N: Network>(decoded: &Decoded<'_>) -> Result<(), Problem> {
 }
 
 /// Copies little-endian f32 bytes into `out`.
-pub(crate) fn copy_f32(bytes: &[u8], out: &mut [f32]) {
+pub fn copy_f32(bytes: &[u8], out: &mut [f32]) {
     for (x, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
         *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }

@@ -11,10 +11,14 @@
 #![forbid(unsafe_code)]
 
 use super::Mode;
-use super::gemm::{AOperand, Epilogue, StoreC, drive};
-use super::ops::{DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims};
+use super::gemm::{AOperand, Epilogue, Part, StoreC, drive};
+use super::ops::{
+    DenseBackwardInput, DenseBackwardWeights, DenseForward, Dims, GradientSink, MAX_SHARDS,
+    ParamsAndState, Shard, WeightGradients,
+};
 use super::simd::Vector;
 use super::tile::{NV, load_row, store_row};
+use super::update::{AdamLanes, Lanes, Rule, SgdLanes, for_each_chunk};
 use super::{Activation, InputGrad};
 
 /// `y = act(W·x + bias)` (see [`DenseForward`]).
@@ -35,7 +39,16 @@ pub(crate) fn forward<V: Vector>(op: DenseForward<'_>) {
         batch,
         act,
     };
-    drive::<V>(out, batch, inp, AOperand::Rows(w), x, epilogue);
+    drive::<V>(
+        out,
+        batch,
+        &[Part {
+            a: AOperand::Rows(w),
+            b: x,
+            k: inp,
+        }],
+        epilogue,
+    );
 }
 
 /// Adds the bias of the row and applies the activation, then stores.
@@ -70,7 +83,11 @@ pub(crate) fn backward_input<V: Vector>(op: DenseBackwardInput<'_>) {
         dx,
     } = op;
     let Dims { out, inp, batch } = dims;
-    let a = AOperand::Cols(w);
+    let parts = [Part {
+        a: AOperand::Cols(w),
+        b: dz,
+        k: out,
+    }];
     match grad {
         InputGrad::Linear => {
             let epilogue = StoreC {
@@ -78,7 +95,7 @@ pub(crate) fn backward_input<V: Vector>(op: DenseBackwardInput<'_>) {
                 n: batch,
                 mode: Mode::Overwrite,
             };
-            drive::<V>(inp, batch, out, a, dz, epilogue);
+            drive::<V>(inp, batch, &parts, epilogue);
         }
         InputGrad::Relu { x, scale } => {
             let epilogue = ReluMask {
@@ -87,7 +104,7 @@ pub(crate) fn backward_input<V: Vector>(op: DenseBackwardInput<'_>) {
                 batch,
                 scale,
             };
-            drive::<V>(inp, batch, out, a, dz, epilogue);
+            drive::<V>(inp, batch, &parts, epilogue);
         }
     }
 }
@@ -113,10 +130,8 @@ impl<V: Vector> Epilogue<V> for ReluMask<'_> {
     }
 }
 
-/// `dw (mode)= dz·x_rows`, `db (mode)= row sums of dz` (see [`DenseBackwardWeights`]).
-///
-/// The bias sums run first: dz is small (OUT×B) and the product reads it right after, so the
-/// extra pass costs no memory traffic and leaves dz warm in L1.
+/// `dw (mode)= dz·x_rows`, `db (mode)= row sums of dz` (see [`DenseBackwardWeights`]): the
+/// weight gradients of one shard, stored.
 #[inline(always)]
 pub(crate) fn backward_weights<V: Vector>(op: DenseBackwardWeights<'_>) {
     let DenseBackwardWeights {
@@ -128,32 +143,211 @@ pub(crate) fn backward_weights<V: Vector>(op: DenseBackwardWeights<'_>) {
         mode,
     } = op;
     let Dims { out, inp, batch } = dims;
-    if batch > 0 {
-        for (row, d) in dz.chunks_exact(batch).zip(db.iter_mut()) {
-            let sum = row_sum::<V>(row);
-            match mode {
-                Mode::Overwrite => *d = sum,
-                Mode::Accumulate => *d += sum,
-            }
-        }
-    } else if mode == Mode::Overwrite {
-        db.fill(0.0);
-    }
-    let epilogue = StoreC {
-        c: dw,
-        n: inp,
-        mode,
-    };
-    drive::<V>(out, inp, batch, AOperand::Rows(dz), x_rows, epilogue);
+    let shards = [Shard { dz, x_rows, batch }];
+    let sink = GradientSink::Store { dw, db, mode };
+    weight_gradients::<V>(WeightGradients {
+        out,
+        inp,
+        shards: &shards,
+        sink,
+    });
 }
 
-/// Sum of a slice, a vector of lanes at a time.
+/// Weight and bias gradients summed over shards, stored or applied (see
+/// [`WeightGradients`]).
+///
+/// The bias sums run first: dz is small (OUT×B) and the product reads it right after, so the
+/// extra pass costs no memory traffic and leaves dz warm in L1.
 #[inline(always)]
-pub(crate) fn row_sum<V: Vector>(row: &[f32]) -> f32 {
-    let mut chunks = row.chunks_exact(V::LANES);
-    let mut acc = V::zero();
-    for v in &mut chunks {
-        acc = acc + V::load(v);
+pub(crate) fn weight_gradients<V: Vector>(op: WeightGradients<'_>) -> bool {
+    let WeightGradients {
+        out,
+        inp,
+        shards,
+        sink,
+    } = op;
+    let empty = Part {
+        a: AOperand::Rows(&[]),
+        b: &[],
+        k: 0,
+    };
+    let mut parts = [empty; MAX_SHARDS];
+    for (part, s) in parts.iter_mut().zip(shards) {
+        *part = Part {
+            a: AOperand::Rows(s.dz),
+            b: s.x_rows,
+            k: s.batch,
+        };
     }
-    acc.reduce_add() + chunks.remainder().iter().sum::<f32>()
+    let parts = &parts[..shards.len()];
+    match sink {
+        GradientSink::Store { dw, db, mode } => {
+            for (o, d) in db.iter_mut().enumerate() {
+                let sum = bias_gradient::<V>(shards, o);
+                match mode {
+                    Mode::Overwrite => *d = sum,
+                    Mode::Accumulate => *d += sum,
+                }
+            }
+            drive::<V>(
+                out,
+                inp,
+                parts,
+                StoreC {
+                    c: dw,
+                    n: inp,
+                    mode,
+                },
+            );
+            true
+        }
+        GradientSink::Apply {
+            rule: Rule::Adam(s),
+            w,
+            b,
+        } => {
+            let lanes = AdamLanes::<V>::new(s);
+            apply_bias::<V>(shards, b, &lanes) & apply_weights::<V>(out, inp, parts, w, lanes)
+        }
+        GradientSink::Apply {
+            rule: Rule::Sgd(s),
+            w,
+            b,
+        } => {
+            let lanes = SgdLanes::<V>::new(s);
+            apply_bias::<V>(shards, b, &lanes) & apply_weights::<V>(out, inp, parts, w, lanes)
+        }
+    }
+}
+
+/// `Σ_s Σ_batch dz_s[o]`, a vector of lanes at a time in sample order (the same sums as one
+/// shard when the shards are multiples of LANES long).
+#[inline(always)]
+fn bias_gradient<V: Vector>(shards: &[Shard<'_>], o: usize) -> f32 {
+    let (mut acc, mut tail) = (V::zero(), 0.0);
+    for s in shards {
+        let mut chunks = s.dz[o * s.batch..][..s.batch].chunks_exact(V::LANES);
+        for v in &mut chunks {
+            acc = acc + V::load(v);
+        }
+        tail += chunks.remainder().iter().sum::<f32>();
+    }
+    acc.reduce_add() + tail
+}
+
+/// Rows of biases updated per pass (their gradients on the stack).
+const BIAS_CHUNK: usize = 64;
+
+/// The bias gradients, applied with `lanes` a chunk at a time.
+#[inline(always)]
+fn apply_bias<V: Vector>(
+    shards: &[Shard<'_>],
+    b: ParamsAndState<'_>,
+    lanes: &impl Lanes<V>,
+) -> bool {
+    let ParamsAndState {
+        params,
+        first,
+        second,
+    } = b;
+    let mut finite = true;
+    for o0 in (0..params.len()).step_by(BIAS_CHUNK) {
+        let rows = o0..params.len().min(o0 + BIAS_CHUNK);
+        let mut db = [0.0; BIAS_CHUNK];
+        for (d, o) in db.iter_mut().zip(rows.clone()) {
+            *d = bias_gradient::<V>(shards, o);
+        }
+        let part = |s: &mut [f32]| if s.is_empty() { 0..0 } else { rows.clone() };
+        let (r1, r2) = (part(first), part(second));
+        finite &= for_each_chunk(
+            &mut params[rows.clone()],
+            &db[..rows.len()],
+            &mut first[r1],
+            &mut second[r2],
+            Borrowed(lanes),
+        );
+    }
+    finite
+}
+
+/// The weight-gradient product with the update in its epilogue.
+#[inline(always)]
+fn apply_weights<V: Vector>(
+    out: usize,
+    inp: usize,
+    parts: &[Part<'_>],
+    w: ParamsAndState<'_>,
+    lanes: impl Lanes<V>,
+) -> bool {
+    let ParamsAndState {
+        params,
+        first,
+        second,
+    } = w;
+    let mut epilogue = Apply {
+        lanes,
+        params,
+        first,
+        second,
+        n: inp,
+        probe: V::zero(),
+    };
+    drive::<V>(out, inp, parts, &mut epilogue);
+    epilogue.probe.reduce_add() == 0.0
+}
+
+/// A reference to lanes, as lanes.
+struct Borrowed<'l, L>(&'l L);
+
+impl<V: Vector, L: Lanes<V>> Lanes<V> for Borrowed<'_, L> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, s1: V, s2: V) -> (V, V, V) {
+        self.0.apply(p, g, s1, s2)
+    }
+}
+
+/// A tile row of an optimizer state tensor, or zeros where the optimizer keeps none.
+#[inline(always)]
+fn state_row<V: Vector>(s: &[f32], at: usize, cols: usize) -> [V; NV] {
+    if s.is_empty() {
+        [V::zero(); NV]
+    } else {
+        load_row(&s[at..], cols)
+    }
+}
+
+/// Applies an optimizer's lanes to each tile row of the weight gradient: the parameters and
+/// their state are read and written once, the gradient never leaves the registers.
+struct Apply<'a, L, V> {
+    lanes: L,
+    params: &'a mut [f32],
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    n: usize,
+    /// `x·0` summed over gradients and updated parameters: NaN once one was not finite.
+    probe: V,
+}
+
+impl<V: Vector, L: Lanes<V>> Epilogue<V> for &mut Apply<'_, L, V> {
+    #[inline(always)]
+    fn row(&mut self, i: usize, j0: usize, cols: usize, g: [V; NV]) {
+        let at = i * self.n + j0;
+        let p: [V; NV] = load_row(&self.params[at..], cols);
+        let (s1, s2) = (
+            state_row::<V>(self.first, at, cols),
+            state_row::<V>(self.second, at, cols),
+        );
+        let (p0, a0, b0) = self.lanes.apply(p[0], g[0], s1[0], s2[0]);
+        let (p1, a1, b1) = self.lanes.apply(p[1], g[1], s1[1], s2[1]);
+        // Gradients and updated parameters must be finite: a step that overflows a parameter
+        // fails like one with a non-finite gradient.
+        self.probe = self.probe + (g[0] + g[1] + p0 + p1) * V::zero();
+        store_row(&mut self.params[at..], cols, [p0, p1]);
+        if !self.first.is_empty() {
+            store_row(&mut self.first[at..], cols, [a0, a1]);
+        }
+        if !self.second.is_empty() {
+            store_row(&mut self.second[at..], cols, [b0, b1]);
+        }
+    }
 }

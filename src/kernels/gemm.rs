@@ -61,17 +61,25 @@ impl<V: Vector> Epilogue<V> for StoreC<'_> {
     }
 }
 
-/// Computes `op(A)·B` tile by tile and hands each tile row to `epilogue`.
-///
-/// b is `[k][n]`; A's shape follows from `m`, `k` and the operand kind. The caller has checked
-/// the lengths.
+/// One stretch of the inner dimension k: A's and B's parts for `k` steps. A product over a
+/// batch split between threads is the sum over the threads' shards, in order: one part each.
+#[derive(Clone, Copy)]
+pub(crate) struct Part<'a> {
+    /// A's part: `[m][k]` rows or `[k][m]` columns.
+    pub a: AOperand<'a>,
+    /// B's part, `[k][n]`.
+    pub b: &'a [f32],
+    /// Steps in this part.
+    pub k: usize,
+}
+
+/// Computes `op(A)·B` tile by tile, summing over `parts` in order, and hands each tile row to
+/// `epilogue`. The caller has checked the lengths.
 #[inline(always)]
 pub(crate) fn drive<V: Vector>(
     m: usize,
     n: usize,
-    k: usize,
-    a: AOperand<'_>,
-    b: &[f32],
+    parts: &[Part<'_>],
     mut epilogue: impl Epilogue<V>,
 ) {
     // Short k (every weight and input gradient, the smaller forward products): copy each k×NR
@@ -82,40 +90,45 @@ pub(crate) fn drive<V: Vector>(
     // Only where a panel is read by several row blocks: for a few the copy costs more than
     // the conflicts.
     let reuse = m > 3 * V::MR;
+    let k: usize = parts.iter().map(|p| p.k).sum();
     match k {
-        0..=16 if reuse => drive_packed::<V, 16>(m, n, k, a, b, &mut epilogue),
-        17..=64 if reuse => drive_packed::<V, 64>(m, n, k, a, b, &mut epilogue),
-        65..=128 if reuse => drive_packed::<V, 128>(m, n, k, a, b, &mut epilogue),
-        129..=PACK_K if reuse => drive_packed::<V, PACK_K>(m, n, k, a, b, &mut epilogue),
+        0..=16 if reuse => drive_packed::<V, 16>(m, n, parts, &mut epilogue),
+        17..=64 if reuse => drive_packed::<V, 64>(m, n, parts, &mut epilogue),
+        65..=128 if reuse => drive_packed::<V, 128>(m, n, parts, &mut epilogue),
+        129..=PACK_K if reuse => drive_packed::<V, PACK_K>(m, n, parts, &mut epilogue),
         _ => {
             for j0 in (0..n).step_by(nr::<V>()) {
                 let cols = nr::<V>().min(n - j0);
-                row_blocks(m, n, k, a, b, None, j0, cols, &mut epilogue);
+                row_blocks(m, n, parts, None, j0, cols, &mut epilogue);
             }
         }
     }
 }
 
-/// [`drive`] with B packed panel by panel into a P×NR stack block (`k <= P`).
+/// [`drive`] with B packed panel by panel into a P×NR stack block (`Σk <= P`), the parts one
+/// after another.
 #[inline(always)]
 fn drive_packed<V: Vector, const P: usize>(
     m: usize,
     n: usize,
-    k: usize,
-    a: AOperand<'_>,
-    b: &[f32],
+    parts: &[Part<'_>],
     epilogue: &mut impl Epilogue<V>,
 ) {
     let nr = nr::<V>();
+    let k: usize = parts.iter().map(|p| p.k).sum();
     let mut packed = [[0.0f32; MAX_NR]; P];
     let packed = &mut packed.as_flattened_mut()[..k * nr];
     for j0 in (0..n).step_by(nr) {
         let cols = nr.min(n - j0);
-        for (dst, p) in packed.chunks_exact_mut(nr).zip(0..k) {
-            dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
-            dst[cols..].fill(0.0);
+        let mut rows = packed.chunks_exact_mut(nr);
+        for part in parts {
+            // The count first: zip advances its first iterator before it sees the second end.
+            for (p, dst) in (0..part.k).zip(&mut rows) {
+                dst[..cols].copy_from_slice(&part.b[p * n + j0..][..cols]);
+                dst[cols..].fill(0.0);
+            }
         }
-        row_blocks(m, n, k, a, b, Some(packed), j0, cols, epilogue);
+        row_blocks(m, n, parts, Some(packed), j0, cols, epilogue);
     }
 }
 
@@ -128,9 +141,7 @@ const PACK_K: usize = 256;
 fn row_blocks<V: Vector>(
     m: usize,
     n: usize,
-    k: usize,
-    a: AOperand<'_>,
-    b: &[f32],
+    parts: &[Part<'_>],
     panel: Option<&[f32]>,
     j0: usize,
     cols: usize,
@@ -142,7 +153,7 @@ fn row_blocks<V: Vector>(
         // fewer FMAs spent on rows that are never stored.
         macro_rules! block {
             ($r:literal) => {
-                block::<V, $r>(m, n, k, a, b, panel, i0, rows, j0, cols, epilogue)
+                block::<V, $r>(m, n, parts, panel, i0, rows, j0, cols, epilogue)
             };
         }
         match (V::MR, rows <= V::MR / 2) {
@@ -161,9 +172,7 @@ fn row_blocks<V: Vector>(
 fn block<V: Vector, const R: usize>(
     m: usize,
     n: usize,
-    k: usize,
-    a: AOperand<'_>,
-    b: &[f32],
+    parts: &[Part<'_>],
     panel: Option<&[f32]>,
     i0: usize,
     rows: usize,
@@ -173,21 +182,26 @@ fn block<V: Vector, const R: usize>(
 ) {
     let nr = nr::<V>();
     let mut acc = [[V::zero(); NV]; R];
-    if let Some(panel) = panel {
-        tile_over_a(a, m, k, i0, rows, 0, k, panel, nr, &mut acc);
-    } else if cols == nr && k > 0 {
-        tile_over_a(a, m, k, i0, rows, 0, k, &b[j0..], n, &mut acc);
-    } else {
-        // Zero padding makes the extra lanes of the tile exactly 0.
-        let mut chunk = [[0.0f32; MAX_NR]; KE];
-        let chunk = &mut chunk.as_flattened_mut()[..KE * nr];
-        for p0 in (0..k).step_by(KE) {
-            let kc = KE.min(k - p0);
-            for (dst, p) in chunk.chunks_exact_mut(nr).zip(p0..p0 + kc) {
-                dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
+    let mut at = 0;
+    for part in parts {
+        let (a, b, k) = (part.a, part.b, part.k);
+        if let Some(panel) = panel {
+            tile_over_a(a, m, k, i0, rows, 0, k, &panel[at * nr..], nr, &mut acc);
+        } else if cols == nr && k > 0 {
+            tile_over_a(a, m, k, i0, rows, 0, k, &b[j0..], n, &mut acc);
+        } else {
+            // Zero padding makes the extra lanes of the tile exactly 0.
+            let mut chunk = [[0.0f32; MAX_NR]; KE];
+            let chunk = &mut chunk.as_flattened_mut()[..KE * nr];
+            for p0 in (0..k).step_by(KE) {
+                let kc = KE.min(k - p0);
+                for (dst, p) in chunk.chunks_exact_mut(nr).zip(p0..p0 + kc) {
+                    dst[..cols].copy_from_slice(&b[p * n + j0..][..cols]);
+                }
+                tile_over_a(a, m, k, i0, rows, p0, kc, chunk, nr, &mut acc);
             }
-            tile_over_a(a, m, k, i0, rows, p0, kc, chunk, nr, &mut acc);
         }
+        at += k;
     }
     for (r, acc_row) in acc.into_iter().take(rows).enumerate() {
         epilogue.row(i0 + r, j0, cols, acc_row);
@@ -255,5 +269,5 @@ pub(crate) fn gemm<V: Vector>(g: Gemm<'_>) {
     } else {
         AOperand::Rows(a)
     };
-    drive::<V>(m, n, k, a, b, StoreC { c, n, mode });
+    drive::<V>(m, n, &[Part { a, b, k }], StoreC { c, n, mode });
 }

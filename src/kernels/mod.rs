@@ -8,11 +8,11 @@
 //! - **Activations are feature-major.** A batch of `B` samples with `F` features is `[F][B]`:
 //!   row `f` holds feature `f` of every sample. Then each product of a training step is a plain
 //!   `C = A·B` or `C = Aᵀ·B` whose inner loop is "broadcast one float of A, multiply a contiguous
-//!   vector of B" (see [`gemm`]), the batch (64) is the vector dimension everywhere, and the
+//!   vector of B" (see `gemm.rs`), the batch (64) is the vector dimension everywhere, and the
 //!   10-wide output layer costs no masked lanes. Weights are `[OUT][IN]`, PyTorch's
 //!   `nn.Linear.weight` order.
-//! - **Tiles.** The microkernel keeps an `MR × NR` block of `C` in registers: [`MR`] rows by
-//!   [`NR`] = two vectors of columns; 2·MR independent accumulators hide the FMA latency.
+//! - **Tiles.** The microkernel keeps an `MR × NR` block of `C` in registers: `MR` rows by
+//!   `NR` = two vectors of columns; 2·MR independent accumulators hide the FMA latency.
 //! - **Tails.** Sizes need not be multiples of anything. Rows past the end of `C` reuse the last
 //!   valid row of A and are never stored; columns past the end are read from a zero-padded copy
 //!   of B and never stored. There is one tile function; the edge only changes where it reads.
@@ -34,7 +34,7 @@
 //!   benchmarks compare them in one build.
 //!
 //! Each kernel is a struct of its operands and dimensions ([`ops`]): its shapes are checked
-//! once, in one place, then it runs on a [`Backend`]. [`reference`] holds the same kernels as
+//! once, in one place, then it runs on a [`Backend`]. [`mod@reference`] holds the same kernels as
 //! plain loops that define what they compute; tests compare every path with it on random
 //! shapes.
 //!
@@ -54,8 +54,9 @@ mod tile;
 mod update;
 
 pub use ops::{
-    AdamUpdate, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims,
-    FmaPeak, Gemm, Gemv, LoadU8Batch, SgdUpdate, SoftmaxXent, Stream, SumSquares, Transpose,
+    DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
+    Gemv, GradientSink, LoadU8Batch, MAX_SHARDS, ParamsAndState, Shard, SoftmaxXent, Stream,
+    SumSquares, Transpose, Update, WeightGradients,
 };
 #[cfg(feature = "std")]
 pub use simd::from_env;
@@ -67,7 +68,7 @@ pub use simd::x86::{Avx2, Avx512, Sse2};
 pub use simd::{
     Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
 };
-pub use update::{AdamStep, GRAD_FLUSH, STATE_FLUSH, SgdStep};
+pub use update::{AdamStep, GRAD_FLUSH, Rule, STATE_FLUSH, SgdStep};
 
 use simd::Path;
 
@@ -150,7 +151,7 @@ pub trait Backend {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Simd;
 
-/// The scalar kernels of [`reference`].
+/// The scalar kernels of [`mod@reference`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Reference;
 

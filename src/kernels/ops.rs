@@ -17,7 +17,7 @@
 
 use super::op::Op;
 use super::simd::Vector;
-use super::update::{AdamStep, SgdStep};
+use super::update::Rule;
 use super::{Activation, InputGrad, Mode, check_len, reference};
 use super::{dense, gemm, gemv, layout, peak, softmax, update};
 
@@ -189,6 +189,116 @@ impl Op for DenseBackwardWeights<'_> {
     }
 }
 
+/// The most shards a [`WeightGradients`] sums over (threads of a data-parallel step).
+pub const MAX_SHARDS: usize = 16;
+
+/// One shard of a batch, for [`WeightGradients`]: the layer's `dz [out][batch]` (its rows in
+/// question only) and its input `x_rows [batch][inp]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard<'a> {
+    /// Gradient at the pre-activation, `[out][batch]`.
+    pub dz: &'a [f32],
+    /// The layer's input, batch-major `[batch][inp]`.
+    pub x_rows: &'a [f32],
+    /// Samples in this shard.
+    pub batch: usize,
+}
+
+/// A slice of parameters and its optimizer state (the state may be empty where the rule keeps
+/// none; see [`Update`]).
+#[derive(Debug)]
+pub struct ParamsAndState<'a> {
+    /// Parameters, updated.
+    pub params: &'a mut [f32],
+    /// The first state tensor, updated.
+    pub first: &'a mut [f32],
+    /// The second state tensor, updated.
+    pub second: &'a mut [f32],
+}
+
+/// Where [`WeightGradients`] puts the gradients.
+#[derive(Debug)]
+pub enum GradientSink<'a> {
+    /// `dw (mode)= …`, `db (mode)= …`: dw `[out][inp]`, db `[out]`.
+    Store {
+        /// Weight gradient.
+        dw: &'a mut [f32],
+        /// Bias gradient.
+        db: &'a mut [f32],
+        /// Overwrite or accumulate.
+        mode: Mode,
+    },
+    /// Applies the optimizer's `rule` to the weights and biases (`[out][inp]`, `[out]`) and
+    /// their state straight from the registers: the gradients are never stored.
+    Apply {
+        /// The step's constants.
+        rule: &'a Rule,
+        /// Weights and their state.
+        w: ParamsAndState<'a>,
+        /// Biases and their state.
+        b: ParamsAndState<'a>,
+    },
+}
+
+/// A dense layer's weight and bias gradients for `out` of its rows, summed over the shards of
+/// a batch in order: `dw = Σ_s dz_s·x_rows_s`, `db = Σ_s Σ_batch dz_s`, stored or applied
+/// ([`GradientSink`]). Returns whether every gradient (and every updated parameter) was finite.
+///
+/// The sum runs over the samples in shard order, so splitting a batch into shards whose sizes
+/// are multiples of the vector width gives the same bits as one shard.
+#[derive(Debug)]
+pub struct WeightGradients<'a> {
+    /// Rows (output features) in question.
+    pub out: usize,
+    /// Input features.
+    pub inp: usize,
+    /// The batch's shards, at most [`MAX_SHARDS`].
+    pub shards: &'a [Shard<'a>],
+    /// Where the gradients go.
+    pub sink: GradientSink<'a>,
+}
+
+impl Op for WeightGradients<'_> {
+    type Output = bool;
+    fn check(&self) {
+        let (out, inp) = (self.out, self.inp);
+        assert!(
+            self.shards.len() <= MAX_SHARDS,
+            "weight_gradients: {} shards, at most {MAX_SHARDS}",
+            self.shards.len()
+        );
+        for s in self.shards {
+            check_len("weight_gradients", "dz", s.dz.len(), out, s.batch);
+            check_len("weight_gradients", "x_rows", s.x_rows.len(), s.batch, inp);
+        }
+        match &self.sink {
+            GradientSink::Store { dw, db, .. } => {
+                check_len("weight_gradients", "dw", dw.len(), out, inp);
+                check_len("weight_gradients", "db", db.len(), out, 1);
+            }
+            GradientSink::Apply { rule, w, b } => {
+                let (first, second) = rule.state_tensors();
+                for (name, p, n) in [("w", w, out * inp), ("b", b, out)] {
+                    check_len("weight_gradients", name, p.params.len(), n, 1);
+                    if first {
+                        check_len("weight_gradients", "first state", p.first.len(), n, 1);
+                    }
+                    if second {
+                        check_len("weight_gradients", "second state", p.second.len(), n, 1);
+                    }
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn simd<V: Vector>(self) -> bool {
+        dense::weight_gradients::<V>(self)
+    }
+    fn reference(self) -> bool {
+        reference::weight_gradients(self)
+    }
+}
+
 /// `y (mode)= A·x`. a `[m][k]`, x `[k]`, y `[m]`.
 #[derive(Debug)]
 pub struct Gemv<'a> {
@@ -339,7 +449,9 @@ impl<'a, F: Fn(usize) -> &'a [u8]> Op for LoadU8Batch<'a, F> {
 
 /// Mean softmax cross-entropy over a batch, and its gradient. logits `[classes][batch]`,
 /// labels `[batch]` (each `< classes`), dlogits `[classes][batch]`, overwritten with
-/// `(softmax − one_hot)/batch`. Returns the mean loss (0 for an empty batch).
+/// `(softmax − one_hot)/whole_batch`. Returns the mean loss over these `batch` samples (0 for
+/// an empty batch). `whole_batch` is `batch`, or the size of the whole batch when these
+/// samples are one thread's shard of it, so the shards' gradients add up to the batch's.
 ///
 /// # Panics
 /// On a label `>= classes`.
@@ -355,6 +467,8 @@ pub struct SoftmaxXent<'a> {
     pub labels: &'a [u32],
     /// The gradient, overwritten.
     pub dlogits: &'a mut [f32],
+    /// The number of samples the loss is the mean over (see above).
+    pub whole_batch: usize,
 }
 
 impl Op for SoftmaxXent<'_> {
@@ -368,6 +482,12 @@ impl Op for SoftmaxXent<'_> {
             self.batch,
         );
         check_len("softmax_xent", "labels", self.labels.len(), self.batch, 1);
+        assert!(
+            self.whole_batch >= self.batch,
+            "softmax_xent: a batch of {} samples is not part of one of {}",
+            self.batch,
+            self.whole_batch
+        );
         check_len(
             "softmax_xent",
             "dlogits",
@@ -392,69 +512,44 @@ impl Op for SoftmaxXent<'_> {
     }
 }
 
-/// Adam/AdamW update (see [`AdamStep`] for the formulas) of one slice of parameters; params,
-/// grads, m and v all hold the same number of floats. Returns whether every gradient was
-/// finite (the update is applied either way).
+/// One optimizer update of a slice of parameters by `rule` (see [`Rule`]): params, grads and
+/// each non-empty state slice hold the same number of floats (Adam: `first` = m, `second` = v;
+/// SGD: `first` = the momentum buffer, unused and may be empty without momentum). Returns
+/// whether every gradient and every updated parameter was finite (the update is applied either
+/// way).
 #[derive(Debug)]
-pub struct AdamUpdate<'a> {
+pub struct Update<'a> {
+    /// The step's constants.
+    pub rule: &'a Rule,
     /// Parameters, updated.
     pub params: &'a mut [f32],
     /// Their gradients.
     pub grads: &'a [f32],
-    /// First moments, updated.
-    pub m: &'a mut [f32],
-    /// Second moments, updated.
-    pub v: &'a mut [f32],
-    /// The step's constants.
-    pub step: &'a AdamStep,
+    /// The first state tensor, updated.
+    pub first: &'a mut [f32],
+    /// The second state tensor, updated.
+    pub second: &'a mut [f32],
 }
 
-impl Op for AdamUpdate<'_> {
+impl Op for Update<'_> {
     type Output = bool;
     fn check(&self) {
         let n = self.params.len();
-        check_len("adam_update", "grads", self.grads.len(), n, 1);
-        check_len("adam_update", "m", self.m.len(), n, 1);
-        check_len("adam_update", "v", self.v.len(), n, 1);
-    }
-    #[inline(always)]
-    fn simd<V: Vector>(self) -> bool {
-        update::adam::<V>(self)
-    }
-    fn reference(self) -> bool {
-        reference::adam_update(self)
-    }
-}
-
-/// SGD update (see [`SgdStep`] for the formulas); velocity is unused (and may be empty) when
-/// the momentum is 0. Returns whether every gradient was finite.
-#[derive(Debug)]
-pub struct SgdUpdate<'a> {
-    /// Parameters, updated.
-    pub params: &'a mut [f32],
-    /// Their gradients.
-    pub grads: &'a [f32],
-    /// The momentum buffer, updated.
-    pub velocity: &'a mut [f32],
-    /// The step's constants.
-    pub step: &'a SgdStep,
-}
-
-impl Op for SgdUpdate<'_> {
-    type Output = bool;
-    fn check(&self) {
-        let n = self.params.len();
-        check_len("sgd_update", "grads", self.grads.len(), n, 1);
-        if self.step.momentum != 0.0 {
-            check_len("sgd_update", "velocity", self.velocity.len(), n, 1);
+        check_len("update", "grads", self.grads.len(), n, 1);
+        let (first, second) = self.rule.state_tensors();
+        if first {
+            check_len("update", "first state", self.first.len(), n, 1);
+        }
+        if second {
+            check_len("update", "second state", self.second.len(), n, 1);
         }
     }
     #[inline(always)]
     fn simd<V: Vector>(self) -> bool {
-        update::sgd::<V>(self)
+        update::update::<V>(self)
     }
     fn reference(self) -> bool {
-        reference::sgd_update(self)
+        reference::update(self)
     }
 }
 

@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 
 use super::ops::{
-    AdamUpdate, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims,
-    FmaPeak, Gemm, Gemv, LoadU8Batch, SgdUpdate, SoftmaxXent, Transpose,
+    DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
+    Gemv, GradientSink, LoadU8Batch, ParamsAndState, SoftmaxXent, Transpose, Update,
+    WeightGradients,
 };
 use super::softmax::EXP_CUTOFF;
+use super::update::{AdamStep, Rule, SgdStep};
 use super::update::{GRAD_FLUSH, STATE_FLUSH};
 use super::{Activation, InputGrad, Mode};
 
@@ -132,6 +134,69 @@ pub fn dense_backward_weights(op: DenseBackwardWeights<'_>) {
     }
 }
 
+/// Weight and bias gradients summed over shards in order, stored or applied one element at a
+/// time by the optimizer's rule.
+pub fn weight_gradients(op: WeightGradients<'_>) -> bool {
+    let WeightGradients {
+        out,
+        inp,
+        shards,
+        sink,
+    } = op;
+    let dw = |o: usize, i: usize| {
+        let mut sum = 0.0;
+        for s in shards {
+            for j in 0..s.batch {
+                sum += s.dz[o * s.batch + j] * s.x_rows[j * inp + i];
+            }
+        }
+        sum
+    };
+    let db = |o: usize| {
+        let mut sum = 0.0;
+        for s in shards {
+            for j in 0..s.batch {
+                sum += s.dz[o * s.batch + j];
+            }
+        }
+        sum
+    };
+    match sink {
+        GradientSink::Store { dw: w, db: b, mode } => {
+            for o in 0..out {
+                for i in 0..inp {
+                    store(&mut w[o * inp + i], dw(o, i), mode);
+                }
+                store(&mut b[o], db(o), mode);
+            }
+            true
+        }
+        GradientSink::Apply { rule, mut w, mut b } => {
+            let mut finite = true;
+            for o in 0..out {
+                for i in 0..inp {
+                    finite &= update_one(rule, &mut w, o * inp + i, dw(o, i));
+                }
+                finite &= update_one(rule, &mut b, o, db(o));
+            }
+            finite
+        }
+    }
+}
+
+/// Applies `rule` to element `i` of `p` with gradient `g`.
+fn update_one(rule: &Rule, p: &mut ParamsAndState<'_>, i: usize, g: f32) -> bool {
+    let at = |s: &mut [f32]| if s.is_empty() { 0..0 } else { i..i + 1 };
+    let (r1, r2) = (at(p.first), at(p.second));
+    update(Update {
+        rule,
+        params: &mut p.params[i..i + 1],
+        grads: &[g],
+        first: &mut p.first[r1],
+        second: &mut p.second[r2],
+    })
+}
+
 /// `y (mode)= A·x`.
 pub fn gemv(op: Gemv<'_>) {
     let Gemv {
@@ -235,15 +300,24 @@ fn store(c: &mut f32, value: f32, mode: Mode) {
     }
 }
 
-/// Adam/AdamW update (see [`super::AdamStep`] for the formulas).
-pub fn adam_update(op: AdamUpdate<'_>) -> bool {
-    let AdamUpdate {
+/// One optimizer update (see [`Rule`]).
+pub fn update(op: Update<'_>) -> bool {
+    let Update {
+        rule,
         params,
         grads,
-        m,
-        v,
-        step: s,
+        first,
+        second,
     } = op;
+    match rule {
+        Rule::Adam(s) => adam(params, grads, first, second, s),
+        Rule::Sgd(s) => sgd(params, grads, first, s),
+    }
+    grads.iter().chain(params.iter()).all(|x| x.is_finite())
+}
+
+/// Adam/AdamW (see [`AdamStep`] for the formulas).
+fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
     for i in 0..params.len() {
         let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
@@ -258,17 +332,10 @@ pub fn adam_update(op: AdamUpdate<'_>) -> bool {
         let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
         params[i] -= s.step_size * (m[i] / denom);
     }
-    grads.iter().all(|g| g.is_finite())
 }
 
-/// SGD update (see [`super::SgdStep`] for the formulas).
-pub fn sgd_update(op: SgdUpdate<'_>) -> bool {
-    let SgdUpdate {
-        params,
-        grads,
-        velocity,
-        step: s,
-    } = op;
+/// SGD (see [`SgdStep`] for the formulas).
+fn sgd(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
     for i in 0..params.len() {
         let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
         if s.weight_decay != 0.0 {
@@ -291,7 +358,6 @@ pub fn sgd_update(op: SgdUpdate<'_>) -> bool {
         }
         params[i] -= s.lr * g;
     }
-    grads.iter().all(|g| g.is_finite())
 }
 
 /// `Σ x²`.
@@ -311,6 +377,7 @@ pub fn softmax_xent(op: SoftmaxXent<'_>) -> f32 {
         logits,
         labels,
         dlogits,
+        whole_batch,
     } = op;
     if batch == 0 {
         return 0.0;
@@ -336,7 +403,7 @@ pub fn softmax_xent(op: SoftmaxXent<'_>) -> f32 {
         total += max + libm::logf(sum) - z(label);
         for c in 0..classes {
             let target = if c == label { 1.0 } else { 0.0 };
-            dlogits[c * batch + j] = (e(c) / sum - target) / batch as f32;
+            dlogits[c * batch + j] = (e(c) / sum - target) / whole_batch as f32;
         }
     }
     total / batch as f32

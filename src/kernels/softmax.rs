@@ -6,7 +6,7 @@
 //! m    = max_c z[c][j]                       (stable log-sum-exp)
 //! s    = Σ_c exp(z[c][j] − m)
 //! loss = m + ln(s) − z[label_j][j]
-//! dz[c][j] = (exp(z[c][j] − m)/s − [c = label_j]) / B
+//! dz[c][j] = (exp(z[c][j] − m)/s − [c = label_j]) / B        (B: the whole batch's size)
 //! ```
 //!
 //! Feature-major logits put LANES samples side by side in one vector, so every step above runs
@@ -36,12 +36,13 @@ pub(crate) fn softmax_xent<V: Vector>(op: SoftmaxXent<'_>) -> f32 {
         logits,
         labels,
         dlogits,
+        whole_batch,
     } = op;
     if batch == 0 {
         return 0.0;
     }
     assert!(classes > 0, "softmax_xent: no classes");
-    let (lanes, cutoff, inv_batch) = (V::LANES, V::splat(EXP_CUTOFF), V::splat(batch as f32));
+    let (lanes, cutoff, divisor) = (V::LANES, V::splat(EXP_CUTOFF), V::splat(whole_batch as f32));
     let mut total = 0.0;
     for j0 in (0..batch).step_by(lanes) {
         let cols = lanes.min(batch - j0);
@@ -67,10 +68,10 @@ pub(crate) fn softmax_xent<V: Vector>(op: SoftmaxXent<'_>) -> f32 {
         for l in 0..cols {
             let label = labels[j0 + l] as usize * batch + j0 + l;
             total += maxes[l] + libm::logf(sums[l]) - logits[label];
-            at_label[l] = (dlogits[label] / sums[l] - 1.0) / batch as f32;
+            at_label[l] = (dlogits[label] / sums[l] - 1.0) / whole_batch as f32;
         }
         for c in 0..classes {
-            let grad = V::load_partial(&dlogits[at(c)]) / sum / inv_batch;
+            let grad = V::load_partial(&dlogits[at(c)]) / sum / divisor;
             grad.store_partial(&mut dlogits[at(c)]);
         }
         for (l, &g) in at_label.iter().enumerate().take(cols) {

@@ -14,7 +14,7 @@
 //! step is below 1e-9 of the learning rate.
 #![forbid(unsafe_code)]
 
-use super::ops::{AdamUpdate, SgdUpdate};
+use super::ops::Update;
 use super::simd::Vector;
 
 /// Gradients smaller in magnitude enter the updates as 0: then `(1 − β2)·g²` (≥ 1e-37) and
@@ -119,44 +119,52 @@ pub struct SgdStep {
     pub grad_scale: f32,
 }
 
-/// Adam/AdamW update (see [`AdamUpdate`]).
-#[inline(always)]
-pub(crate) fn adam<V: Vector>(op: AdamUpdate<'_>) -> bool {
-    let AdamUpdate {
-        params,
-        grads,
-        m,
-        v,
-        step,
-    } = op;
-    for_each_chunk(params, grads, m, v, AdamLanes::<V>::new(step))
+/// What one step of an optimizer does to each parameter: its constants for this step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// Adam or AdamW; state: m, v.
+    Adam(AdamStep),
+    /// SGD with optional momentum; state: the momentum buffer (none without momentum).
+    Sgd(SgdStep),
 }
 
-/// SGD update (see [`SgdUpdate`]).
+impl Rule {
+    /// Which of the two state tensors the rule uses.
+    pub fn state_tensors(&self) -> (bool, bool) {
+        match self {
+            Rule::Adam(_) => (true, true),
+            Rule::Sgd(s) => (s.momentum != 0.0, false),
+        }
+    }
+}
+
+/// One optimizer update (see [`Update`]).
 #[inline(always)]
-pub(crate) fn sgd<V: Vector>(op: SgdUpdate<'_>) -> bool {
-    let SgdUpdate {
+pub(crate) fn update<V: Vector>(op: Update<'_>) -> bool {
+    let Update {
+        rule,
         params,
         grads,
-        velocity,
-        step,
+        first,
+        second,
     } = op;
-    let lanes = SgdLanes::<V>::new(step);
-    if step.momentum == 0.0 {
-        for_each_chunk(params, grads, &mut [], &mut [], lanes)
-    } else {
-        for_each_chunk(params, grads, velocity, &mut [], lanes)
+    match rule {
+        Rule::Adam(step) => for_each_chunk(params, grads, first, second, AdamLanes::<V>::new(step)),
+        Rule::Sgd(step) if step.momentum == 0.0 => {
+            for_each_chunk(params, grads, &mut [], &mut [], SgdLanes::<V>::new(step))
+        }
+        Rule::Sgd(step) => for_each_chunk(params, grads, first, &mut [], SgdLanes::<V>::new(step)),
     }
 }
 
 /// An update of LANES parameters at once: `(p, g, s1, s2) → (p, s1, s2)`. A trait, not a
 /// closure, so it is always inlined into the kernel's entry point (see [`super::tile`]).
-trait Lanes<V> {
+pub(crate) trait Lanes<V> {
     fn apply(&self, p: V, g: V, s1: V, s2: V) -> (V, V, V);
 }
 
 /// One Adam step's constants, splatted.
-struct AdamLanes<V> {
+pub(crate) struct AdamLanes<V> {
     b1: V,
     b2: V,
     one_b1: V,
@@ -175,7 +183,7 @@ struct AdamLanes<V> {
 
 impl<V: Vector> AdamLanes<V> {
     #[inline(always)]
-    fn new(s: &AdamStep) -> Self {
+    pub(crate) fn new(s: &AdamStep) -> Self {
         Self {
             b1: V::splat(s.beta1),
             b2: V::splat(s.beta2),
@@ -214,7 +222,7 @@ impl<V: Vector> Lanes<V> for AdamLanes<V> {
 }
 
 /// One SGD step's constants, splatted.
-struct SgdLanes<V> {
+pub(crate) struct SgdLanes<V> {
     lr: V,
     mu: V,
     wd: V,
@@ -229,7 +237,7 @@ struct SgdLanes<V> {
 
 impl<V: Vector> SgdLanes<V> {
     #[inline(always)]
-    fn new(s: &SgdStep) -> Self {
+    pub(crate) fn new(s: &SgdStep) -> Self {
         Self {
             lr: V::splat(s.lr),
             mu: V::splat(s.momentum),
@@ -299,21 +307,22 @@ fn store_at<V: Vector>(s: &mut [f32], i: usize, v: V) {
 
 /// Runs `f.apply(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1`
 /// and `s2` may be empty (then they read as zero and are not written). The tail goes through
-/// zero-padded vectors. Returns whether every `g` was finite.
+/// zero-padded vectors. Returns whether every `g` and every updated `p` was finite.
 #[inline(always)]
-fn for_each_chunk<V: Vector>(
+pub(crate) fn for_each_chunk<V: Vector>(
     p: &mut [f32],
     g: &[f32],
     s1: &mut [f32],
     s2: &mut [f32],
     f: impl Lanes<V>,
 ) -> bool {
-    // `g·0` is 0 for every finite g and NaN for ±inf and NaN, and NaN sticks in the sum.
+    // `x·0` is 0 for every finite x and NaN for ±inf and NaN, and NaN sticks in the sum: it
+    // checks every gradient and every updated parameter.
     let mut probe = V::zero();
     for i in (0..p.len()).step_by(V::LANES) {
         let gv = load_at::<V>(g, i);
-        probe = probe + gv * V::zero();
         let (np, n1, n2) = f.apply(load_at(p, i), gv, load_at(s1, i), load_at(s2, i));
+        probe = probe + (gv + np) * V::zero();
         store_at(p, i, np);
         store_at(s1, i, n1);
         store_at(s2, i, n2);

@@ -1,8 +1,9 @@
 //! Adam and AdamW (`torch.optim.Adam` / `AdamW` semantics, bias-corrected).
+#![forbid(unsafe_code)]
 
-use super::{Optimizer, PartUpdate};
-use crate::kernels::{AdamStep, AdamUpdate, Backend};
-use crate::model::Network;
+use super::Optimizer;
+use crate::kernels::{AdamStep, Rule};
+use crate::params::Params;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Zeroable)]
@@ -50,23 +51,23 @@ impl Default for AdamConfig {
 /// Adam with its state: first and second moments, one per parameter, and the step count.
 #[derive(bytemuck::Zeroable)]
 #[repr(C)]
-pub struct Adam<N> {
+pub struct Adam<P> {
     /// Hyperparameters; may change between steps.
     pub config: AdamConfig,
     t: u64,
-    m: N,
-    v: N,
+    m: P,
+    v: P,
 }
 
-impl<N: Network> Adam<N> {
-    /// Fresh state. The value holds two copies of the network: use it to initialise a `static`
-    /// (no_std), or call [`Adam::new_boxed`] to build it on the heap.
+impl<P: Params> Adam<P> {
+    /// Fresh state. The value holds two copies of the parameter block: use it to initialise a
+    /// `static` (no_std), or call [`Adam::new_boxed`] to build it on the heap.
     pub const fn new(config: AdamConfig) -> Self {
         Self {
             config,
             t: 0,
-            m: N::ZEROED,
-            v: N::ZEROED,
+            m: P::ZEROED,
+            v: P::ZEROED,
         }
     }
 
@@ -79,62 +80,35 @@ impl<N: Network> Adam<N> {
     }
 
     /// The moments `(m, v)`.
-    pub fn moments(&self) -> (&N, &N) {
+    pub fn moments(&self) -> (&P, &P) {
         (&self.m, &self.v)
-    }
-
-    /// The moments and the step count, for restoring a checkpoint.
-    pub fn state_mut(&mut self) -> (&mut N, &mut N, &mut u64) {
-        (&mut self.m, &mut self.v, &mut self.t)
     }
 }
 
-impl<N: Network> Optimizer<N> for Adam<N> {
+impl<P: Params> Optimizer<P> for Adam<P> {
     fn clip_grad_norm(&self) -> f32 {
         self.config.clip_grad_norm
     }
 
-    fn begin_step(&mut self) {
-        self.t += 1;
+    fn rule(&self, t: u64, lr: f32, grad_scale: f32) -> Rule {
+        let c = self.config;
+        let step = AdamStep::new(lr, c.beta1, c.beta2, c.eps, c.weight_decay, c.decoupled, t);
+        Rule::Adam(AdamStep { grad_scale, ..step })
     }
 
-    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool {
-        let c = self.config;
-        let step = AdamStep {
-            grad_scale: update.grad_scale,
-            ..AdamStep::new(
-                update.lr,
-                c.beta1,
-                c.beta2,
-                c.eps,
-                c.weight_decay,
-                c.decoupled,
-                self.t,
-            )
-        };
-        let mut finite = true;
-        for i in 0..N::TENSORS {
-            let r = update.range(grads.tensor(i).len());
-            let (p, g) = (
-                &mut params.tensor_mut(i)[r.clone()],
-                &grads.tensor(i)[r.clone()],
-            );
-            let (m, v) = (
-                &mut self.m.tensor_mut(i)[r.clone()],
-                &mut self.v.tensor_mut(i)[r],
-            );
-            finite &= K::run(AdamUpdate {
-                params: p,
-                grads: g,
-                m,
-                v,
-                step: &step,
-            });
-        }
-        finite
+    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (self.m.flat_mut(), self.v.flat_mut())
+    }
+
+    fn state(&self) -> [(&'static str, &[f32]); 2] {
+        [("adam.m", self.m.flat()), ("adam.v", self.v.flat())]
     }
 
     fn steps_taken(&self) -> u64 {
         self.t
+    }
+
+    fn set_steps_taken(&mut self, t: u64) {
+        self.t = t;
     }
 }

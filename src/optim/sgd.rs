@@ -1,8 +1,9 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD` semantics, dampening 0).
+#![forbid(unsafe_code)]
 
-use super::{Optimizer, PartUpdate};
-use crate::kernels::{Backend, SgdStep, SgdUpdate};
-use crate::model::Network;
+use super::Optimizer;
+use crate::kernels::{Rule, SgdStep};
+use crate::params::Params;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Zeroable)]
@@ -21,20 +22,20 @@ pub struct SgdConfig {
 /// SGD with its state: the momentum buffer and the step count.
 #[derive(bytemuck::Zeroable)]
 #[repr(C)]
-pub struct Sgd<N> {
+pub struct Sgd<P> {
     /// Hyperparameters; may change between steps.
     pub config: SgdConfig,
     t: u64,
-    velocity: N,
+    velocity: P,
 }
 
-impl<N: Network> Sgd<N> {
+impl<P: Params> Sgd<P> {
     /// Fresh state; see [`crate::optim::Adam::new`] on where to keep it.
     pub const fn new(config: SgdConfig) -> Self {
         Self {
             config,
             t: 0,
-            velocity: N::ZEROED,
+            velocity: P::ZEROED,
         }
     }
 
@@ -46,55 +47,42 @@ impl<N: Network> Sgd<N> {
         sgd
     }
 
-    /// The momentum buffer and the step count, for restoring a checkpoint.
-    pub fn state_mut(&mut self) -> (&mut N, &mut u64) {
-        (&mut self.velocity, &mut self.t)
-    }
-
     /// The momentum buffer.
-    pub fn velocity(&self) -> &N {
+    pub fn velocity(&self) -> &P {
         &self.velocity
     }
 }
 
-impl<N: Network> Optimizer<N> for Sgd<N> {
+impl<P: Params> Optimizer<P> for Sgd<P> {
     fn clip_grad_norm(&self) -> f32 {
         self.config.clip_grad_norm
     }
 
-    fn begin_step(&mut self) {
-        self.t += 1;
-    }
-
-    fn update_part<K: Backend>(&mut self, params: &mut N, grads: &N, update: &PartUpdate) -> bool {
+    fn rule(&self, t: u64, lr: f32, grad_scale: f32) -> Rule {
         let c = self.config;
-        let step = SgdStep {
-            lr: update.lr,
+        Rule::Sgd(SgdStep {
+            lr,
             momentum: c.momentum,
             weight_decay: c.weight_decay,
             nesterov: c.nesterov,
-            first: self.t == 1,
-            grad_scale: update.grad_scale,
-        };
-        let mut finite = true;
-        for i in 0..N::TENSORS {
-            let r = update.range(grads.tensor(i).len());
-            let (p, g) = (
-                &mut params.tensor_mut(i)[r.clone()],
-                &grads.tensor(i)[r.clone()],
-            );
-            let velocity = &mut self.velocity.tensor_mut(i)[r];
-            finite &= K::run(SgdUpdate {
-                params: p,
-                grads: g,
-                velocity,
-                step: &step,
-            });
-        }
-        finite
+            first: t == 1,
+            grad_scale,
+        })
+    }
+
+    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (self.velocity.flat_mut(), &mut [])
+    }
+
+    fn state(&self) -> [(&'static str, &[f32]); 2] {
+        [("sgd.velocity", self.velocity.flat()), ("", &[])]
     }
 
     fn steps_taken(&self) -> u64 {
         self.t
+    }
+
+    fn set_steps_taken(&mut self, t: u64) {
+        self.t = t;
     }
 }

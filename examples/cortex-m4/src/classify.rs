@@ -3,7 +3,7 @@
 //! [`Classifier`] chosen in `main`; nothing else in the firmware depends on the model's kind.
 
 use constnet::format::raw::{self, RawError};
-use constnet::{MnistMlp, Network, NetworkView, Simd, loss::argmax};
+use constnet::{MnistMlp, Network, NetworkView, Simd, logits::argmax};
 
 /// Pixels in one MNIST image.
 pub const PIXELS: usize = 28 * 28;

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut logits = [0.0f32; 10];
     net.forward_one::<Simd>(&pixels, &mut logits);
     let mut probabilities = [0.0f32; 10];
-    constnet::loss::softmax(&logits, &mut probabilities);
+    constnet::logits::softmax(&logits, &mut probabilities);
     let mut ranked: Vec<usize> = (0..10).collect();
     ranked.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
     match label {

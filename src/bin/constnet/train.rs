@@ -187,7 +187,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
             run.config.log_every = args.log_every;
             run
         }
-        None => Run::<MnistMlp>::new(config, mnist.train.count),
+        None => Run::<MnistMlp>::new(config, mnist.train.count)?,
     };
     let output = match (args.quiet, args.json) {
         (true, _) => Output::Quiet,
@@ -198,7 +198,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     announce(&console, &run, &mnist, args.resume.as_deref());
     let start = Instant::now();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
-    format::save(&args.out, &*run.net())?;
+    save(&run, &args.out)?;
     let seconds = start.elapsed().as_secs_f64();
     let text = format!(
         "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s)",
@@ -231,14 +231,14 @@ fn fit(
         &mnist.test,
         console,
         |run| {
-            if args.checkpoint_every.is_some_and(|n| run.step % n == 0) {
+            if args.checkpoint_every.is_some_and(|n| run.steps % n == 0) {
                 run.save_checkpoint(checkpoint)?;
             }
             Ok(())
         },
         |run| {
             if args.save_every_epoch {
-                format::save(&args.out, &*run.net())?;
+                save(run, &args.out)?;
             }
             Ok(())
         },
@@ -263,7 +263,7 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
             "resumed from {} at epoch {}, step {}",
             path.display(),
             run.epoch + 1,
-            run.step
+            run.steps
         ));
     }
     console.event(json!({
@@ -277,8 +277,23 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
         "recipe": run.config.to_string(),
         "resumed_from": resume.map(|p| p.display().to_string()),
         "epoch": run.epoch,
-        "step": run.step,
+        "step": run.steps,
     }));
+}
+
+/// Saves the run's model, unless its parameters are not finite: a diverged run must not
+/// replace a good model.
+fn save(run: &Run<MnistMlp>, out: &Path) -> Result<(), Box<dyn Error>> {
+    if !run.is_finite() {
+        return Err(format!(
+            "{}: not saved: the parameters are no longer finite after step {} (training diverged)",
+            out.display(),
+            run.steps
+        )
+        .into());
+    }
+    format::save(out, run.net())?;
+    Ok(())
 }
 
 /// Fails early, before hours of training, if the model file cannot be written.

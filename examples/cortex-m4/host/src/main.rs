@@ -21,7 +21,7 @@
 
 use constnet::format::raw;
 use constnet::kernels::{self, Isa};
-use constnet::{MnistMlp, NetworkView, Simd, loss::argmax};
+use constnet::{MnistMlp, NetworkView, Simd, logits::argmax};
 use std::process::ExitCode;
 
 const PIXELS: usize = 28 * 28;

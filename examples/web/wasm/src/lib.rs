@@ -26,7 +26,7 @@
 #![no_std]
 
 use constnet::format::raw::{self, RawError};
-use constnet::{MnistMlp, Network, Simd, loss};
+use constnet::{MnistMlp, Network, Simd, logits};
 use core::cell::UnsafeCell;
 
 /// A parameter blob of f32 tensors in constnet's raw format (`constnet export --raw`).
@@ -204,9 +204,9 @@ pub extern "C" fn classify() -> i32 {
         *x = f32::from(p) / 255.0;
     }
     net.forward_one::<Simd>(&x, &mut output.logits);
-    loss::softmax(&output.logits, &mut output.probabilities);
+    logits::softmax(&output.logits, &mut output.probabilities);
     let mut digit = [0u32];
-    loss::argmax(CLASSES, 1, &output.logits, &mut digit);
+    logits::argmax(CLASSES, 1, &output.logits, &mut digit);
     digit[0] as i32
 }
 

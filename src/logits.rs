@@ -1,5 +1,5 @@
-//! Softmax cross-entropy (the fused kernel lives in [`crate::kernels::softmax_xent`]) and what
-//! is read off the logits afterwards: predicted classes, accuracy, probabilities.
+//! What is read off a network's logits (the fused softmax cross-entropy loss is a kernel,
+//! [`crate::kernels::SoftmaxXent`]): predicted classes, accuracy, probabilities.
 //!
 //! Logits are feature-major, `[classes][batch]`, as every activation in this crate.
 #![forbid(unsafe_code)]

@@ -1,0 +1,361 @@
+//! Checkpoints: the whole state of a run in one file, so it can continue bit for bit.
+//!
+//! A checkpoint is a safetensors file (see [`crate::format::safetensors`]) holding the
+//! parameters (`model/fc1.weight`, …) and the optimizer's state (`adam.m/fc1.weight`, …) with
+//! the run's position (epoch, step, the optimizer's step count) and its recipe in the header's
+//! metadata. The data and the header each carry a CRC-32, so a flipped bit anywhere is refused,
+//! and every recipe value is validated again on resume ([`Config::validate`]). Randomness needs
+//! no state of its own: every generator is derived from (seed, purpose, epoch or step).
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use super::{Config, InvalidConfig, OptimizerChoice, Run, ScheduleChoice};
+use crate::atomic_file::write_bytes_atomic;
+use crate::format::Problem;
+use crate::format::safetensors::{self, Decoded, Entry};
+use crate::layers::Init;
+use crate::model::Network;
+use crate::optim::{AdamConfig, Optimizer, SgdConfig};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The metadata key that marks a checkpoint; its value is the format version.
+pub const CHECKPOINT_KEY: &str = "constnet.checkpoint";
+/// The format version written and read: 2 has the header under a checksum.
+const VERSION: &str = "2";
+
+/// A checkpoint that could not be written or used.
+#[derive(Debug)]
+pub struct CheckpointError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub problem: CheckpointProblem,
+}
+
+/// What is wrong with a checkpoint.
+#[derive(Debug)]
+pub enum CheckpointProblem {
+    /// The file cannot be read or written, or is not a valid, intact safetensors file.
+    File(Problem),
+    /// A safetensors file, but not a constnet checkpoint of this version.
+    NotACheckpoint(String),
+    /// A metadata value is missing or unreadable.
+    Metadata(String),
+    /// The recipe holds a value training cannot use.
+    Recipe(InvalidConfig),
+    /// It belongs to another training set.
+    Dataset {
+        /// Samples of the training set it was written for.
+        recorded: usize,
+        /// Samples of this one.
+        found: usize,
+    },
+    /// Its position does not fit its recipe.
+    Position(String),
+    /// The run's parameters are not finite: it must not replace a good checkpoint.
+    Diverged {
+        /// Steps taken.
+        step: u64,
+    },
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+impl fmt::Display for CheckpointProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointProblem::File(p) => write!(f, "{p}"),
+            CheckpointProblem::NotACheckpoint(what) => {
+                write!(f, "not a constnet checkpoint: {what}")
+            }
+            CheckpointProblem::Metadata(what) => write!(f, "checkpoint metadata: {what}"),
+            CheckpointProblem::Recipe(e) => write!(f, "checkpoint recipe: {e}"),
+            CheckpointProblem::Dataset { recorded, found } => write!(
+                f,
+                "checkpoint: it was written for a training set of {recorded} samples; this one has {found}"
+            ),
+            CheckpointProblem::Position(what) => write!(f, "checkpoint: {what}"),
+            CheckpointProblem::Diverged { step } => write!(
+                f,
+                "the parameters are no longer finite at step {step}: training diverged; this file still holds the last good checkpoint"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+impl<N: Network> Run<N> {
+    /// Writes the whole state of the run to `path`, atomically: parameters, optimizer state,
+    /// position and recipe. Resuming from this file continues bit for bit as if the run had not
+    /// stopped. A diverged run (non-finite parameters) is refused, so the last good checkpoint
+    /// stays.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CheckpointError> {
+        let at = |problem| CheckpointError {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if !self.is_finite() {
+            return Err(at(CheckpointProblem::Diverged { step: self.steps }));
+        }
+        let bytes = self
+            .checkpoint_bytes()
+            .map_err(|p| at(CheckpointProblem::File(p)))?;
+        write_bytes_atomic(path, &bytes)
+            .map_err(|e| at(CheckpointProblem::File(Problem::Io(e))))?;
+        self.set_last_checkpoint(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The bytes [`Run::save_checkpoint`] writes.
+    pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Problem> {
+        let mut entries = entries_of::<N>("model", self.net().flat());
+        let optimizer = self.optimizer();
+        for (name, state) in optimizer.state() {
+            if !state.is_empty() {
+                entries.extend(entries_of::<N>(name, state));
+            }
+        }
+        let mut meta = checkpoint_metadata(&self.config);
+        meta.insert("optimizer.t".into(), self.optimizer_steps().to_string());
+        meta.insert("epoch".into(), self.epoch.to_string());
+        meta.insert("step".into(), self.steps.to_string());
+        meta.insert("train_len".into(), self.train_len().to_string());
+        safetensors::encode(&entries, meta)
+    }
+
+    /// Continues a run from a checkpoint written by [`Run::save_checkpoint`], on a training
+    /// set of `train_len` samples (which must be the one the run started on).
+    pub fn resume(path: &Path, train_len: usize) -> Result<Self, CheckpointError> {
+        let at = |problem| CheckpointError {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let bytes = safetensors::open(path).map_err(|e| at(CheckpointProblem::File(e.problem)))?;
+        let run = Self::resume_bytes(&bytes, train_len).map_err(at)?;
+        run.set_last_checkpoint(path.to_path_buf());
+        Ok(run)
+    }
+
+    /// [`Run::resume`] from the bytes of a checkpoint file.
+    pub fn resume_bytes(bytes: &[u8], train_len: usize) -> Result<Self, CheckpointProblem> {
+        let decoded = safetensors::decode(bytes).map_err(CheckpointProblem::File)?;
+        let meta = &decoded.metadata;
+        match meta.get(CHECKPOINT_KEY).map(String::as_str) {
+            Some(VERSION) => {}
+            Some(v) => {
+                return Err(CheckpointProblem::NotACheckpoint(format!(
+                    "format version {v}, this build reads version {VERSION}"
+                )));
+            }
+            None => {
+                return Err(CheckpointProblem::NotACheckpoint(
+                    "no checkpoint metadata (a model file? use it with eval or predict)".into(),
+                ));
+            }
+        }
+        let int = |key: &str| integer(meta, key).map_err(CheckpointProblem::Metadata);
+        let config = config_from_metadata(meta).map_err(CheckpointProblem::Metadata)?;
+        let recorded = int("train_len")? as usize;
+        if recorded != train_len {
+            return Err(CheckpointProblem::Dataset {
+                recorded,
+                found: train_len,
+            });
+        }
+        let mut run = Self::new(config, train_len).map_err(CheckpointProblem::Recipe)?;
+        run.epoch = u32::try_from(int("epoch")?)
+            .map_err(|_| CheckpointProblem::Metadata("epoch out of range".into()))?;
+        run.steps = int("step")?;
+        let per_epoch = run.batches_per_epoch();
+        if run.steps > u64::from(run.config.epochs) * per_epoch
+            || run.steps < u64::from(run.epoch) * per_epoch
+            || run.steps >= u64::from(run.epoch + 1) * per_epoch && run.epoch < run.config.epochs
+        {
+            let (step, epoch) = (run.steps, run.epoch);
+            return Err(CheckpointProblem::Position(format!(
+                "step {step} does not fit epoch {epoch}"
+            )));
+        }
+        let t = int("optimizer.t")?;
+        let (net, optimizer) = run.model_mut();
+        fill::<N>(&decoded, "model", net.flat_mut())?;
+        optimizer.set_steps_taken(t);
+        let [(first, _), (second, _)] = optimizer.state().map(|(name, s)| (name, s.is_empty()));
+        let (a, b) = optimizer.state_mut();
+        for (name, block) in [(first, a), (second, b)] {
+            if !block.is_empty() {
+                fill::<N>(&decoded, name, block)?;
+            }
+        }
+        Ok(run)
+    }
+}
+
+/// A flat block's tensors named `prefix/name`, for a checkpoint.
+fn entries_of<'a, N: Network>(prefix: &str, block: &'a [f32]) -> Vec<Entry<'a>> {
+    (0..N::TENSORS)
+        .map(|i| {
+            let info = N::tensor_info(i);
+            Entry {
+                name: format!("{prefix}/{}", info.name),
+                shape: info.shape.to_vec(),
+                values: &block[info.range()],
+            }
+        })
+        .collect()
+}
+
+/// Fills a flat block from the tensors named `prefix/name`.
+fn fill<N: Network>(
+    decoded: &Decoded<'_>,
+    prefix: &str,
+    block: &mut [f32],
+) -> Result<(), CheckpointProblem> {
+    for i in 0..N::TENSORS {
+        let info = N::tensor_info(i);
+        let name = format!("{prefix}/{}", info.name);
+        let bytes = safetensors::tensor_bytes(decoded, &name, info.shape)
+            .map_err(CheckpointProblem::File)?;
+        safetensors::copy_f32(bytes, &mut block[info.range()]);
+    }
+    Ok(())
+}
+
+/// The metadata value `key` as an integer.
+fn integer(m: &HashMap<String, String>, key: &str) -> Result<u64, String> {
+    m.get(key)
+        .ok_or(format!("metadata lacks {key:?}"))?
+        .parse::<u64>()
+        .map_err(|_| format!("metadata {key:?} is not a number"))
+}
+
+/// Floats are recorded by their bits, so a resumed run uses exactly the same values.
+fn float(x: f32) -> String {
+    format!("{:08x}", x.to_bits())
+}
+
+/// The recipe as checkpoint metadata.
+fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert(CHECKPOINT_KEY.into(), VERSION.into());
+    m.insert("epochs".into(), c.epochs.to_string());
+    m.insert("lr".into(), float(c.lr));
+    m.insert("seed".into(), c.seed.to_string());
+    m.insert("dropout".into(), float(c.dropout));
+    m.insert("log_every".into(), c.log_every.to_string());
+    m.insert("threads".into(), c.threads.to_string());
+    m.insert("init".into(), c.init.to_string());
+    let schedule = match c.schedule {
+        ScheduleChoice::Step { every, gamma } => {
+            format!("{} {every} {}", c.schedule, float(gamma))
+        }
+        ScheduleChoice::Constant | ScheduleChoice::Cosine => c.schedule.to_string(),
+    };
+    m.insert("schedule".into(), schedule);
+    // The name is the kind (`adamw` is Adam with `decoupled`); the fields say it all again, so
+    // checkpoints that wrote `adam` for AdamW still read back the same.
+    let optimizer = match c.optimizer {
+        OptimizerChoice::Adam(a) => format!(
+            "{} {} {} {} {} {} {}",
+            c.optimizer,
+            float(a.beta1),
+            float(a.beta2),
+            float(a.eps),
+            float(a.weight_decay),
+            a.decoupled,
+            float(a.clip_grad_norm)
+        ),
+        OptimizerChoice::Sgd(g) => format!(
+            "{} {} {} {} {}",
+            c.optimizer,
+            float(g.momentum),
+            float(g.weight_decay),
+            g.nesterov,
+            float(g.clip_grad_norm)
+        ),
+    };
+    m.insert("optimizer".into(), optimizer);
+    m
+}
+
+/// The recipe back from checkpoint metadata.
+fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
+    let get = |key: &str| {
+        m.get(key)
+            .map(String::as_str)
+            .ok_or(format!("metadata lacks {key:?}"))
+    };
+    let number = |key: &str| {
+        get(key)?
+            .parse::<u64>()
+            .map_err(|_| format!("metadata {key:?} is not a number"))
+    };
+    let bits = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .map(f32::from_bits)
+            .map_err(|_| format!("bad float {s:?}"))
+    };
+    let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
+    let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
+    let init: Init = get("init")?
+        .parse()
+        .map_err(|e| format!("metadata \"init\": {e}"))?;
+    let schedule = fields("schedule")?;
+    let kind = |name: &str| {
+        name.parse::<ScheduleChoice>()
+            .map_err(|e| format!("metadata \"schedule\": {e}"))
+    };
+    let schedule = match (kind(schedule[0])?, &schedule[1..]) {
+        (ScheduleChoice::Step { .. }, [every, gamma]) => ScheduleChoice::Step {
+            every: every.parse().map_err(|_| "bad step schedule".to_string())?,
+            gamma: bits(gamma)?,
+        },
+        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => s,
+        _ => return Err(format!("bad schedule {schedule:?}")),
+    };
+    let optimizer = fields("optimizer")?;
+    let kind = optimizer[0]
+        .parse::<OptimizerChoice>()
+        .map_err(|e| format!("metadata \"optimizer\": {e}"))?;
+    let optimizer = match (kind, &optimizer[1..]) {
+        (OptimizerChoice::Adam(_), [b1, b2, eps, wd, decoupled, clip]) => {
+            OptimizerChoice::Adam(AdamConfig {
+                beta1: bits(b1)?,
+                beta2: bits(b2)?,
+                eps: bits(eps)?,
+                weight_decay: bits(wd)?,
+                decoupled: flag(decoupled)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        (OptimizerChoice::Sgd(_), [momentum, wd, nesterov, clip]) => {
+            OptimizerChoice::Sgd(SgdConfig {
+                momentum: bits(momentum)?,
+                weight_decay: bits(wd)?,
+                nesterov: flag(nesterov)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
+        _ => return Err(format!("bad optimizer {optimizer:?}")),
+    };
+    Ok(Config {
+        epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,
+        lr: bits(get("lr")?)?,
+        optimizer,
+        schedule,
+        seed: number("seed")?,
+        dropout: bits(get("dropout")?)?,
+        init,
+        log_every: number("log_every")?,
+        threads: usize::try_from(number("threads")?)
+            .map_err(|_| "threads out of range".to_string())?,
+    })
+}

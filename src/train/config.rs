@@ -1,0 +1,367 @@
+//! A training recipe: the configuration of a run, its text forms (shared by the command line
+//! and checkpoints) and its checks.
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use crate::layers::Init;
+use crate::model::Network;
+use crate::optim::{Adam, AdamConfig, AnyOptimizer, Schedule, Sgd, SgdConfig};
+use std::fmt;
+
+/// Samples per training batch: the reference recipe's 64.
+pub const BATCH: usize = 64;
+
+/// Which optimizer to train with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerChoice {
+    /// SGD with momentum (and optional Nesterov / weight decay).
+    Sgd(SgdConfig),
+    /// Adam or AdamW.
+    Adam(AdamConfig),
+}
+
+/// How the learning rate evolves, in epochs (turned into a per-step [`Schedule`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ScheduleChoice {
+    /// Constant.
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        /// Epochs between decays.
+        every: u32,
+        /// Factor per decay.
+        gamma: f32,
+    },
+    /// Cosine decay to 0 over the whole run, per step.
+    Cosine,
+}
+
+impl OptimizerChoice {
+    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
+    /// them: SGD with momentum 0.9, Adam, and AdamW with PyTorch's decay of 0.01.
+    pub const ALL: [OptimizerChoice; 3] = [
+        OptimizerChoice::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+            clip_grad_norm: 0.0,
+        }),
+        OptimizerChoice::Adam(AdamConfig::DEFAULT),
+        OptimizerChoice::Adam(AdamConfig::ADAMW),
+    ];
+
+    /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
+    /// or `adamw` for Adam with decoupled weight decay.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            OptimizerChoice::Sgd(_) => "sgd",
+            OptimizerChoice::Adam(a) if a.decoupled => "adamw",
+            OptimizerChoice::Adam(_) => "adam",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerChoice {
+    type Err = ParseOptimizerError;
+
+    /// The kind named `name`, with its default hyperparameters (its entry in
+    /// [`OptimizerChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or(ParseOptimizerError)
+    }
+}
+
+/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptimizerError;
+
+impl fmt::Display for ParseOptimizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
+        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseOptimizerError {}
+
+impl ScheduleChoice {
+    /// Every schedule, in the order the CLI lists them; `step` with its default, ×0.5 every 3
+    /// epochs.
+    pub const ALL: [ScheduleChoice; 3] = [
+        ScheduleChoice::Constant,
+        ScheduleChoice::Step {
+            every: 3,
+            gamma: 0.5,
+        },
+        ScheduleChoice::Cosine,
+    ];
+
+    /// The schedule's lowercase name, which `Display` writes and `FromStr` reads.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ScheduleChoice::Constant => "constant",
+            ScheduleChoice::Step { .. } => "step",
+            ScheduleChoice::Cosine => "cosine",
+        }
+    }
+}
+
+impl fmt::Display for ScheduleChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ScheduleChoice {
+    type Err = ParseScheduleError;
+
+    /// The schedule named `name`, with its default parameters (its entry in
+    /// [`ScheduleChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or(ParseScheduleError)
+    }
+}
+
+/// The name given to [`ScheduleChoice`]'s `FromStr` is none of [`ScheduleChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseScheduleError;
+
+impl fmt::Display for ParseScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = ScheduleChoice::ALL.iter().map(|s| s.name()).collect();
+        write!(f, "unknown schedule, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseScheduleError {}
+
+/// A training recipe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// Passes over the training set.
+    pub epochs: u32,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Optimizer.
+    pub optimizer: OptimizerChoice,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleChoice,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Dropout probability on hidden activations (0 disables it).
+    pub dropout: f32,
+    /// Parameter initialisation.
+    pub init: Init,
+    /// Report a batch line every this many batches.
+    pub log_every: u64,
+    /// Threads splitting each batch (1: single-threaded). Results are bit-for-bit reproducible
+    /// for a given count, and differ in rounding between counts.
+    pub threads: usize,
+}
+
+impl Default for Config {
+    /// The reference recipe: Adam, lr 1e-3, 10 epochs, constant rate, seed 0, PyTorch init.
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            lr: 1e-3,
+            optimizer: OptimizerChoice::Adam(AdamConfig::DEFAULT),
+            schedule: ScheduleChoice::Constant,
+            seed: 0,
+            dropout: 0.0,
+            init: Init::PyTorch,
+            log_every: 100,
+            threads: 1,
+        }
+    }
+}
+
+impl fmt::Display for Config {
+    /// The recipe in one line, as `constnet train` prints it, e.g. "adam, lr 0.001, constant
+    /// schedule, 10 epochs, batch 64, seed 0, 2 threads". `log_every` is not part of it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let optimizer = self.optimizer;
+        let clip = match optimizer {
+            OptimizerChoice::Sgd(s) => {
+                let nesterov = if s.nesterov { "nesterov, " } else { "" };
+                write!(
+                    f,
+                    "{optimizer} (momentum {}, {nesterov}weight decay {})",
+                    s.momentum, s.weight_decay
+                )?;
+                s.clip_grad_norm
+            }
+            OptimizerChoice::Adam(a) => {
+                match a.weight_decay {
+                    wd if a.decoupled => write!(f, "{optimizer} (weight decay {wd})")?,
+                    wd if wd > 0.0 => write!(f, "{optimizer} (L2 {wd})")?,
+                    _ => write!(f, "{optimizer}")?,
+                }
+                a.clip_grad_norm
+            }
+        };
+        write!(f, ", lr {}, {}", self.lr, self.schedule)?;
+        match self.schedule {
+            ScheduleChoice::Step { every, gamma } => write!(f, " (×{gamma} every {every} epochs)")?,
+            ScheduleChoice::Cosine => write!(f, " to 0")?,
+            ScheduleChoice::Constant => {}
+        }
+        write!(
+            f,
+            " schedule, {} epochs, batch {BATCH}, seed {}",
+            self.epochs, self.seed
+        )?;
+        if self.init != Init::default() {
+            write!(f, ", {} init", self.init)?;
+        }
+        if self.dropout > 0.0 {
+            write!(f, ", dropout {}", self.dropout)?;
+        }
+        if clip > 0.0 {
+            write!(f, ", gradient norm clipped to {clip}")?;
+        }
+        match self.threads {
+            1 => write!(f, ", 1 thread"),
+            n => write!(f, ", {n} threads"),
+        }
+    }
+}
+
+impl OptimizerChoice {
+    /// A fresh optimizer of this kind for parameters `N`, on the heap.
+    pub fn build<N: Network>(&self) -> AnyOptimizer<N> {
+        match *self {
+            OptimizerChoice::Sgd(c) => AnyOptimizer::Sgd(Sgd::new_boxed(c)),
+            OptimizerChoice::Adam(c) => AnyOptimizer::Adam(Adam::new_boxed(c)),
+        }
+    }
+
+    /// The global gradient norm gradients are clipped to (0: none).
+    pub fn clip_grad_norm(&self) -> f32 {
+        match self {
+            OptimizerChoice::Sgd(s) => s.clip_grad_norm,
+            OptimizerChoice::Adam(a) => a.clip_grad_norm,
+        }
+    }
+}
+
+impl ScheduleChoice {
+    /// The per-step schedule of a run of `epochs` epochs of `per_epoch` steps.
+    pub fn per_step(&self, epochs: u32, per_epoch: u64) -> Schedule {
+        match *self {
+            ScheduleChoice::Constant => Schedule::Constant,
+            ScheduleChoice::Step { every, gamma } => Schedule::Step {
+                every: u64::from(every) * per_epoch,
+                gamma,
+            },
+            ScheduleChoice::Cosine => Schedule::Cosine {
+                total: u64::from(epochs) * per_epoch,
+            },
+        }
+    }
+}
+
+/// A recipe value outside what training accepts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvalidConfig {
+    /// The field.
+    pub field: &'static str,
+    /// Its value, as text.
+    pub value: String,
+    /// What it must be.
+    pub must_be: &'static str,
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {}; it must be {}",
+            self.field, self.value, self.must_be
+        )
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+impl Config {
+    /// Checks every value: what the command line refuses is refused here too, for recipes
+    /// that come from elsewhere (a checkpoint, a program).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |field, value: &dyn fmt::Display, must_be| {
+            Err(InvalidConfig {
+                field,
+                value: value.to_string(),
+                must_be,
+            })
+        };
+        let finite_positive = |x: f32| x.is_finite() && x > 0.0;
+        let unit = |x: f32| (0.0..1.0).contains(&x);
+        if self.epochs == 0 {
+            return bad("epochs", &self.epochs, "at least 1");
+        }
+        if !finite_positive(self.lr) {
+            return bad("lr", &self.lr, "a finite number > 0");
+        }
+        if !unit(self.dropout) {
+            return bad("dropout", &self.dropout, "in [0, 1)");
+        }
+        if !(1..=crate::parallel::MAX_THREADS.min(BATCH)).contains(&self.threads) {
+            return bad("threads", &self.threads, "in 1..=16");
+        }
+        if self.log_every == 0 {
+            return bad("log_every", &self.log_every, "at least 1");
+        }
+        if let ScheduleChoice::Step { every, gamma } = self.schedule {
+            if every == 0 {
+                return bad("step schedule's every", &every, "at least 1");
+            }
+            if !finite_positive(gamma) {
+                return bad("step schedule's gamma", &gamma, "a finite number > 0");
+            }
+        }
+        let clip = self.optimizer.clip_grad_norm();
+        if !(clip.is_finite() && clip >= 0.0) {
+            return bad("clip_grad_norm", &clip, "a finite number >= 0");
+        }
+        match self.optimizer {
+            OptimizerChoice::Sgd(s) => {
+                if !unit(s.momentum) {
+                    return bad("momentum", &s.momentum, "in [0, 1)");
+                }
+                if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
+                    return bad("weight_decay", &s.weight_decay, "a finite number >= 0");
+                }
+            }
+            OptimizerChoice::Adam(a) => {
+                if !unit(a.beta1) || !unit(a.beta2) {
+                    return bad(
+                        "beta1, beta2",
+                        &format!("{}, {}", a.beta1, a.beta2),
+                        "in [0, 1)",
+                    );
+                }
+                if !finite_positive(a.eps) {
+                    return bad("eps", &a.eps, "a finite number > 0");
+                }
+                if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
+                    return bad("weight_decay", &a.weight_decay, "a finite number >= 0");
+                }
+            }
+        }
+        Ok(())
+    }
+}

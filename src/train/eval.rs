@@ -1,0 +1,61 @@
+//! Evaluation: a network over a split of the data, against the labels.
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use super::BATCH;
+use crate::data::Split;
+use crate::kernels::Simd;
+use crate::logits::argmax;
+use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
+
+/// Test-set results: accuracy, per-class accuracy and the confusion matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Samples predicted correctly.
+    pub correct: usize,
+    /// Samples evaluated.
+    pub total: usize,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u32>>,
+}
+
+impl Evaluation {
+    /// Fraction correct, in [0, 1].
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.total.max(1) as f64
+    }
+
+    /// Fraction correct among samples of class `c`.
+    pub fn class_accuracy(&self, c: usize) -> f64 {
+        let row = &self.confusion[c];
+        f64::from(row[c]) / f64::from(row.iter().sum::<u32>().max(1))
+    }
+}
+
+/// Runs the network over a split in batches of [`BATCH`] and compares with the labels.
+pub fn evaluate<'a, V: NetworkView<'a>>(
+    view: V,
+    split: &Split,
+    ws: &mut <V::Net as Network>::Workspace<BATCH>,
+) -> Evaluation {
+    let classes = V::Net::OUTPUT;
+    let mut confusion = vec![vec![0u32; classes]; classes];
+    let mut predictions = [0u32; BATCH];
+    let indices: Vec<u32> = (0..split.count as u32).collect();
+    for chunk in indices.chunks(BATCH) {
+        let batch = chunk.len();
+        load_u8_batch::<_, Simd>(ws, split.pixels(), split.labels(), chunk);
+        view.forward::<Simd, BATCH>(ws, batch, None);
+        argmax(classes, batch, ws.logits(batch), &mut predictions[..batch]);
+        for (&p, &label) in predictions[..batch].iter().zip(ws.labels(batch)) {
+            confusion[label as usize][p as usize] += 1;
+        }
+    }
+    let correct = (0..classes).map(|c| confusion[c][c] as usize).sum();
+    Evaluation {
+        correct,
+        total: split.count,
+        confusion,
+    }
+}

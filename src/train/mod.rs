@@ -1,0 +1,60 @@
+//! Training: epochs of shuffled batches over a dataset, evaluation, progress reports and
+//! checkpoints.
+//!
+//! - [`config`]: the recipe ([`Config`]) and its text forms.
+//! - [`run`]: a training run ([`Run`]) and its epochs.
+//! - [`checkpoint`]: a run's whole state in a file, and resuming from it.
+//! - [`eval`]: a network against a split's labels.
+//! - [`report`]: what a run tells its caller.
+//!
+//! Randomness is derived from the seed per purpose and position
+//! ([`crate::data::derived_rng`]): the initial parameters, each epoch's order and each step's
+//! dropout mask. A run is therefore bit-for-bit reproducible on the same build and machine.
+#![forbid(unsafe_code)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod eval;
+pub mod report;
+pub mod run;
+
+pub use checkpoint::{CheckpointError, CheckpointProblem};
+pub use config::{
+    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseScheduleError,
+    ScheduleChoice,
+};
+pub use eval::{Evaluation, evaluate};
+pub use report::{BatchReport, EpochReport, Report, TrainError};
+pub use run::Run;
+
+use std::prelude::rust_2024::*;
+
+use crate::data::Split;
+use crate::model::{Network, Workspace};
+use std::error::Error;
+
+/// Trains `run` for its remaining epochs, evaluating on `test` after each.
+pub fn fit<N: Network>(
+    run: &mut Run<N>,
+    train: &Split,
+    test: &Split,
+    report: &mut dyn Report,
+    mut after_step: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
+    mut after_epoch: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
+) -> Result<Evaluation, Box<dyn Error>> {
+    let mut eval_ws = N::Workspace::<BATCH>::zeroed_box();
+    let mut last = None;
+    while run.epoch < run.config.epochs {
+        let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
+        let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
+        report.epoch(&EpochReport {
+            epoch: run.epoch,
+            train_loss,
+            test_accuracy: evaluation.accuracy(),
+            seconds,
+        });
+        after_epoch(run)?;
+        last = Some(evaluation);
+    }
+    Ok(last.unwrap_or_else(|| evaluate(run.net().view(), test, &mut eval_ws)))
+}

@@ -1,0 +1,215 @@
+//! A training run: the parameters, the optimizer and the threads, and epochs over the data.
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use super::{BATCH, BatchReport, Config, InvalidConfig, Report, TrainError};
+use crate::data::Split;
+use crate::data::batch::{derived_rng, stream};
+use crate::model::Network;
+use crate::optim::{AnyOptimizer, Schedule};
+
+use crate::parallel::{Job, StepOutcome, Team};
+use std::cell::RefCell;
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A training run in progress.
+///
+/// A run owns everything training needs (parameters, optimizer state, the batch workspaces,
+/// the sample order and the worker threads), all allocated once in [`Run::new`]: nothing is
+/// allocated per batch or per epoch.
+pub struct Run<N: Network> {
+    /// The parameters, the optimizer and the threads that train them (see
+    /// [`crate::parallel`]).
+    team: Team<N, BATCH>,
+    /// The recipe.
+    pub config: Config,
+    /// Epochs completed.
+    pub epoch: u32,
+    /// Optimizer steps completed.
+    pub steps: u64,
+    /// The last checkpoint written (or resumed from), and the steps it holds.
+    last_checkpoint: RefCell<Option<(PathBuf, u64)>>,
+}
+
+impl<N: Network> Run<N> {
+    /// A fresh run on a training set of `train_len` samples: parameters initialised from the
+    /// seed, everything allocated. Fails on a recipe value training cannot use.
+    pub fn new(config: Config, train_len: usize) -> Result<Self, InvalidConfig> {
+        config.validate()?;
+        let mut init_rng = derived_rng(config.seed, stream::INIT, 0);
+        let net = N::new_boxed(config.init, &mut init_rng);
+        let optimizer = config.optimizer.build::<N>();
+        Ok(Self {
+            team: Team::new(config.threads, net, optimizer, train_len),
+            config,
+            epoch: 0,
+            steps: 0,
+            last_checkpoint: RefCell::new(None),
+        })
+    }
+
+    /// Threads splitting each batch.
+    pub fn threads(&self) -> usize {
+        self.team.threads()
+    }
+
+    /// Training samples.
+    pub fn train_len(&self) -> usize {
+        self.team.train_len()
+    }
+
+    /// The parameters.
+    pub fn net(&self) -> &N {
+        self.team.model().0
+    }
+
+    /// The optimizer, with its state. (During an epoch its step count lags: the threads
+    /// count steps in [`Run::optimizer_steps`], and write it back when the epoch ends.)
+    pub fn optimizer(&self) -> &AnyOptimizer<N> {
+        self.team.model().1
+    }
+
+    /// The optimizer's step count (the `t` of Adam's bias corrections).
+    pub fn optimizer_steps(&self) -> u64 {
+        self.team.steps_taken()
+    }
+
+    /// The parameters and the optimizer, for changing them between epochs (to restore a
+    /// checkpoint, say).
+    pub fn model_mut(&mut self) -> (&mut N, &mut AnyOptimizer<N>) {
+        self.team.model_mut()
+    }
+
+    /// The last checkpoint written (or resumed from), and the steps it holds.
+    pub fn last_checkpoint(&self) -> Option<(PathBuf, u64)> {
+        self.last_checkpoint.borrow().clone()
+    }
+
+    /// Records the checkpoint just written (or resumed from).
+    pub(crate) fn set_last_checkpoint(&self, path: PathBuf) {
+        *self.last_checkpoint.borrow_mut() = Some((path, self.steps));
+    }
+
+    /// Batches per epoch (the last one may be partial, as with PyTorch's DataLoader).
+    pub fn batches_per_epoch(&self) -> u64 {
+        self.team.train_len().div_ceil(BATCH) as u64
+    }
+
+    /// The per-step learning-rate schedule of this run.
+    pub fn schedule(&self) -> Schedule {
+        (self.config.schedule).per_step(self.config.epochs, self.batches_per_epoch())
+    }
+
+    /// Whether every parameter is finite (a run whose updates overflowed must not be saved).
+    pub fn is_finite(&self) -> bool {
+        self.net().flat().iter().all(|x| x.is_finite())
+    }
+
+    /// Trains one epoch on `train`, reporting progress; returns the epoch's mean loss and its
+    /// wall time in seconds. `after_step` runs after every optimizer step (checkpoints hook in
+    /// there; it sees the run but cannot change it, since the other threads are already on the
+    /// next step).
+    pub fn train_epoch(
+        &mut self,
+        train: &Split,
+        report: &mut dyn Report,
+        mut after_step: impl FnMut(&Self) -> Result<(), Box<dyn Error>>,
+    ) -> Result<(f32, f64), Box<dyn Error>> {
+        let start = Instant::now();
+        let job = self.job(train);
+        self.team.shuffle(self.config.seed, u64::from(self.epoch));
+        self.team.start(job.clone());
+        let result = self.steps_of(&job, start, report, &mut after_step);
+        self.team.finish();
+        let (total, seen) = result?;
+        self.epoch += 1;
+        Ok((
+            (total / seen.max(1) as f64) as f32,
+            start.elapsed().as_secs_f64(),
+        ))
+    }
+
+    /// What the threads need for the rest of the current epoch.
+    fn job(&self, train: &Split) -> Job {
+        let batches = self.batches_per_epoch();
+        Job {
+            data: train.shared(),
+            batch: BATCH,
+            first: self.steps - u64::from(self.epoch) * batches,
+            batches,
+            step: self.steps,
+            seed: self.config.seed,
+            dropout: self.config.dropout,
+            lr: self.config.lr,
+            schedule: self.schedule(),
+            clip_grad_norm: self.config.optimizer.clip_grad_norm(),
+        }
+    }
+
+    /// The steps of an epoch: returns the sum of the batches' losses (weighted by their
+    /// sizes) and the samples trained.
+    fn steps_of(
+        &mut self,
+        job: &Job,
+        start: Instant,
+        report: &mut dyn Report,
+        after_step: &mut impl FnMut(&Self) -> Result<(), Box<dyn Error>>,
+    ) -> Result<(f64, usize), Box<dyn Error>> {
+        let (mut total, mut since, mut since_n, mut seen) = (0.0f64, 0.0f64, 0u64, 0usize);
+        for b in job.first..job.batches {
+            let StepOutcome {
+                batch,
+                loss,
+                finite,
+            } = self.team.step(job, b);
+            let outcome = if finite {
+                self.steps += 1;
+                (total, since, since_n, seen) = (
+                    total + f64::from(loss) * batch as f64,
+                    since + f64::from(loss),
+                    since_n + 1,
+                    seen + batch,
+                );
+                after_step(self)
+            } else {
+                Err(self.diverged(b, loss).into())
+            };
+            if let Err(e) = outcome {
+                if b + 1 < job.batches {
+                    self.team.abort();
+                }
+                return Err(e);
+            }
+            let progress = BatchReport {
+                epoch: self.epoch + 1,
+                batch: b + 1,
+                batches: job.batches,
+                loss: (since / since_n as f64) as f32,
+                samples_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+                lr: job.schedule.lr(job.lr, self.steps - 1),
+            };
+            report.progress(&progress);
+            if (b + 1) % self.config.log_every.max(1) == 0 || b + 1 == job.batches {
+                report.batch(&progress);
+                (since, since_n) = (0.0, 0);
+            }
+        }
+        Ok((total, seen))
+    }
+
+    /// The error of a step whose loss, gradients or updated parameters were not finite.
+    fn diverged(&self, b: u64, loss: f32) -> TrainError {
+        // A finite loss with non-finite gradients is reported as NaN: the step failed.
+        let loss = if loss.is_finite() { f32::NAN } else { loss };
+        TrainError::NonFinite {
+            epoch: self.epoch + 1,
+            batch: b + 1,
+            step: self.steps,
+            loss,
+            checkpoint: self.last_checkpoint(),
+        }
+    }
+}
