@@ -18,9 +18,9 @@ use std::prelude::rust_2024::*;
 use crate::data::Split;
 use crate::kernels::{self, Backend, FmaPeak, Isa, Simd, SoftmaxXent, Stream, Transpose};
 use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
-use crate::optim::{Adam, AdamConfig, Optimizer};
+use crate::optim::{Adam, AdamConfig};
 use crate::params::Params;
-use crate::step::train_step;
+use crate::step::{forward_backward, train_step};
 use crate::train::{self, BATCH, Config, Report, Run};
 use crate::{AlignedVec, Init, MnistMlp};
 use std::fmt::Write as _;
@@ -135,6 +135,15 @@ pub struct PathFigures {
     pub step: Timing,
     /// One-sample inference, weights in cache.
     pub one_sample: Timing,
+}
+
+/// Floating-point operations of one sample's training step (forward, input and weight
+/// gradients) in the reference network: 63.1 GFLOP per epoch of 60,000.
+const FLOPS_PER_SAMPLE: f64 = 1.052e6;
+
+/// The noise of a timing, as "±x.y%".
+fn noise(t: &Timing) -> String {
+    format!("±{:.1}%", 100.0 * t.spread)
 }
 
 /// Rounds of the FMA peak loop per timed call.
@@ -277,207 +286,19 @@ pub fn run(
 ) -> BenchReport {
     let isa = kernels::selected();
     let fma_peak = fma_peak::<Simd>(budget, isa.lanes());
-
-    let fill = |n: usize, salt: u32| {
-        let values: Vec<f32> = pattern(n, salt)
-            .iter()
-            .map(|&b| f32::from(b) / 255.0 - 0.5)
-            .collect();
-        AlignedVec::from_slice(&values)
-    };
-    let b = BATCH;
-    let mut kernels = Vec::new();
-    let mut time = |kind: Kind, layer: usize| {
-        let mut product = Product::new(kind, layer, b);
-        let timing = measure(budget, || product.run::<Simd>());
-        kernels.push(KernelRow {
-            name: product.name(),
-            flops: product.flops(),
-            timing,
-        });
-        timing
-    };
-    let mut phases = Vec::new();
-    for l in 0..4 {
-        phases.push((format!("forward fc{}", l + 1), time(Kind::Forward, l)));
-    }
-    let (logits, labels) = (
-        fill(10 * b, 4),
-        (0..b as u32).map(|j| j % 10).collect::<Vec<_>>(),
-    );
-    let mut dlogits = AlignedVec::zeroed(10 * b);
+    let (kernels, mut phases) = step_phases(budget, train_split);
+    let (step, update) = step_and_update(budget, train_split);
     phases.push((
-        "loss (softmax cross-entropy)".into(),
-        measure(budget, || {
-            black_box(Simd::run(SoftmaxXent {
-                classes: 10,
-                batch: b,
-                logits: black_box(&logits),
-                labels: &labels,
-                dlogits: &mut dlogits,
-                whole_batch: b,
-            }));
-        }),
+        "optimizer (Adam, fused: step − step without)".into(),
+        update,
     ));
-    // Backward, last layer first: the input gradient (not for the first layer), the transpose
-    // of the layer's input to rows, then the weight gradient.
-    for l in (0..4).rev() {
-        let mut total = 0.0;
-        if l > 0 {
-            let inp = WIDTHS[l];
-            let (x, mut x_rows) = (fill(inp * b, 7), AlignedVec::zeroed(b * inp));
-            let transpose = measure(budget, || {
-                let (src, dst) = (black_box(&x[..]), &mut x_rows[..]);
-                Simd::run(Transpose {
-                    rows: inp,
-                    cols: b,
-                    src,
-                    dst,
-                })
-            });
-            total += time(Kind::InputGrad, l).median + transpose.median;
-        }
-        let t = time(Kind::WeightGrad, l);
-        phases.push((
-            format!("backward fc{}", l + 1),
-            Timing {
-                median: total + t.median,
-                ..t
-            },
-        ));
-    }
-    let mut rng = crate::data::derived_rng(0, 0, 0);
-    let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
-    let mut grads = MnistMlp::zeroed_box();
-    for i in 0..MnistMlp::TENSORS {
-        grads
-            .tensor_mut(i)
-            .copy_from_slice(&fill(MnistMlp::tensor_info(i).len(), 8 + i as u32));
-    }
-    let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
-    // Small learning rate: thousands of timed updates must not drift the parameters far.
-    phases.push((
-        "optimizer (Adam, all tensors)".into(),
-        measure(budget, || {
-            adam.step::<Simd>(&mut net, &grads, 1e-9);
-        }),
-    ));
-    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
-    let indices: Vec<u32> = (0..b as u32)
-        .map(|i| i * 97 % train_split.count as u32)
-        .collect();
-    phases.insert(
-        0,
-        (
-            "batch assembly (u8 → f32, both layouts)".into(),
-            measure(budget, || {
-                load_u8_batch::<_, Simd>(
-                    &mut *ws,
-                    train_split.pixels(),
-                    train_split.labels(),
-                    &indices,
-                );
-            }),
-        ),
-    );
-
-    // One whole step, on a real batch.
-    let step = {
-        let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
-        let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
-        load_u8_batch::<_, Simd>(
-            &mut *ws,
-            train_split.pixels(),
-            train_split.labels(),
-            &indices,
-        );
-        measure(budget, || {
-            black_box(train_step::<Simd, MnistMlp, _, BATCH>(
-                &mut net, &mut grads, &mut *adam, &mut ws, b, 1e-4, None,
-            ));
-        })
-    };
-
-    // Whole epochs of the reference recipe, on one thread and on `threads`.
-    let epoch_on = |threads: usize| {
-        let mut epochs = Vec::new();
-        let mut run = Run::<MnistMlp>::new(
-            Config {
-                threads,
-                ..Config::default()
-            },
-            train_split.count,
-        )
-        .expect("the reference recipe");
-        let start = Instant::now();
-        while epochs.len() < 3 || (start.elapsed() < budget * 4 && epochs.len() < 10) {
-            let (_, seconds) = run
-                .train_epoch(train_split, &mut Silent, |_| Ok(()))
-                .expect("an epoch");
-            epochs.push(seconds);
-        }
-        let runs = epochs.len();
-        let m = median(&mut epochs);
-        let mut dev: Vec<f64> = epochs.iter().map(|e| (e - m).abs()).collect();
-        Timing {
-            median: m,
-            spread: median(&mut dev) / m,
-            runs,
-        }
-    };
-    let epoch_single = epoch_on(1);
+    let epoch_single = epochs(train_split, 1, budget);
     let epoch = if threads > 1 {
-        epoch_on(threads)
+        epochs(train_split, threads, budget)
     } else {
         epoch_single
     };
-
-    let mut eval_ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
-    let test_set = measure(budget, || {
-        black_box(train::evaluate(net.view(), test_split, &mut eval_ws));
-    });
-    let x: Vec<f32> = test_split
-        .images()
-        .image(0)
-        .iter()
-        .map(|&p| f32::from(p) / 255.0)
-        .collect();
-    let x = AlignedVec::from_slice(&x);
-    let mut out = [0.0f32; 10];
-    let view = net.view();
-    let one_sample = measure(budget, || view.forward_one::<Simd>(black_box(&x), &mut out));
-    let weights: Vec<&[f32]> = (0..MnistMlp::TENSORS).map(|i| net.tensor(i)).collect();
-    let stream_weights = measure(budget, || {
-        black_box(Simd::run(Stream(black_box(&weights))));
-    });
-
-    // The same two with the weights in main memory: touch a buffer twice the size of the last
-    // level cache before each run, then time one run.
-    let mut evict = vec![0u8; eviction_bytes()];
-    let mut cold = |f: &mut dyn FnMut()| {
-        let mut times = Vec::new();
-        for _ in 0..11 {
-            for line in evict.chunks_mut(64) {
-                line[0] = line[0].wrapping_add(1);
-            }
-            black_box(&evict);
-            let t = Instant::now();
-            f();
-            times.push(t.elapsed().as_secs_f64());
-        }
-        let m = median(&mut times);
-        let mut dev: Vec<f64> = times.iter().map(|t| (t - m).abs()).collect();
-        Timing {
-            median: m,
-            spread: median(&mut dev) / m,
-            runs: times.len(),
-        }
-    };
-    let one_sample_cold = cold(&mut || view.forward_one::<Simd>(black_box(&x), &mut out));
-    let stream_weights_cold = cold(&mut || {
-        black_box(Simd::run(Stream(black_box(&weights))));
-    });
-
+    let inference = inference(budget, test_split);
     BenchReport {
         isa,
         threads,
@@ -489,11 +310,222 @@ pub fn run(
         epoch_single,
         epoch,
         real_data,
+        test_set: inference.test_set,
+        one_sample: inference.one_sample,
+        one_sample_cold: inference.one_sample_cold,
+        stream_weights: inference.stream_weights,
+        stream_weights_cold: inference.stream_weights_cold,
+    }
+}
+
+/// Deterministic floats in [-0.5, 0.5) on cache lines.
+fn fill(n: usize, salt: u32) -> AlignedVec {
+    let values: Vec<f32> = pattern(n, salt)
+        .iter()
+        .map(|&b| f32::from(b) / 255.0 - 0.5)
+        .collect();
+    AlignedVec::from_slice(&values)
+}
+
+/// A batch of scattered samples of `split`, as an epoch gathers them.
+fn scattered_batch(split: &Split) -> Vec<u32> {
+    (0..BATCH as u32)
+        .map(|i| i * 97 % split.count as u32)
+        .collect()
+}
+
+/// Each product of a batch-64 step (forward, then backward last layer first), and the step's
+/// phases built from them: batch assembly, forward per layer, loss, backward per layer
+/// (input gradient, transpose of the input, weight gradient stored).
+fn step_phases(budget: Duration, train_split: &Split) -> (Vec<KernelRow>, Vec<(String, Timing)>) {
+    let b = BATCH;
+    let mut kernels = Vec::new();
+    let mut time = |kind: Kind, layer: usize| {
+        let mut product = Product::new(kind, layer, b);
+        let timing = measure(budget, || product.run::<Simd>());
+        let (name, flops) = (product.name(), product.flops());
+        kernels.push(KernelRow {
+            name,
+            flops,
+            timing,
+        });
+        timing
+    };
+    let mut phases = vec![(
+        "batch assembly (u8 → f32, both layouts)".into(),
+        batch_assembly(budget, train_split),
+    )];
+    for l in 0..4 {
+        phases.push((format!("forward fc{}", l + 1), time(Kind::Forward, l)));
+    }
+    phases.push(("loss (softmax cross-entropy)".into(), loss(budget)));
+    for l in (0..4).rev() {
+        let mut total = 0.0;
+        if l > 0 {
+            total += time(Kind::InputGrad, l).median + transpose(budget, WIDTHS[l]).median;
+        }
+        let t = time(Kind::WeightGrad, l);
+        let median = total + t.median;
+        phases.push((format!("backward fc{}", l + 1), Timing { median, ..t }));
+    }
+    (kernels, phases)
+}
+
+/// Loading a scattered batch of u8 images into the workspace's two f32 layouts.
+fn batch_assembly(budget: Duration, split: &Split) -> Timing {
+    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    let indices = scattered_batch(split);
+    measure(budget, || {
+        load_u8_batch::<_, Simd>(&mut *ws, split.pixels(), split.labels(), &indices);
+    })
+}
+
+/// The fused softmax cross-entropy over a batch.
+fn loss(budget: Duration) -> Timing {
+    let b = BATCH;
+    let (logits, mut dlogits) = (fill(10 * b, 4), AlignedVec::zeroed(10 * b));
+    let labels: Vec<u32> = (0..b as u32).map(|j| j % 10).collect();
+    measure(budget, || {
+        black_box(Simd::run(SoftmaxXent {
+            classes: 10,
+            batch: b,
+            logits: black_box(&logits),
+            labels: &labels,
+            dlogits: &mut dlogits,
+            whole_batch: b,
+        }));
+    })
+}
+
+/// Transposing a layer input of `rows` features to batch-major rows.
+fn transpose(budget: Duration, rows: usize) -> Timing {
+    let cols = BATCH;
+    let (x, mut x_rows) = (fill(rows * cols, 7), AlignedVec::zeroed(cols * rows));
+    measure(budget, || {
+        let (src, dst) = (black_box(&x[..]), &mut x_rows[..]);
+        Simd::run(Transpose {
+            rows,
+            cols,
+            src,
+            dst,
+        })
+    })
+}
+
+/// One whole training step on a real batch (the Adam update fused into the weight gradients),
+/// and what the update adds to it: the step minus forward and backward alone (which store
+/// the gradients instead).
+fn step_and_update(budget: Duration, split: &Split) -> (Timing, Timing) {
+    let mut rng = crate::data::derived_rng(0, 0, 0);
+    let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
+    let mut grads = MnistMlp::zeroed_box();
+    let mut adam = Adam::<MnistMlp>::new_boxed(AdamConfig::DEFAULT);
+    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    load_u8_batch::<_, Simd>(
+        &mut *ws,
+        split.pixels(),
+        split.labels(),
+        &scattered_batch(split),
+    );
+    let step = measure(budget, || {
+        black_box(train_step::<Simd, MnistMlp, _, BATCH>(
+            &mut net, &mut grads, &mut *adam, &mut ws, BATCH, 1e-4, None,
+        ));
+    });
+    let without = measure(budget, || {
+        black_box(forward_backward::<Simd, MnistMlp, BATCH>(
+            &net, &mut grads, &mut ws, BATCH, None,
+        ));
+    });
+    let update = Timing {
+        median: (step.median - without.median).max(0.0),
+        spread: step.spread.max(without.spread),
+        runs: step.runs.min(without.runs),
+    };
+    (step, update)
+}
+
+/// Whole epochs of the reference recipe on `threads` threads (training only): at least 3, up
+/// to 10 within four budgets.
+fn epochs(split: &Split, threads: usize, budget: Duration) -> Timing {
+    let config = Config {
+        threads,
+        ..Config::default()
+    };
+    let mut run = Run::<MnistMlp>::new(config, split.count).expect("the reference recipe");
+    let mut epochs = Vec::new();
+    let start = Instant::now();
+    while epochs.len() < 3 || (start.elapsed() < budget * 4 && epochs.len() < 10) {
+        let (_, seconds) = run
+            .train_epoch(split, &mut Silent, |_| Ok(()))
+            .expect("an epoch");
+        epochs.push(seconds);
+    }
+    let runs = epochs.len();
+    let m = median(&mut epochs);
+    let mut dev: Vec<f64> = epochs.iter().map(|e| (e - m).abs()).collect();
+    Timing {
+        median: m,
+        spread: median(&mut dev) / m,
+        runs,
+    }
+}
+
+/// The inference figures of [`BenchReport`].
+struct Inference {
+    test_set: Timing,
+    one_sample: Timing,
+    one_sample_cold: Timing,
+    stream_weights: Timing,
+    stream_weights_cold: Timing,
+}
+
+/// The test set's inference and one-sample inference, beside streaming the weights once,
+/// with the weights in cache and in main memory.
+fn inference(budget: Duration, test_split: &Split) -> Inference {
+    let mut rng = crate::data::derived_rng(0, 0, 0);
+    let net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
+    let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
+    let test_set = measure(budget, || {
+        black_box(train::evaluate(net.view(), test_split, &mut ws));
+    });
+    let x = first_image(test_split);
+    let mut out = [0.0f32; 10];
+    let view = net.view();
+    let mut one = || view.forward_one::<Simd>(black_box(&x), &mut out);
+    let weights: Vec<&[f32]> = (0..MnistMlp::TENSORS).map(|i| net.tensor(i)).collect();
+    let mut stream = || {
+        black_box(Simd::run(Stream(black_box(&weights))));
+    };
+    Inference {
         test_set,
-        one_sample,
-        one_sample_cold,
-        stream_weights,
-        stream_weights_cold,
+        one_sample: measure(budget, &mut one),
+        stream_weights: measure(budget, &mut stream),
+        one_sample_cold: cold(&mut one),
+        stream_weights_cold: cold(&mut stream),
+    }
+}
+
+/// Times `f` with the caches flushed first: touches a buffer twice the size of the last-level
+/// cache before each of 11 runs.
+fn cold(f: &mut dyn FnMut()) -> Timing {
+    let mut evict = vec![0u8; eviction_bytes()];
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        for line in evict.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        black_box(&evict);
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let m = median(&mut times);
+    let mut dev: Vec<f64> = times.iter().map(|t| (t - m).abs()).collect();
+    Timing {
+        median: m,
+        spread: median(&mut dev) / m,
+        runs: times.len(),
     }
 }
 
@@ -501,7 +533,6 @@ impl BenchReport {
     /// The report as a plain-text table.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let pct = |t: &Timing| format!("±{:.1}%", 100.0 * t.spread);
         let _ = writeln!(
             s,
             "constnet bench: kernels {}, {} thread(s) for the epoch",
@@ -509,11 +540,19 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "FMA peak, one core: {:.1} GFLOP/s on {}",
+            "FMA peak, one core: {:.1} GFLOP/s on {}\n",
             self.fma_peak,
             self.isa.name()
         );
-        let _ = writeln!(s);
+        self.write_products(&mut s);
+        self.write_phases(&mut s);
+        self.write_training(&mut s);
+        self.write_inference(&mut s);
+        self.write_paths(&mut s);
+        s
+    }
+
+    fn write_products(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "{:<28} {:>10} {:>9} {:>10} {:>8}",
@@ -528,82 +567,94 @@ impl BenchReport {
                 1e6 * k.timing.median,
                 gflops,
                 100.0 * gflops / self.fma_peak,
-                pct(&k.timing)
+                noise(&k.timing)
             );
         }
+    }
+
+    fn write_phases(&self, s: &mut String) {
         let total: f64 = self.phases.iter().map(|p| p.1.median).sum();
-        let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<40} {:>10} {:>8}",
+            "\n{:<46} {:>10} {:>8}",
             "one step, by phase (batch 64)", "µs", "share"
         );
         for (name, t) in &self.phases {
-            let _ = writeln!(
-                s,
-                "{:<40} {:>10.1} {:>7.1}%",
-                name,
-                1e6 * t.median,
-                100.0 * t.median / total
-            );
+            let (us, share) = (1e6 * t.median, 100.0 * t.median / total);
+            let _ = writeln!(s, "{name:<46} {us:>10.1} {share:>7.1}%");
         }
-        let _ = writeln!(s, "{:<40} {:>10.1}", "sum of phases", 1e6 * total);
-        let _ = writeln!(s);
-        let flops_per_sample = 1.052e6;
+        let _ = writeln!(s, "{:<46} {:>10.1}\n", "sum of phases", 1e6 * total);
+    }
+
+    /// The training step and the epochs, with their rates and shares of the FMA peak (of one
+    /// core for one thread, of `threads` cores for more).
+    fn write_training(&self, s: &mut String) {
+        let rate = |samples: f64, t: &Timing, cores: usize| {
+            let gflops = samples * FLOPS_PER_SAMPLE / t.median / 1e9;
+            let share = 100.0 * gflops / (self.fma_peak * cores as f64);
+            format!(
+                "{:>8.0} samples/s {gflops:>6.1} GFLOP/s {share:>4.0}% pk  {}",
+                samples / t.median,
+                noise(t)
+            )
+        };
         let _ = writeln!(
             s,
-            "training step, batch 64:   {:>8.1} µs  {:>8.0} samples/s  {:>6.1} GFLOP/s  {}",
+            "training step, batch 64:   {:>8.1} µs  {}",
             1e6 * self.step.median,
-            64.0 / self.step.median,
-            64.0 * flops_per_sample / self.step.median / 1e9,
-            pct(&self.step)
+            rate(BATCH as f64, &self.step, 1)
         );
         let data = if self.real_data {
             "MNIST"
         } else {
             "synthetic data"
         };
-        let epochs = [(1, &self.epoch_single), (self.threads, &self.epoch)];
-        for (threads, t) in epochs
-            .into_iter()
-            .take(if self.threads > 1 { 2 } else { 1 })
-        {
+        let mut epochs = vec![(1, &self.epoch_single)];
+        if self.threads > 1 {
+            epochs.push((self.threads, &self.epoch));
+        }
+        for (threads, t) in epochs {
             let _ = writeln!(
                 s,
-                "one epoch, {threads} thread(s):   {:>8.3} s   {:>8.0} samples/s  {:>6.1} GFLOP/s  {}  ({data}, median of {})",
+                "one epoch, {threads} thread(s):   {:>8.3} s   {}  ({data}, median of {})",
                 t.median,
-                60000.0 / t.median,
-                60000.0 * flops_per_sample / t.median / 1e9,
-                pct(t),
+                rate(60000.0, t, threads),
                 t.runs
             );
         }
+        if self.threads > 1 {
+            let speedup = self.epoch_single.median / self.epoch.median;
+            let _ = writeln!(s, "epoch speed-up, {} threads: {speedup:.2}×", self.threads);
+        }
+    }
+
+    fn write_inference(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "test set, 10,000 images:   {:>8.2} ms  {}",
             1e3 * self.test_set.median,
-            pct(&self.test_set)
+            noise(&self.test_set)
         );
+        let runs = [
+            ("cache", &self.one_sample, &self.stream_weights),
+            ("memory", &self.one_sample_cold, &self.stream_weights_cold),
+        ];
+        for (place, one, stream) in runs {
+            let _ = writeln!(
+                s,
+                "one-sample inference:      {:>8.2} µs  {}   weights in {place}; streaming them: {:.2} µs, ratio {:.2}",
+                1e6 * one.median,
+                noise(one),
+                1e6 * stream.median,
+                one.median / stream.median
+            );
+        }
+    }
+
+    fn write_paths(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "one-sample inference:      {:>8.2} µs  {}   weights in cache; streaming them: {:.2} µs, ratio {:.2}",
-            1e6 * self.one_sample.median,
-            pct(&self.one_sample),
-            1e6 * self.stream_weights.median,
-            self.one_sample.median / self.stream_weights.median
-        );
-        let _ = writeln!(
-            s,
-            "one-sample inference:      {:>8.2} µs  {}   weights in memory; streaming them: {:.2} µs, ratio {:.2}",
-            1e6 * self.one_sample_cold.median,
-            pct(&self.one_sample_cold),
-            1e6 * self.stream_weights_cold.median,
-            self.one_sample_cold.median / self.stream_weights_cold.median
-        );
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "{:<10} {:>10} {:>22} {:>22} {:>12}",
+            "\n{:<10} {:>10} {:>22} {:>22} {:>12}",
             "path", "FMA peak", "forward 784x256 b64", "training step b64", "one sample"
         );
         for p in &self.paths {
@@ -620,7 +671,6 @@ impl BenchReport {
                 1e6 * p.one_sample.median
             );
         }
-        s
     }
 
     /// The report as JSON.

@@ -278,6 +278,21 @@ fn check<N: Network>(
             offset: payload,
         });
     }
+    check_entries::<N>(blob, payload, total)?;
+    let expected = u32_at(blob, 24);
+    let found = crc32fast::hash(&blob[payload as usize..]);
+    if expected != found {
+        return Err(RawError::Checksum { expected, found });
+    }
+    Ok(move |i: usize| {
+        let start = u64_at(blob, HEADER + ENTRY * i + 16) as usize;
+        start..start + 4 * N::tensor_info(i).len()
+    })
+}
+
+/// Checks each tensor's entry in the header of `blob`: `N`'s shape, and an aligned offset
+/// after the previous tensor's end (the first at `payload` or later) within the `total` bytes.
+fn check_entries<N: Network>(blob: &[u8], payload: u64, total: u64) -> Result<(), RawError> {
     let mut end = payload;
     for i in 0..N::TENSORS {
         let e = HEADER + ENTRY * i;
@@ -305,15 +320,7 @@ fn check<N: Network>(
         }
         end = offset + bytes;
     }
-    let expected = u32_at(blob, 24);
-    let found = crc32fast::hash(&blob[payload as usize..]);
-    if expected != found {
-        return Err(RawError::Checksum { expected, found });
-    }
-    Ok(move |i: usize| {
-        let start = u64_at(blob, HEADER + ENTRY * i + 16) as usize;
-        start..start + 4 * N::tensor_info(i).len()
-    })
+    Ok(())
 }
 
 /// A zero-copy view of `N`'s parameters inside `blob`.
