@@ -14,7 +14,7 @@
 //! tail -c +17 t10k-images-idx3-ubyte | cargo run --release -- model.cnet
 //! ```
 
-use constnet::{MnistMlp, Network, Simd, format::raw, logits::argmax, simd_backend};
+use constnet::{MnistMlp, Network, Params, Simd, format::raw, logits::argmax, simd_backend};
 use std::io::{BufWriter, Read, Write};
 
 fn main() {

@@ -26,7 +26,7 @@
 #![no_std]
 
 use constnet::format::raw::{self, RawError};
-use constnet::{MnistMlp, Network, Simd, logits};
+use constnet::{MnistMlp, Network, Params, Simd, logits};
 use core::cell::UnsafeCell;
 
 /// A parameter blob of f32 tensors in constnet's raw format (`constnet export --raw`).
