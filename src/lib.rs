@@ -48,6 +48,8 @@
 //! - `train` (std): the recipe, epochs, evaluation, reports, checkpoints; `parallel`: the
 //!   threads that split each step; `bench`: `constnet bench`; `cpu`, `image`: what the
 //!   `constnet` binary needs besides.
+//! - `files`, `atomic_file` (std): every input opened as a regular file under a size cap;
+//!   every output written atomically, through symbolic links, keeping mode and hard links.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -61,12 +63,14 @@ extern crate std;
 
 pub mod aligned;
 #[cfg(feature = "std")]
-mod atomic_file;
+pub mod atomic_file;
 #[cfg(feature = "std")]
 pub mod bench;
 #[cfg(feature = "std")]
 pub mod cpu;
 pub mod data;
+#[cfg(feature = "std")]
+pub mod files;
 pub mod format;
 #[cfg(feature = "std")]
 pub mod image;

@@ -298,7 +298,7 @@ fn checkpoints_round_trip_the_whole_run_state() {
         );
         assert!(matches!(
             format::load::<MnistMlp>(&path).err().unwrap().problem,
-            Problem::MissingTensor(_)
+            Problem::IsCheckpoint
         ));
     }
     // A model file is not a checkpoint.

@@ -47,7 +47,7 @@ fn the_seeds_reach_both_the_accepting_and_the_rejecting_paths() {
     // A property that only ever sees rejected inputs checks nothing: each parser must accept
     // some seeds (the valid ones) and reject others (the damaged ones).
     type Accepts = fn(&[u8]) -> bool;
-    let accepts: [(&str, Accepts); 5] = [
+    let accepts: [(&str, Accepts); 6] = [
         ("idx", |d| {
             constnet::data::parse_images(d).is_ok() || constnet::data::parse_labels(d).is_ok()
         }),
@@ -67,6 +67,9 @@ fn the_seeds_reach_both_the_accepting_and_the_rejecting_paths() {
         }),
         ("checkpoint", |d| {
             constnet::train::Run::<checks::Small>::resume_bytes(d, 100).is_ok()
+        }),
+        ("checkpoint_header", |d| {
+            constnet::train::checkpoint::decode_header(&checks::header_lines(d)).is_ok()
         }),
         ("image", |d| {
             constnet::image::decode(d, 28, 28, false).is_ok()

@@ -7,9 +7,9 @@
 //! atomically (a rename never changes a mapped inode), and [`Bytes::read`] exists for when the
 //! files cannot be trusted to stay put (`constnet train --no-mmap`).
 
+use crate::files::open_regular;
 use memmap2::Mmap;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::ops::Deref;
 use std::path::Path;
 use std::prelude::rust_2024::*;
@@ -23,10 +23,11 @@ pub enum Bytes {
 }
 
 impl Bytes {
-    /// Maps `path` read-only (an empty file is read, as it cannot be mapped).
-    pub fn map(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+    /// Maps `path` read-only (an empty file is read, as it cannot be mapped), if it is a regular
+    /// file of at most `cap` bytes (see [`crate::files`]).
+    pub fn map(path: &Path, cap: u64) -> io::Result<Self> {
+        let (file, len) = open_regular(path, cap)?;
+        if len == 0 {
             return Ok(Bytes::Owned(Vec::new()));
         }
         // memmap2 requires that a file not be modified while mapped (reads would be undefined);
@@ -37,11 +38,9 @@ impl Bytes {
         Ok(Bytes::Mapped(map))
     }
 
-    /// Reads `path` into memory.
-    pub fn read(path: &Path) -> io::Result<Self> {
-        let mut bytes = Vec::new();
-        File::open(path)?.read_to_end(&mut bytes)?;
-        Ok(Bytes::Owned(bytes))
+    /// Reads `path` into memory, if it is a regular file of at most `cap` bytes.
+    pub fn read(path: &Path, cap: u64) -> io::Result<Self> {
+        crate::files::read_regular(path, cap).map(Bytes::Owned)
     }
 }
 

@@ -5,14 +5,22 @@
 //! `train-images.idx3-ubyte`), raw first, then `.gz`. A `.gz` file is decompressed once into a
 //! cache (`.constnet-cache/` beside it, or the user's cache directory when the data directory is
 //! read-only), written atomically and re-validated, then memory-mapped like a raw file: never
-//! decompressed per run. Every file is validated before use; every error names the file.
+//! decompressed per run. Every file is validated before use; every error names the file; an
+//! empty split (no images) is refused.
+//!
+//! The cache is fresh by content, not by date: beside each cached file `NAME` a record
+//! `NAME.source` holds the length and CRC-32 of the `.gz` it came from and of the cached bytes.
+//! The cache is used only if the `.gz` now has that length and CRC (a `.gz` replaced by
+//! another with an older date, by `cp -p`, `tar` or `rsync -t`, is decompressed again) and the
+//! cache itself still has its recorded length and CRC (a cache rewritten in place is replaced).
+//! Checking costs one CRC pass over each file per run (a few milliseconds for MNIST).
 #![forbid(unsafe_code)]
 
 use super::idx::{self, IdxError, Images};
 use super::mmap::Bytes;
 use crate::atomic_file::write_atomic;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::prelude::rust_2024::*;
@@ -60,6 +68,11 @@ pub enum DataError {
         path: PathBuf,
         /// The decoder's complaint.
         source: io::Error,
+    },
+    /// A split has no samples: nothing to train on or to evaluate.
+    Empty {
+        /// The image file (the `.gz` cache for a `.gz`).
+        path: PathBuf,
     },
     /// A file is not a valid IDX file of the right kind.
     Idx {
@@ -111,6 +124,11 @@ impl fmt::Display for DataError {
             DataError::Gzip { path, source } => {
                 write!(f, "{}: corrupt gzip data: {source}", path.display())
             }
+            DataError::Empty { path } => write!(
+                f,
+                "{}: holds no images (its header says 0): a dataset needs at least one sample",
+                path.display()
+            ),
             DataError::Idx { path, source } => write!(f, "{}: {source}", path.display()),
             DataError::Pair {
                 images,
@@ -249,6 +267,9 @@ pub struct Mnist {
     pub test: Split,
     /// The directory the files came from.
     pub dir: PathBuf,
+    /// Every file read: the four files as found (raw or `.gz`) and the caches of the `.gz`
+    /// ones. An output must never be one of them.
+    pub files: Vec<PathBuf>,
 }
 
 /// How to open the dataset.
@@ -300,10 +321,19 @@ impl Mnist {
         let paths: Vec<PathBuf> = found.into_iter().flatten().collect();
         let train = open_split(&paths[0], FILES[0], &paths[1], FILES[1], options)?;
         let test = open_split(&paths[2], FILES[2], &paths[3], FILES[3], options)?;
+        let mut files = paths.clone();
+        for split in [&train, &test] {
+            for path in [&split.images_path, &split.labels_path] {
+                if !files.contains(path) {
+                    files.push(path.clone());
+                }
+            }
+        }
         Ok(Self {
             train,
             test,
             dir: dir.to_path_buf(),
+            files,
         })
     }
 }
@@ -357,6 +387,9 @@ fn open_split(
         }
     })?;
     let (count, rows, cols) = (parsed.count, parsed.rows, parsed.cols);
+    if count == 0 {
+        return Err(DataError::Empty { path: images_path });
+    }
     Ok(Split {
         images: Arc::new(images),
         labels: Arc::new(labels),
@@ -381,9 +414,9 @@ fn open_file(
         path.to_path_buf()
     };
     let bytes = if options.map {
-        Bytes::map(&path)
+        Bytes::map(&path, MAX_DECOMPRESSED)
     } else {
-        Bytes::read(&path)
+        Bytes::read(&path, MAX_DECOMPRESSED)
     };
     let bytes = bytes.map_err(|source| DataError::Io {
         path: path.clone(),
@@ -396,25 +429,105 @@ fn open_file(
     Ok((path, bytes))
 }
 
-/// The decompressed copy of `gz`, made if missing, older than `gz` or invalid.
+/// The length and CRC-32 of some bytes: what identifies a `.gz` and its cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Digest {
+    len: u64,
+    crc: u32,
+}
+
+impl Digest {
+    fn of(bytes: &[u8]) -> Self {
+        Self {
+            len: bytes.len() as u64,
+            crc: crc32fast::hash(bytes),
+        }
+    }
+
+    /// The digest of a whole file, read in chunks (at most `cap` bytes).
+    fn of_file(path: &Path, cap: u64) -> io::Result<Self> {
+        let (file, _) = crate::files::open_regular(path, cap)?;
+        let mut reader = file.take(cap);
+        let (mut hasher, mut len, mut buffer) =
+            (crc32fast::Hasher::new(), 0u64, vec![0u8; 1 << 16]);
+        loop {
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(Self {
+                    len,
+                    crc: hasher.finalize(),
+                });
+            }
+            hasher.update(&buffer[..n]);
+            len += n as u64;
+        }
+    }
+}
+
+/// What `NAME.source` records: the `.gz` a cache came from and the cache's own bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct CacheRecord {
+    gz: Digest,
+    idx: Digest,
+}
+
+const RECORD_MAGIC: &str = "constnet .gz cache 1";
+
+impl CacheRecord {
+    fn path(cache: &Path) -> PathBuf {
+        let mut name = cache.file_name().unwrap_or_default().to_os_string();
+        name.push(".source");
+        cache.with_file_name(name)
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{RECORD_MAGIC}\ngz {} {:08x}\nidx {} {:08x}\n",
+            self.gz.len, self.gz.crc, self.idx.len, self.idx.crc
+        )
+    }
+
+    fn read(cache: &Path) -> Option<Self> {
+        let text = crate::files::read_regular(&Self::path(cache), 4096).ok()?;
+        let text = String::from_utf8(text).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != RECORD_MAGIC {
+            return None;
+        }
+        let mut digest = |key: &str| -> Option<Digest> {
+            let mut words = lines.next()?.split(' ');
+            (words.next()? == key).then_some(())?;
+            let len = words.next()?.parse().ok()?;
+            let crc = u32::from_str_radix(words.next()?, 16).ok()?;
+            Some(Digest { len, crc })
+        };
+        Some(Self {
+            gz: digest("gz")?,
+            idx: digest("idx")?,
+        })
+    }
+}
+
+/// The decompressed copy of `gz`: the cache if its record matches `gz` and itself (see the
+/// module docs), else made anew.
 fn cached(
     gz: &Path,
     name: &str,
     check: &impl Fn(&[u8]) -> Result<(), IdxError>,
 ) -> Result<PathBuf, DataError> {
-    let gz_modified = fs::metadata(gz)
-        .and_then(|m| m.modified())
-        .map_err(|source| DataError::Io {
-            path: gz.to_path_buf(),
-            source,
-        })?;
+    let gz_digest = Digest::of_file(gz, MAX_DECOMPRESSED).map_err(|source| DataError::Io {
+        path: gz.to_path_buf(),
+        source,
+    })?;
     let dirs = cache_dirs(gz);
     for dir in &dirs {
         let cache = dir.join(name);
-        let fresh = fs::metadata(&cache)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= gz_modified);
-        if fresh && Bytes::map(&cache).is_ok_and(|b| check(&b).is_ok()) {
+        let Some(record) = CacheRecord::read(&cache).filter(|r| r.gz == gz_digest) else {
+            continue;
+        };
+        let intact = Bytes::map(&cache, MAX_DECOMPRESSED)
+            .is_ok_and(|b| Digest::of(&b) == record.idx && check(&b).is_ok());
+        if intact {
             return Ok(cache);
         }
     }
@@ -427,14 +540,21 @@ fn cached(
             continue;
         }
         let result = decompress(gz, &cache).and_then(|()| {
-            let bytes = Bytes::map(&cache).map_err(|source| DataError::Io {
+            let bytes = Bytes::map(&cache, MAX_DECOMPRESSED).map_err(|source| DataError::Io {
                 path: cache.clone(),
                 source,
             })?;
             check(&bytes).map_err(|source| DataError::Idx {
                 path: gz.to_path_buf(),
                 source,
-            })
+            })?;
+            let record = CacheRecord {
+                gz: gz_digest,
+                idx: Digest::of(&bytes),
+            };
+            let path = CacheRecord::path(&cache);
+            crate::atomic_file::write_bytes_atomic(&path, record.text().as_bytes())
+                .map_err(|source| DataError::Io { path, source })
         });
         match result {
             Ok(()) => return Ok(cache),
@@ -459,8 +579,8 @@ fn cached(
     }))
 }
 
-/// The most a `.gz` file may decompress to (MNIST's largest file is 47 MB): a corrupted or
-/// hostile file cannot fill the disk.
+/// The most a `.gz` file may decompress to, and the most any data file may hold (MNIST's
+/// largest file is 47 MB): a corrupted or hostile file cannot fill the disk or the memory.
 pub const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// What went wrong in [`gunzip`].
@@ -505,9 +625,14 @@ fn cache_dirs(gz: &Path) -> Vec<PathBuf> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut dirs = vec![parent.join(".constnet-cache")];
-    let user = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    // The XDG spec: an empty or relative $XDG_CACHE_HOME counts as unset (an empty one used to
+    // put the cache in ./constnet/).
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let user = absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|h| h.join(".cache")));
     if let Some(user) = user {
         // One directory per data directory, so two datasets never share a cache.
         let absolute = fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
@@ -519,10 +644,11 @@ fn cache_dirs(gz: &Path) -> Vec<PathBuf> {
 
 /// Decompresses `gz` into `out` atomically.
 fn decompress(gz: &Path, out: &Path) -> Result<(), DataError> {
-    let file = File::open(gz).map_err(|source| DataError::Io {
-        path: gz.to_path_buf(),
-        source,
-    })?;
+    let (file, _) =
+        crate::files::open_regular(gz, MAX_DECOMPRESSED).map_err(|source| DataError::Io {
+            path: gz.to_path_buf(),
+            source,
+        })?;
     let mut gzip_error = None;
     let result = write_atomic(out, |w| {
         match gunzip(io::BufReader::new(file), w, MAX_DECOMPRESSED) {

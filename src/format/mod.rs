@@ -91,6 +91,17 @@ mod std_errors {
             /// CRC-32 of the data.
             found: u32,
         },
+        /// A tensor holds a NaN or an infinity: no trained model does.
+        NonFinite {
+            /// Tensor name.
+            name: String,
+            /// Index of the first such element.
+            element: usize,
+            /// Its value.
+            value: f32,
+        },
+        /// A training checkpoint where a model file was expected.
+        IsCheckpoint,
         /// A raw blob problem.
         Raw(RawError),
         /// Not a usable checkpoint (not one at all, or for another run), or a checkpoint that
@@ -138,6 +149,18 @@ mod std_errors {
                     f,
                     "checksum mismatch (recorded {expected:08x}, data {found:08x}): the file is corrupted"
                 ),
+                Problem::NonFinite {
+                    name,
+                    element,
+                    value,
+                } => write!(
+                    f,
+                    "tensor {name:?} holds {value} at element {element}: a model's weights must be finite"
+                ),
+                Problem::IsCheckpoint => write!(
+                    f,
+                    "a training checkpoint, not a model file: continue its run with `constnet train --resume`, or use the model file that run saves"
+                ),
                 Problem::Raw(e) => write!(f, "{e}"),
                 Problem::Checkpoint(e) => write!(f, "checkpoint: {e}"),
             }
@@ -173,7 +196,7 @@ mod std_errors {
 
     /// Reads a raw blob from `path` into fresh parameters.
     pub fn load_raw<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
-        let bytes = super::safetensors::open(path)?;
+        let bytes = super::safetensors::open(path, raw::blob_len::<N>() as u64)?;
         let mut net = N::zeroed_box();
         raw::load_into(&bytes, &mut *net)
             .map_err(|e| ModelFileError::new(path, Problem::Raw(e)))?;

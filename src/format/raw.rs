@@ -21,7 +21,8 @@
 //!
 //! Reading checks the magic, the version, the count, every shape against the network's
 //! compile-time shapes, that offsets are aligned, in order, in bounds and do not overlap, the
-//! total length and the checksum, and reports the first thing wrong. [`view`] is zero-copy
+//! total length, the checksum and that every value is finite, and reports the first thing
+//! wrong. [`view`] is zero-copy
 //! when the blob starts on a 4-byte boundary (embed it in a `#[repr(align(64))]` wrapper);
 //! [`load_into`] copies from any alignment.
 #![forbid(unsafe_code)]
@@ -91,6 +92,15 @@ pub enum RawError {
         /// CRC of the payload.
         found: u32,
     },
+    /// A tensor holds a NaN or an infinity: no trained model does.
+    NonFinite {
+        /// Tensor index.
+        index: usize,
+        /// Its name in the network.
+        name: &'static str,
+        /// Index of the first such element.
+        element: usize,
+    },
     /// Zero-copy needs the blob to start on a 4-byte boundary (this one is at `address % 4`).
     Misaligned {
         /// The blob's address modulo 4.
@@ -137,6 +147,14 @@ impl fmt::Display for RawError {
                     "checksum mismatch (header {expected:08x}, payload {found:08x}): the blob is corrupted"
                 )
             }
+            RawError::NonFinite {
+                index,
+                name,
+                element,
+            } => write!(
+                f,
+                "tensor {index} ({name}) holds a NaN or an infinity at element {element}: a model's weights must be finite"
+            ),
             RawError::Misaligned { address_mod_4 } => write!(
                 f,
                 "the blob starts at an address ≡ {address_mod_4} mod 4; embed it in a #[repr(align(64))] wrapper for zero-copy use, or copy it with load_into"
@@ -284,10 +302,32 @@ fn check<N: Network>(
     if expected != found {
         return Err(RawError::Checksum { expected, found });
     }
-    Ok(move |i: usize| {
+    let range = move |i: usize| {
         let start = u64_at(blob, HEADER + ENTRY * i + 16) as usize;
         start..start + 4 * N::tensor_info(i).len()
-    })
+    };
+    check_finite::<N>(blob, range)?;
+    Ok(range)
+}
+
+/// Checks that every value of every tensor (at `range(i)`) is finite.
+fn check_finite<N: Network>(
+    blob: &[u8],
+    range: impl Fn(usize) -> core::ops::Range<usize>,
+) -> Result<(), RawError> {
+    for i in 0..N::TENSORS {
+        let non_finite = blob[range(i)]
+            .chunks_exact(4)
+            .position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+        if let Some(element) = non_finite {
+            return Err(RawError::NonFinite {
+                index: i,
+                name: N::tensor_info(i).name,
+                element,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks each tensor's entry in the header of `blob`: `N`'s shape, and an aligned offset

@@ -26,6 +26,12 @@ use std::prelude::rust_2024::*;
 pub const CHECKSUM_KEY: &str = "constnet.crc32";
 /// The `__metadata__` key holding the CRC-32 of the header's canonical JSON without this key.
 pub const HEADER_CHECKSUM_KEY: &str = "constnet.header_crc32";
+/// The `__metadata__` key that marks a training checkpoint; its value is the format version.
+/// A checkpoint is not a model file: loading one as a model says so.
+pub const CHECKPOINT_KEY: &str = "constnet.checkpoint";
+/// The most header bytes a file may have beyond its tensors' data (a constnet model's header
+/// is about 1 KB; PyTorch's are smaller): caps what is read of a file named as a model.
+pub const MAX_HEADER: u64 = 1 << 20;
 const DATA_ALIGN: usize = 64;
 
 /// One tensor to write: name, shape, values.
@@ -177,11 +183,38 @@ pub fn tensor_bytes<'a>(
             found: view.shape().to_vec(),
         });
     }
-    Ok(view.data())
+    let data = view.data();
+    if let Some((element, value)) = first_non_finite(data) {
+        return Err(Problem::NonFinite {
+            name: name.to_string(),
+            element,
+            value,
+        });
+    }
+    Ok(data)
+}
+
+/// The first NaN or infinity in little-endian f32 bytes: its index and value.
+pub fn first_non_finite(bytes: &[u8]) -> Option<(usize, f32)> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .enumerate()
+        .find(|(_, x)| !x.is_finite())
+}
+
+/// The most bytes a safetensors file for `N` is read: a checkpoint's three flat parameter
+/// blocks (the parameters and Adam's two moments) and a header. A model file has one block;
+/// the cap lets a checkpoint given as a model be read far enough to be named as one.
+pub fn max_file_len<N: Network>() -> u64 {
+    3 * 4 * N::PARAMS as u64 + MAX_HEADER
 }
 
 /// Checks that the file holds exactly `N`'s tensors with the right shapes and dtype.
 fn check_tensors<N: Network>(decoded: &Decoded<'_>) -> Result<(), Problem> {
+    if decoded.metadata.contains_key(CHECKPOINT_KEY) {
+        return Err(Problem::IsCheckpoint);
+    }
     for i in 0..N::TENSORS {
         let info = N::tensor_info(i);
         tensor_bytes(decoded, info.name, info.shape)?;
@@ -228,7 +261,7 @@ pub fn to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, Problem> {
 
 /// Loads a model file into `net`, checking everything first (`net` is untouched on error).
 pub fn load_into<N: Network>(path: &Path, net: &mut N) -> Result<(), ModelFileError> {
-    let bytes = open(path)?;
+    let bytes = open(path, max_file_len::<N>())?;
     load_bytes_into(&bytes, net).map_err(|problem| ModelFileError::new(path, problem))
 }
 
@@ -253,14 +286,15 @@ pub fn load<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
     Ok(net)
 }
 
-/// Maps a file for reading, with errors naming it (and refusing directories).
-pub fn open(path: &Path) -> Result<Bytes, ModelFileError> {
+/// Maps a file for reading if it is a regular file of at most `cap` bytes (see
+/// [`crate::files`]), with errors naming it.
+pub fn open(path: &Path, cap: u64) -> Result<Bytes, ModelFileError> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => return Err(ModelFileError::new(path, Problem::NotAFile)),
         Ok(_) => {}
         Err(e) => return Err(ModelFileError::new(path, Problem::Io(e))),
     }
-    Bytes::map(path).map_err(|e| ModelFileError::new(path, Problem::Io(e)))
+    Bytes::map(path, cap).map_err(|e| ModelFileError::new(path, Problem::Io(e)))
 }
 
 /// A memory-mapped model file, validated once, whose parameters are used in place.
@@ -275,7 +309,7 @@ impl MappedModel {
     /// rename, which leaves an existing mapping on the old contents.
     pub fn open<N: Network>(path: &Path) -> Result<Self, ModelFileError> {
         let at = |problem| ModelFileError::new(path, problem);
-        let bytes = open(path)?;
+        let bytes = open(path, max_file_len::<N>())?;
         let decoded = decode(&bytes).map_err(at)?;
         check_tensors::<N>(&decoded).map_err(at)?;
         // Zero-copy needs 4-byte-aligned little-endian floats: check once here.
@@ -335,10 +369,14 @@ pub struct Summary {
     pub file_len: usize,
 }
 
-/// Reads a model file's header and verifies its checksum, for display.
+/// The most bytes [`inspect`] reads of a safetensors file of any network.
+pub const MAX_INSPECT: u64 = 1 << 30;
+
+/// Reads a model file's header and verifies its checksum, for display (a file of any network,
+/// up to [`MAX_INSPECT`] bytes).
 pub fn inspect(path: &Path) -> Result<Summary, ModelFileError> {
     let at = |problem| ModelFileError::new(path, problem);
-    let bytes = open(path)?;
+    let bytes = open(path, MAX_INSPECT)?;
     let decoded = decode(&bytes).map_err(at)?;
     let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| at(parse_problem(e)))?;
     let mut tensors: Vec<_> = header

@@ -10,7 +10,7 @@
 
 use std::prelude::rust_2024::*;
 
-use super::{Config, InvalidConfig, OptimizerChoice, Run, ScheduleChoice};
+use super::{BATCH, Config, InvalidConfig, OptimizerChoice, Run, ScheduleChoice};
 use crate::atomic_file::write_bytes_atomic;
 use crate::format::Problem;
 use crate::format::safetensors::{self, Decoded, Entry};
@@ -21,8 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The metadata key that marks a checkpoint; its value is the format version.
-pub const CHECKPOINT_KEY: &str = "constnet.checkpoint";
+pub use crate::format::safetensors::CHECKPOINT_KEY;
 /// The format version written and read: 2 has the header under a checksum.
 const VERSION: &str = "2";
 
@@ -123,12 +122,14 @@ impl<N: Network> Run<N> {
                 entries.extend(entries_of::<N>(name, state));
             }
         }
-        let mut meta = checkpoint_metadata(&self.config);
-        meta.insert("optimizer.t".into(), self.optimizer_steps().to_string());
-        meta.insert("epoch".into(), self.epoch.to_string());
-        meta.insert("step".into(), self.steps.to_string());
-        meta.insert("train_len".into(), self.train_len().to_string());
-        safetensors::encode(&entries, meta)
+        let header = Header {
+            config: self.config,
+            train_len: self.train_len(),
+            epoch: self.epoch,
+            steps: self.steps,
+            optimizer_steps: self.optimizer_steps(),
+        };
+        safetensors::encode(&entries, encode_header(&header))
     }
 
     /// Continues a run from a checkpoint written by [`Run::save_checkpoint`], on a training
@@ -138,7 +139,9 @@ impl<N: Network> Run<N> {
             path: path.to_path_buf(),
             problem,
         };
-        let bytes = safetensors::open(path).map_err(|e| at(CheckpointProblem::File(e.problem)))?;
+        let cap = safetensors::max_file_len::<N>();
+        let bytes =
+            safetensors::open(path, cap).map_err(|e| at(CheckpointProblem::File(e.problem)))?;
         let run = Self::resume_bytes(&bytes, train_len).map_err(at)?;
         run.set_last_checkpoint(path.to_path_buf());
         Ok(run)
@@ -146,45 +149,23 @@ impl<N: Network> Run<N> {
 
     /// [`Run::resume`] from the bytes of a checkpoint file.
     pub fn resume_bytes(bytes: &[u8], train_len: usize) -> Result<Self, CheckpointProblem> {
-        let decoded = safetensors::decode(bytes).map_err(CheckpointProblem::File)?;
-        let meta = &decoded.metadata;
-        match meta.get(CHECKPOINT_KEY).map(String::as_str) {
-            Some(VERSION) => {}
-            Some(v) => {
-                return Err(CheckpointProblem::NotACheckpoint(format!(
-                    "format version {v}, this build reads version {VERSION}"
-                )));
-            }
-            None => {
-                return Err(CheckpointProblem::NotACheckpoint(
-                    "no checkpoint metadata (a model file? use it with eval or predict)".into(),
-                ));
-            }
+        if bytes.starts_with(&crate::format::raw::MAGIC) {
+            return Err(CheckpointProblem::NotACheckpoint(
+                "a raw parameter blob (written by `constnet export --raw`): a model for inference, not a training run".into(),
+            ));
         }
-        let int = |key: &str| integer(meta, key).map_err(CheckpointProblem::Metadata);
-        let config = config_from_metadata(meta).map_err(CheckpointProblem::Metadata)?;
-        let recorded = int("train_len")? as usize;
-        if recorded != train_len {
+        let decoded = safetensors::decode(bytes).map_err(CheckpointProblem::File)?;
+        let header = decode_header(&decoded.metadata)?;
+        if header.train_len != train_len {
             return Err(CheckpointProblem::Dataset {
-                recorded,
+                recorded: header.train_len,
                 found: train_len,
             });
         }
-        let mut run = Self::new(config, train_len).map_err(CheckpointProblem::Recipe)?;
-        run.epoch = u32::try_from(int("epoch")?)
-            .map_err(|_| CheckpointProblem::Metadata("epoch out of range".into()))?;
-        run.steps = int("step")?;
-        let per_epoch = run.batches_per_epoch();
-        if run.steps > u64::from(run.config.epochs) * per_epoch
-            || run.steps < u64::from(run.epoch) * per_epoch
-            || run.steps >= u64::from(run.epoch + 1) * per_epoch && run.epoch < run.config.epochs
-        {
-            let (step, epoch) = (run.steps, run.epoch);
-            return Err(CheckpointProblem::Position(format!(
-                "step {step} does not fit epoch {epoch}"
-            )));
-        }
-        let t = int("optimizer.t")?;
+        let mut run = Self::new(header.config, train_len).map_err(CheckpointProblem::Recipe)?;
+        run.epoch = header.epoch;
+        run.steps = header.steps;
+        let t = header.optimizer_steps;
         let (net, optimizer) = run.model_mut();
         fill::<N>(&decoded, "model", net.flat_mut())?;
         optimizer.set_steps_taken(t);
@@ -197,6 +178,76 @@ impl<N: Network> Run<N> {
         }
         Ok(run)
     }
+}
+
+/// A checkpoint's header: the recipe and the run's position, as recorded in its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// The recipe.
+    pub config: Config,
+    /// Samples of the training set the run trains on.
+    pub train_len: usize,
+    /// Epochs completed.
+    pub epoch: u32,
+    /// Optimizer steps completed.
+    pub steps: u64,
+    /// The optimizer's own step count (Adam's `t`).
+    pub optimizer_steps: u64,
+}
+
+/// Reads and validates a checkpoint's header from its metadata: the format version, every
+/// recipe value ([`Config::validate`]) and a position that fits the recipe. The metadata is
+/// under the file's header checksum, so this only ever sees what a writer wrote; the checks
+/// are for writers of other versions, and for the fuzzer.
+pub fn decode_header(meta: &HashMap<String, String>) -> Result<Header, CheckpointProblem> {
+    match meta.get(CHECKPOINT_KEY).map(String::as_str) {
+        Some(VERSION) => {}
+        Some(v) => {
+            return Err(CheckpointProblem::NotACheckpoint(format!(
+                "format version {v}, this build reads version {VERSION}"
+            )));
+        }
+        None => {
+            return Err(CheckpointProblem::NotACheckpoint(
+                "no checkpoint metadata (a model file? use it with eval or predict)".into(),
+            ));
+        }
+    }
+    let int = |key: &str| integer(meta, key).map_err(CheckpointProblem::Metadata);
+    let config = config_from_metadata(meta).map_err(CheckpointProblem::Metadata)?;
+    config.validate().map_err(CheckpointProblem::Recipe)?;
+    let header = Header {
+        config,
+        train_len: usize::try_from(int("train_len")?)
+            .map_err(|_| CheckpointProblem::Metadata("train_len out of range".into()))?,
+        epoch: u32::try_from(int("epoch")?)
+            .map_err(|_| CheckpointProblem::Metadata("epoch out of range".into()))?,
+        steps: int("step")?,
+        optimizer_steps: int("optimizer.t")?,
+    };
+    let (step, epoch, epochs) = (header.steps, header.epoch, u64::from(config.epochs));
+    let per_epoch = header.train_len.div_ceil(BATCH) as u64;
+    let fits = per_epoch > 0
+        && u64::from(epoch) <= epochs
+        && step <= epochs * per_epoch
+        && step >= u64::from(epoch) * per_epoch
+        && (step < (u64::from(epoch) + 1) * per_epoch || u64::from(epoch) == epochs);
+    if !fits {
+        return Err(CheckpointProblem::Position(format!(
+            "step {step} does not fit epoch {epoch} of {epochs} with {per_epoch} batches per epoch"
+        )));
+    }
+    Ok(header)
+}
+
+/// The metadata [`decode_header`] reads back as `header`.
+pub fn encode_header(header: &Header) -> HashMap<String, String> {
+    let mut meta = checkpoint_metadata(&header.config);
+    meta.insert("optimizer.t".into(), header.optimizer_steps.to_string());
+    meta.insert("epoch".into(), header.epoch.to_string());
+    meta.insert("step".into(), header.steps.to_string());
+    meta.insert("train_len".into(), header.train_len.to_string());
+    meta
 }
 
 /// A flat block's tensors named `prefix/name`, for a checkpoint.

@@ -103,6 +103,12 @@ pub struct DataDir {
 }
 
 impl DataDir {
+    /// Whether the directory was named (by --data or $MNIST_DIR) rather than the default.
+    pub fn explicit(&self) -> bool {
+        // data_dir's "from --data" and "from MNIST_DIR"; the default says "the default; …".
+        self.chosen_by.starts_with("from ")
+    }
+
     /// Opens and validates the four files, memory-mapped if `map`.
     pub fn open(&self, map: bool) -> Result<Mnist, DataError> {
         let options = OpenOptions {

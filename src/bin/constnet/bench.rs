@@ -1,6 +1,7 @@
 //! `constnet bench`: this build on this machine, from the FMA peak to a whole epoch.
 
 use crate::args::{self, DataDir};
+use constnet::data::DataError;
 use std::error::Error;
 
 /// Measure this machine: FMA peak, kernels, a step, an epoch, inference
@@ -11,7 +12,8 @@ use std::error::Error;
                       step, the step, a whole epoch (training only, on --threads), inference over \
                       the 10,000 test images, and one-sample inference next to the time to stream \
                       the weights once. On MNIST if found, else on synthetic images of the same \
-                      size. Each figure is a median over about --seconds."
+                      size (only when the default directory has no MNIST: a --data or $MNIST_DIR directory must \
+                      hold it, and damaged files are errors). Each figure is a median over about --seconds."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -28,7 +30,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let mnist = args.data.open(true);
+    // Synthetic images stand in only for MNIST absent from the default directory: a directory
+    // named by --data or $MNIST_DIR, or files that are there but damaged, are errors.
+    let mnist = match args.data.open(true) {
+        Err(e) if args.data.explicit() || !matches!(e, DataError::Missing { .. }) => {
+            return Err(e.into());
+        }
+        other => other,
+    };
     if !args.json {
         match &mnist {
             Ok(m) => say!("data: MNIST from {}", m.dir.display()),

@@ -86,8 +86,13 @@ fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
         );
     }
     match format::load::<MnistMlp>(path) {
-        Ok(_) => say!("  matches the network: yes"),
-        Err(e) => say!("  matches the network: no ({e})"),
+        Ok(_) => {
+            say!("  matches the network: yes");
+            Ok(())
+        }
+        Err(e) => {
+            say!("  matches the network: no");
+            Err(e.into())
+        }
     }
-    Ok(())
 }

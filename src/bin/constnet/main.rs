@@ -7,7 +7,7 @@
 //! `progress` the training output. This file holds the command list and the exit codes: 0
 //! success (and `--help`, `--version`), 1 a runtime failure (a bad file, missing data, training
 //! diverged), 2 a usage error (unknown flag, bad value), reported by clap with the command's
-//! usage.
+//! usage, 130 and 143 when stopped by SIGINT and SIGTERM (see `signals`).
 #![forbid(unsafe_code)]
 
 /// `println!` that ignores a closed stdout (`constnet eval | head`) instead of panicking: the
@@ -35,6 +35,7 @@ mod info;
 mod model_file;
 mod predict;
 mod progress;
+mod signals;
 mod train;
 
 use clap::builder::StyledStr;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         eprintln!("constnet: CONSTNET_SIMD: {e}");
         return ExitCode::from(2);
     }
+    signals::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return exit_for_usage(&suggest_command_flag(e)),
@@ -100,6 +102,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast::<clap::Error>() {
             Ok(usage) => exit_for_usage(&usage),
+            Err(e) if e.is::<signals::Interrupted>() => {
+                eprintln!("constnet: {e}");
+                let signal = e
+                    .downcast_ref::<signals::Interrupted>()
+                    .map_or(2, |i| i.signal);
+                ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
+            }
             Err(e) => {
                 eprintln!("constnet: error: {e}");
                 ExitCode::from(1)

@@ -10,8 +10,9 @@ use std::path::Path;
 /// safetensors reader then reports why).
 pub fn is_raw_blob(path: &Path) -> bool {
     let mut magic = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
+    // Through the regular-file check: a FIFO must not block here (the loader refuses it).
+    constnet::files::open_regular(path, u64::MAX)
+        .and_then(|(mut f, _)| f.read_exact(&mut magic))
         .is_ok_and(|()| magic == format::raw::MAGIC)
 }
 

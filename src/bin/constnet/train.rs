@@ -3,10 +3,11 @@
 
 use crate::args::{self, DataDir};
 use crate::progress::{Console, Output};
+use crate::signals::{self, Interrupted};
 use clap::error::ErrorKind;
 use constnet::data::mnist::Mnist;
 use constnet::train::{self, Config, Evaluation, OptimizerChoice, Run, ScheduleChoice};
-use constnet::{Init, MnistMlp, Network, format};
+use constnet::{Init, MnistMlp, Network, atomic_file, format};
 use serde_json::json;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -172,15 +173,13 @@ impl Recipe {
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let config = args.recipe.config(args.log_every)?;
-    check_writable(&args.out)?;
     let checkpoint = args
         .checkpoint
         .clone()
         .unwrap_or_else(|| args.out.with_extension("ckpt"));
-    if args.checkpoint_every.is_some() {
-        check_writable(&checkpoint)?;
-    }
+    let outputs = check_outputs(&args, &checkpoint)?;
     let mnist = args.data.open(!args.no_mmap)?;
+    refuse_data_files(&outputs, &mnist)?;
     let mut run = match &args.resume {
         Some(path) => {
             let mut run = Run::<MnistMlp>::resume(path, mnist.train.count)?;
@@ -197,8 +196,16 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut console = Console::new(output);
     announce(&console, &run, &mnist, args.resume.as_deref());
     let start = Instant::now();
+    signals::graceful();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
     save(&run, &args.out)?;
+    if let Some(signal) = signals::requested() {
+        let message = format!(
+            "after the last step; the model was saved to {}",
+            args.out.display()
+        );
+        return Err(Interrupted { signal, message }.into());
+    }
     let seconds = start.elapsed().as_secs_f64();
     let text = format!(
         "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s)",
@@ -234,15 +241,42 @@ fn fit(
             if args.checkpoint_every.is_some_and(|n| run.steps % n == 0) {
                 run.save_checkpoint(checkpoint)?;
             }
-            Ok(())
+            stop_if_signalled(run, args)
         },
         |run| {
             if args.save_every_epoch {
                 save(run, &args.out)?;
             }
-            Ok(())
+            stop_if_signalled(run, args)
         },
     )
+}
+
+/// After a step or an epoch: a SIGINT or SIGTERM stops the run here, saying what was kept.
+fn stop_if_signalled(run: &Run<MnistMlp>, args: &Args) -> Result<(), Box<dyn Error>> {
+    let Some(signal) = signals::requested() else {
+        return Ok(());
+    };
+    let checkpoint = match run.last_checkpoint() {
+        Some((path, step)) => format!(
+            "kept the last checkpoint {} (step {step}); continue with --resume {}",
+            path.display(),
+            path.display()
+        ),
+        None => "no checkpoint was written (--checkpoint-every N writes them)".into(),
+    };
+    let out = args.out.display();
+    let model = if args.save_every_epoch && run.epoch > 0 {
+        format!("{out} holds the model saved after epoch {}", run.epoch)
+    } else {
+        format!("{out} was not written")
+    };
+    let message = format!(
+        "stopped at epoch {}, step {}; {checkpoint}; {model}",
+        run.epoch + 1,
+        run.steps
+    );
+    Err(Interrupted { signal, message }.into())
 }
 
 /// What is about to run: build, data and recipe (and where a resumed run resumes).
@@ -296,18 +330,89 @@ fn save(run: &Run<MnistMlp>, out: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Fails early, before hours of training, if the model file cannot be written.
-fn check_writable(out: &Path) -> Result<(), Box<dyn Error>> {
-    let dir = match out.parent() {
+/// Fails early, before hours of training, if an output cannot be written: `--out` (and the
+/// checkpoint, if checkpoints are on) must be a file name in an existing, writable directory,
+/// not a directory, FIFO or device, with a temporary name that fits, and the two must differ
+/// (and differ from the checkpoint being resumed). Returns the outputs, by flag.
+fn check_outputs<'a>(
+    args: &'a Args,
+    checkpoint: &'a Path,
+) -> Result<Vec<(&'static str, &'a Path)>, Box<dyn Error>> {
+    let check = |flag: &str, path: &Path| {
+        atomic_file::check_target(path)
+            .map(|t| identity(&t.path))
+            .map_err(|e| format!("{flag} {:?}: {e}", path.display().to_string()))
+    };
+    let out = check("--out", &args.out)?;
+    let mut outputs = vec![("--out", args.out.as_path())];
+    if args.checkpoint_every.is_some() {
+        if check("--checkpoint", checkpoint)? == out {
+            let message = format!(
+                "--out and the checkpoint name the same file, {}: give --checkpoint another path",
+                args.out.display()
+            );
+            return Err(crate::usage_error(
+                "train",
+                ErrorKind::ArgumentConflict,
+                message,
+            ));
+        }
+        outputs.push(("--checkpoint", checkpoint));
+    }
+    if let Some(resume) = &args.resume
+        && identity(resume) == out
+    {
+        let message = format!(
+            "--out {} is the checkpoint being resumed: give --out another path",
+            args.out.display()
+        );
+        return Err(crate::usage_error(
+            "train",
+            ErrorKind::ArgumentConflict,
+            message,
+        ));
+    }
+    Ok(outputs)
+}
+
+/// A file's path with its directory made canonical (through links): two paths to one file
+/// have one identity, whether or not the file exists yet.
+fn identity(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if out.is_dir() {
-        return Err(format!("{}: is a directory, not a model file", out.display()).into());
-    }
-    if !dir.is_dir() {
-        let (out, dir) = (out.display(), dir.display());
-        return Err(format!("{out}: directory {dir} does not exist").into());
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let target = std::fs::canonicalize(path).ok();
+    target.unwrap_or_else(|| dir.join(path.file_name().unwrap_or_default()))
+}
+
+/// Refuses outputs that are one of the data files (or their `.gz` caches), by path or by
+/// inode (a hard link).
+fn refuse_data_files(outputs: &[(&str, &Path)], mnist: &Mnist) -> Result<(), Box<dyn Error>> {
+    for (flag, path) in outputs {
+        if let Some(data) = mnist.files.iter().find(|d| same_file(path, d)) {
+            return Err(format!(
+                "{flag} {}: is the data file {}: refusing to overwrite training data",
+                path.display(),
+                data.display()
+            )
+            .into());
+        }
     }
     Ok(())
+}
+
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(x), Ok(y)) => {
+            use std::os::unix::fs::MetadataExt;
+            (x.dev(), x.ino()) == (y.dev(), y.ino())
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => identity(a) == identity(b),
+        _ => false,
+    }
 }
