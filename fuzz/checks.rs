@@ -167,9 +167,9 @@ pub fn gzip(data: &[u8]) {
 
 /// A PGM or PNG file for `predict`: an error, or 28×28 pixels in [0, 1].
 pub fn image(data: &[u8]) {
-    if let Ok(pixels) = constnet::image::decode(data, 28, 28, false) {
-        assert_eq!(pixels.len(), 784);
-        assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+    if let Ok(digit) = constnet::image::decode(data, constnet::image::Polarity::Auto) {
+        assert_eq!(digit.pixels.len(), 784);
+        assert!(digit.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
     }
 }
 

@@ -5,7 +5,7 @@
 //! Declare a network, train a step, classify a sample (the README's library example):
 //!
 //! ```
-//! use constnet::{Adam, AdamConfig, Init, Network, Params, Simd, Workspace, set_input, train_step};
+//! use constnet::prelude::*;
 //!
 //! constnet::network! {
 //!     /// 784→128→10 with ReLU.
@@ -23,6 +23,8 @@
 //! assert!(loss.is_finite());
 //! let mut logits = [0.0f32; 10];
 //! net.forward_one::<Simd>(&rows[..784], &mut logits);
+//! let digit: usize = net.predict(&[0u8; 784]); // a 28×28 image as bytes
+//! assert!(digit < 10);
 //! ```
 //!
 //! # Map
@@ -91,13 +93,32 @@ pub use aligned::AlignedVec;
 pub use aligned::{Aligned, Flat};
 pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
 pub use layers::{Dense, DenseMut, DenseRef, Dropout, Init};
-pub use model::{Network, NetworkView, TensorInfo, Workspace, load_u8_batch, set_input};
+pub use model::{
+    Network, NetworkView, PREDICT_MAX_INPUT, PREDICT_MAX_OUTPUT, TensorInfo, Workspace,
+    load_u8_batch, set_input,
+};
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;
 pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
 pub use params::Params;
 pub use rand_xoshiro;
 pub use step::{forward_backward, train_step};
+
+/// What most programs need, in one import: `use constnet::prelude::*;`.
+///
+/// The network macro and traits, the layers' initialisations, the optimizers, the kernel
+/// paths, a training step and the reference MNIST network; with `std`, model files and the
+/// MNIST data too.
+pub mod prelude {
+    #[cfg(feature = "std")]
+    pub use crate::data::Mnist;
+    #[cfg(feature = "std")]
+    pub use crate::format::{load as load_model, save as save_model};
+    pub use crate::{
+        Adam, AdamConfig, Init, MnistMlp, Network, NetworkView, Optimizer, Params, Reference, Rng,
+        Sgd, SgdConfig, Simd, Workspace, network, set_input, train_step,
+    };
+}
 
 /// The generator behind every random choice in this crate, re-exported for convenience.
 pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;

@@ -67,6 +67,12 @@ impl TensorInfo {
     }
 }
 
+/// The most inputs [`Network::predict`] and [`Network::classify`] take (a 32×32 image): their
+/// input buffer is on the stack.
+pub const PREDICT_MAX_INPUT: usize = 1024;
+/// The most classes [`Network::predict`] and [`Network::classify`] return.
+pub const PREDICT_MAX_OUTPUT: usize = 256;
+
 /// A network of dense layers with compile-time widths, its parameters one flat block.
 /// Implemented by [`network!`](crate::network).
 pub trait Network: Params {
@@ -148,6 +154,50 @@ pub trait Network: Params {
     /// Logits for one sample: x `[INPUT]`, logits `[OUTPUT]`. Uses only stack buffers.
     fn forward_one<K: Backend>(&self, x: &[f32], logits: &mut [f32]) {
         self.view().forward_one::<K>(x, logits);
+    }
+
+    /// The class of one sample given as bytes, scaled by 1/255 as MNIST's pixels are:
+    /// `pixels` is `[INPUT]` (e.g. a 28×28 image row by row, light on dark). Runs the best
+    /// kernel path on stack buffers, without allocating. Networks of up to
+    /// [`PREDICT_MAX_INPUT`] inputs and [`PREDICT_MAX_OUTPUT`] classes (checked at compile
+    /// time); others call [`Network::forward_one`] with their own buffers.
+    ///
+    /// # Panics
+    /// If `pixels.len() != INPUT`.
+    fn predict(&self, pixels: &[u8]) -> usize {
+        let mut x = [0.0f32; PREDICT_MAX_INPUT];
+        let x = &mut x[..Self::INPUT];
+        assert_eq!(pixels.len(), x.len(), "predict: one sample of INPUT bytes");
+        for (x, &p) in x.iter_mut().zip(pixels) {
+            *x = f32::from(p) / 255.0;
+        }
+        self.classify(x)
+    }
+
+    /// The class of one sample of features: `x` is `[INPUT]`. See [`Network::predict`].
+    fn classify(&self, x: &[f32]) -> usize {
+        const { assert!(Self::INPUT <= PREDICT_MAX_INPUT && Self::OUTPUT <= PREDICT_MAX_OUTPUT) };
+        let mut logits = [0.0f32; PREDICT_MAX_OUTPUT];
+        let logits = &mut logits[..Self::OUTPUT];
+        self.forward_one::<crate::kernels::Simd>(x, logits);
+        // The first of equal maxima, as `logits::argmax`; NaN never wins.
+        (0..logits.len()).fold(0, |best, c| if logits[c] > logits[best] { c } else { best })
+    }
+
+    /// The classes of many samples: `pixels` is `[n][INPUT]` bytes (see
+    /// [`Network::predict`]), `classes` receives `n` classes. Allocates nothing.
+    ///
+    /// # Panics
+    /// If `pixels.len() != classes.len() * INPUT`.
+    fn predict_batch(&self, pixels: &[u8], classes: &mut [usize]) {
+        assert_eq!(
+            pixels.len(),
+            classes.len() * Self::INPUT,
+            "predict_batch: classes.len() samples of INPUT bytes"
+        );
+        for (class, sample) in classes.iter_mut().zip(pixels.chunks_exact(Self::INPUT)) {
+            *class = self.predict(sample);
+        }
     }
 
     /// Freshly initialised parameters on the heap.

@@ -334,6 +334,7 @@ fn bad_model_files() {
             "train",
             "--data",
             "no-such-dir",
+            "--no-download",
             "--out",
             "keep.safetensors",
         ],
@@ -408,34 +409,9 @@ fn bad_flags_and_values() {
         &["--raw"],
     );
 
-    // Images of the wrong size, as PGM and as PNG.
+    // Images that are not images, or not files, or too large to be a digit.
     let model = tmp.path("m.safetensors");
     format::save(&model, &*MnistMlp::new_boxed(Init::PyTorch, &mut rng(72))).unwrap();
-    let mut pgm = b"P5\n27 28\n255\n".to_vec();
-    pgm.extend(vec![0u8; 27 * 28]);
-    fs::write(tmp.path("small.pgm"), pgm).unwrap();
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, 32, 32);
-        encoder.set_color(png::ColorType::Grayscale);
-        encoder
-            .write_header()
-            .unwrap()
-            .write_image_data(&[0u8; 1024])
-            .unwrap();
-    }
-    fs::write(tmp.path("big.png"), png_bytes).unwrap();
-    let mut rgb = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut rgb, 28, 28);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder
-            .write_header()
-            .unwrap()
-            .write_image_data(&[0u8; 28 * 28 * 3])
-            .unwrap();
-    }
-    fs::write(tmp.path("color.png"), rgb).unwrap();
     fs::write(tmp.path("text.pgm"), b"hello").unwrap();
     // Found by the image fuzz target: a header that claims 28×637534236 pixels used to make the
     // decoder allocate 17 GB before the size was checked. Here with a valid checksum, as a
@@ -455,14 +431,25 @@ fn bad_flags_and_values() {
     huge[29..33].copy_from_slice(&crc.to_be_bytes());
     fs::write(tmp.path("huge.png"), huge).unwrap();
     fs::write(tmp.path("huge.pgm"), b"P2\n28 4000000000\n255\n0 0 0").unwrap();
+    let mut cut = b"P5\n28 28\n255\n".to_vec();
+    cut.extend([0u8; 100]);
+    fs::write(tmp.path("cut.pgm"), cut).unwrap();
+    // 33 MiB of nothing (sparse): refused by its size before it is read.
+    fs::File::create(tmp.path("vast.png"))
+        .unwrap()
+        .set_len(33 << 20)
+        .unwrap();
+    fs::create_dir(tmp.path("folder.png")).unwrap();
     let m = model.to_str().unwrap();
     for (file, problem) in [
-        ("small.pgm", "image is 27×28"),
-        ("big.png", "image is 32×32"),
-        ("color.png", "grayscale image is needed"),
-        ("text.pgm", "not a PGM"),
+        ("text.pgm", "not a PNG, JPEG or PGM"),
         ("huge.png", "image is 28×637534236"),
         ("huge.pgm", "image is 28×4000000000"),
+        ("cut.pgm", "bad Pnm image"),
+        ("vast.png", "an image file may have at most"),
+        ("folder.png", "not a regular file"),
+        // A device that never ends is not read forever.
+        ("/dev/zero", "not a regular file"),
         ("absent.png", "No such file"),
     ] {
         fails(

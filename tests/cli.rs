@@ -392,3 +392,108 @@ fn library_names_round_trip() {
     let error = "linear".parse::<ScheduleChoice>().unwrap_err().to_string();
     assert!(error.contains("constant, step, cosine"), "{error}");
 }
+
+/// `train` leaves a training record beside the model: a JSON-lines metrics log (a start line,
+/// the logged steps, each epoch with training and test accuracy), its plot, and the recipe,
+/// seed, threads, version, accuracy and date in the model's metadata, which `info` prints.
+/// `constnet plot` redraws the plot from the log.
+#[test]
+fn train_writes_metrics_plot_and_a_model_record() {
+    let tmp = TempDir::new("cli-record");
+    let model = tmp.path("r.safetensors");
+    let data = mnist_dir();
+    let out = constnet(
+        &[
+            "train",
+            "--epochs",
+            "2",
+            "--log-every",
+            "400",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = tmp.path("r.metrics.jsonl");
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    let steps = ["step"; 3];
+    let want: Vec<&str> = [&["start"][..], &steps, &["epoch"], &steps, &["epoch"]].concat();
+    assert_eq!(kinds, want);
+    assert_eq!(records[0]["seed"], 3);
+    assert_eq!(records[0]["threads"], 1);
+    let step = &records[5];
+    assert_eq!(
+        (step["epoch"].as_u64(), step["step"].as_u64()),
+        (Some(2), Some(938 + 400))
+    );
+    for key in ["loss", "lr", "samples_per_sec", "time"] {
+        assert!(step[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {step}");
+    }
+    let last = records.last().unwrap();
+    for key in [
+        "train_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "lr",
+        "seconds",
+        "samples_per_sec",
+        "time",
+    ] {
+        assert!(last[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {last}");
+    }
+    assert!(last["test_accuracy"].as_f64().unwrap() > 0.95, "{last}");
+    assert_eq!(last["step"], 2 * 938);
+
+    let svg = std::fs::read_to_string(tmp.path("r.metrics.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("training loss") && svg.contains("<polyline"));
+
+    let info = constnet(&["info", "--model", model.to_str().unwrap()], &[]);
+    assert_eq!(info.code, Some(0), "{}", info.stderr);
+    let accuracy = format!("{:.2}%", 100.0 * last["test_accuracy"].as_f64().unwrap());
+    for word in [
+        &format!("trained: by constnet {}", env!("CARGO_PKG_VERSION")),
+        "recipe: adam, lr 0.001, constant schedule, 2 epochs",
+        "seed 3, threads 1, epochs 2",
+        &format!("test accuracy: {accuracy}"),
+    ] {
+        assert!(
+            info.stdout.contains(word),
+            "lacks {word:?}: {}",
+            info.stdout
+        );
+    }
+
+    let again = tmp.path("again.svg");
+    let plot = constnet(
+        &[
+            "plot",
+            log.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(plot.code, Some(0), "{}", plot.stderr);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), svg);
+    // A log that is not one says where.
+    let bad = tmp.path("bad.jsonl");
+    std::fs::write(&bad, "{\"kind\":\"start\"}\nnot json\n").unwrap();
+    let plot = constnet(&["plot", bad.to_str().unwrap()], &[]);
+    assert_eq!(plot.code, Some(1), "{}", plot.stderr);
+    assert!(plot.stderr.contains("bad.jsonl: line 2"), "{}", plot.stderr);
+}

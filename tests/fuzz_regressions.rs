@@ -72,7 +72,7 @@ fn the_seeds_reach_both_the_accepting_and_the_rejecting_paths() {
             constnet::train::checkpoint::decode_header(&checks::header_lines(d)).is_ok()
         }),
         ("image", |d| {
-            constnet::image::decode(d, 28, 28, false).is_ok()
+            constnet::image::decode(d, constnet::image::Polarity::Auto).is_ok()
         }),
     ];
     for (target, accept) in accepts {

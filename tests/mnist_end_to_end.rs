@@ -71,6 +71,22 @@ fn constnet(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Writes an 8-bit 28×28 PNG of `color` type (with `palette` for an indexed one).
+fn write_png(path: &Path, color: png::ColorType, data: &[u8], palette: Option<Vec<u8>>) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, 28, 28);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    if let Some(palette) = palette {
+        encoder.set_palette(palette);
+    }
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(data)
+        .unwrap();
+}
+
 fn top3(output: &str) -> Vec<String> {
     output
         .lines()
@@ -174,7 +190,25 @@ fn the_cli_trains_evaluates_predicts_inspects_and_exports() {
             .write_image_data(pixels)
             .unwrap();
     }
-    for image in [&pgm, &png_path] {
+    // And as users' files have it (issue 11, item 10): dark strokes on a transparent canvas
+    // (gray+alpha), a palette PNG, a P5 PGM written with CRLF line ends. Each comes through
+    // as the same 28×28 pixels, so each predicts exactly what --index does.
+    let alpha_path = tmp.path("seven-alpha.png");
+    let alpha: Vec<u8> = pixels.iter().flat_map(|&p| [0, p]).collect();
+    write_png(&alpha_path, png::ColorType::GrayscaleAlpha, &alpha, None);
+    let palette_path = tmp.path("seven-palette.png");
+    let palette: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
+    write_png(
+        &palette_path,
+        png::ColorType::Indexed,
+        pixels,
+        Some(palette),
+    );
+    let crlf = tmp.path("seven-crlf.pgm");
+    let mut bytes = b"P5\r\n28 28\r\n255\r\n".to_vec();
+    bytes.extend_from_slice(pixels);
+    std::fs::write(&crlf, bytes).unwrap();
+    for image in [&pgm, &png_path, &alpha_path, &palette_path, &crlf] {
         let (ok, out, err) = constnet(&[
             "predict",
             "--model",
@@ -185,6 +219,28 @@ fn the_cli_trains_evaluates_predicts_inspects_and_exports() {
         assert!(ok, "predict --image failed: {err}");
         assert_eq!(top3(&out), top3(&by_index), "{}", image.display());
     }
+    // A photo-like JPEG: 3× larger, RGB, a dark digit on white. Inverted, fitted into 20×20
+    // and centred, it is still a 7.
+    let jpeg = tmp.path("seven-big.jpg");
+    image::RgbImage::from_fn(84, 84, |x, y| {
+        let v = 255 - pixels[(y / 3 * 28 + x / 3) as usize];
+        image::Rgb([v, v, v])
+    })
+    .save(&jpeg)
+    .unwrap();
+    let (ok, out, err) = constnet(&[
+        "predict",
+        "--model",
+        model,
+        "--image",
+        jpeg.to_str().unwrap(),
+    ]);
+    assert!(ok, "predict --image failed: {err}");
+    assert!(
+        out.contains("(84×84; inverted, fitted into 20×20, centred)"),
+        "{out}"
+    );
+    assert!(top3(&out)[0].starts_with("  7 "), "{out}");
 
     let (ok, out, _) = constnet(&["info", "--model", model]);
     assert!(ok);

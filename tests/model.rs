@@ -338,3 +338,31 @@ fn a_784_32_10_network_learns_noisy_prototypes_to_100_percent() {
     assert!(last < first / 10.0, "loss {first} -> {last}");
     assert_eq!(accuracy, 1.0);
 }
+
+/// `predict` is the argmax of `forward_one` on the bytes scaled by 1/255, and `predict_batch`
+/// is `predict` per sample.
+#[test]
+fn predict_is_the_argmax_of_the_logits() {
+    use constnet::MnistMlp;
+    let mut r = rng(91);
+    let net = MnistMlp::new_boxed(constnet::Init::PyTorch, &mut r);
+    let n = 37;
+    let pixels: Vec<u8> = (0..n * 784).map(|_| int(&mut r, 0, 255) as u8).collect();
+    let mut classes = vec![usize::MAX; n];
+    net.predict_batch(&pixels, &mut classes);
+    let mut seen = [false; 10];
+    for (i, sample) in pixels.chunks_exact(784).enumerate() {
+        let x: Vec<f32> = sample.iter().map(|&p| f32::from(p) / 255.0).collect();
+        let mut logits = [0.0f32; 10];
+        net.forward_one::<constnet::Simd>(&x, &mut logits);
+        let best = (0..10).fold(0, |b, c| if logits[c] > logits[b] { c } else { b });
+        assert_eq!(net.predict(sample), best, "sample {i}: {logits:?}");
+        assert_eq!(net.classify(&x), best, "sample {i}");
+        assert_eq!(classes[i], best, "sample {i} in the batch");
+        seen[best] = true;
+    }
+    assert!(
+        seen.iter().filter(|&&s| s).count() > 1,
+        "every sample got the same class"
+    );
+}

@@ -47,6 +47,8 @@ pub enum DataError {
         dir: PathBuf,
         /// How that directory was chosen.
         chosen_by: &'static str,
+        /// Canonical names of the files looked for: all four, or the test set's two.
+        wanted: &'static [&'static str],
         /// Canonical names of the files not found.
         missing: Vec<&'static str>,
     },
@@ -98,6 +100,7 @@ impl fmt::Display for DataError {
             DataError::Missing {
                 dir,
                 chosen_by,
+                wanted,
                 missing,
             } => {
                 writeln!(
@@ -105,11 +108,12 @@ impl fmt::Display for DataError {
                     "MNIST files not found in {} ({chosen_by})",
                     dir.display()
                 )?;
+                let count = if wanted.len() == 4 { "four" } else { "two" };
                 writeln!(
                     f,
-                    "  expected these four files, raw or .gz, with '-' or '.' before idx:"
+                    "  expected these {count} files, raw or .gz, with '-' or '.' before idx:"
                 )?;
-                for name in FILES {
+                for &name in *wanted {
                     let mark = if missing.contains(&name) {
                         "missing"
                     } else {
@@ -301,24 +305,7 @@ impl Mnist {
         chosen_by: &'static str,
         options: OpenOptions,
     ) -> Result<Self, DataError> {
-        let found: Vec<Option<PathBuf>> = FILES
-            .iter()
-            .map(|name| find(dir, name))
-            .collect::<Result<_, _>>()?;
-        let missing: Vec<&'static str> = FILES
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(&n, _)| n)
-            .collect();
-        if !missing.is_empty() {
-            return Err(DataError::Missing {
-                dir: dir.to_path_buf(),
-                chosen_by,
-                missing,
-            });
-        }
-        let paths: Vec<PathBuf> = found.into_iter().flatten().collect();
+        let paths = find_all(dir, chosen_by, &FILES)?;
         let train = open_split(&paths[0], FILES[0], &paths[1], FILES[1], options)?;
         let test = open_split(&paths[2], FILES[2], &paths[3], FILES[3], options)?;
         let mut files = paths.clone();
@@ -336,6 +323,44 @@ impl Mnist {
             files,
         })
     }
+
+    /// Finds, validates and maps only the test set's two files in `dir`: what evaluation and
+    /// prediction need (the training files are 47 MB more).
+    pub fn open_test(
+        dir: &Path,
+        chosen_by: &'static str,
+        options: OpenOptions,
+    ) -> Result<Split, DataError> {
+        let paths = find_all(dir, chosen_by, &FILES[2..])?;
+        open_split(&paths[0], FILES[2], &paths[1], FILES[3], options)
+    }
+}
+
+/// The paths of `names` in `dir`, or which of them are missing.
+fn find_all(
+    dir: &Path,
+    chosen_by: &'static str,
+    names: &'static [&'static str],
+) -> Result<Vec<PathBuf>, DataError> {
+    let found: Vec<Option<PathBuf>> = names
+        .iter()
+        .map(|name| find(dir, name))
+        .collect::<Result<_, _>>()?;
+    let missing: Vec<&'static str> = names
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(&n, _)| n)
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataError::Missing {
+            dir: dir.to_path_buf(),
+            chosen_by,
+            wanted: names,
+            missing,
+        });
+    }
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The path of `name` in `dir` under either spelling, raw or `.gz`, if any.

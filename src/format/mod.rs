@@ -15,7 +15,7 @@ pub mod safetensors;
 
 pub use raw::RawError;
 #[cfg(feature = "std")]
-pub use safetensors::{MappedModel, inspect, load, load_into, save};
+pub use safetensors::{MappedModel, inspect, load, load_into, save, save_with_metadata};
 
 #[cfg(feature = "std")]
 pub use std_errors::{ModelFileError, Problem, load_raw, save_raw};

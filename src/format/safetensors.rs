@@ -239,13 +239,32 @@ pub fn copy_f32(bytes: &[u8], out: &mut [f32]) {
 
 /// Saves `net` to `path` atomically.
 pub fn save<N: Network>(path: &Path, net: &N) -> Result<(), ModelFileError> {
+    save_with_metadata(path, net, HashMap::new())
+}
+
+/// Saves `net` to `path` atomically, with `metadata` in the header's `__metadata__` (a
+/// training record: recipe, seed, version, accuracy, date; PyTorch ignores it, and
+/// [`inspect`] returns it).
+pub fn save_with_metadata<N: Network>(
+    path: &Path,
+    net: &N,
+    metadata: HashMap<String, String>,
+) -> Result<(), ModelFileError> {
     let at = |problem| ModelFileError::new(path, problem);
-    let bytes = to_bytes(net).map_err(at)?;
+    let bytes = to_bytes_with_metadata(net, metadata).map_err(at)?;
     write_bytes_atomic(path, &bytes).map_err(|e| at(Problem::Io(e)))
 }
 
 /// The bytes of `net`'s model file.
 pub fn to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, Problem> {
+    to_bytes_with_metadata(net, HashMap::new())
+}
+
+/// The bytes of `net`'s model file, with `metadata` recorded in its header.
+pub fn to_bytes_with_metadata<N: Network>(
+    net: &N,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, Problem> {
     let entries: Vec<Entry<'_>> = (0..N::TENSORS)
         .map(|i| {
             let info = N::tensor_info(i);
@@ -256,7 +275,7 @@ pub fn to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, Problem> {
             }
         })
         .collect();
-    encode(&entries, HashMap::new())
+    encode(&entries, metadata)
 }
 
 /// Loads a model file into `net`, checking everything first (`net` is untouched on error).

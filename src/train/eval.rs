@@ -39,10 +39,21 @@ pub fn evaluate<'a, V: NetworkView<'a>>(
     split: &Split,
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
+    evaluate_first(view, split, split.count, ws)
+}
+
+/// [`evaluate`] on the split's first `n` samples (all of them if it has fewer): the training
+/// accuracy of a run is measured on a fixed part of the training set, at a sixth of the cost.
+pub fn evaluate_first<'a, V: NetworkView<'a>>(
+    view: V,
+    split: &Split,
+    n: usize,
+    ws: &mut <V::Net as Network>::Workspace<BATCH>,
+) -> Evaluation {
     let classes = V::Net::OUTPUT;
     let mut confusion = vec![vec![0u32; classes]; classes];
     let mut predictions = [0u32; BATCH];
-    let indices: Vec<u32> = (0..split.count as u32).collect();
+    let indices: Vec<u32> = (0..n.min(split.count) as u32).collect();
     for chunk in indices.chunks(BATCH) {
         let batch = chunk.len();
         load_u8_batch::<_, Simd>(ws, split.pixels(), split.labels(), chunk);
@@ -55,7 +66,7 @@ pub fn evaluate<'a, V: NetworkView<'a>>(
     let correct = (0..classes).map(|c| confusion[c][c] as usize).sum();
     Evaluation {
         correct,
-        total: split.count,
+        total: indices.len(),
         confusion,
     }
 }

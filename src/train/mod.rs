@@ -23,7 +23,7 @@ pub use config::{
     BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseScheduleError,
     ScheduleChoice,
 };
-pub use eval::{Evaluation, evaluate};
+pub use eval::{Evaluation, evaluate, evaluate_first};
 pub use report::{BatchReport, EpochReport, Report, TrainError};
 pub use run::Run;
 
@@ -32,6 +32,10 @@ use std::prelude::rust_2024::*;
 use crate::data::Split;
 use crate::model::{Network, Workspace};
 use std::error::Error;
+
+/// How many training samples (the first ones) the training accuracy of each epoch is measured
+/// on: as many as the MNIST test set, so it costs one more evaluation.
+pub const TRAIN_ACCURACY_SAMPLES: usize = 10_000;
 
 /// Trains `run` for its remaining epochs, evaluating on `test` after each.
 pub fn fit<N: Network>(
@@ -47,10 +51,21 @@ pub fn fit<N: Network>(
     while run.epoch < run.config.epochs {
         let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
         let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
+        let on_train = evaluate_first(
+            run.net().view(),
+            train,
+            TRAIN_ACCURACY_SAMPLES,
+            &mut eval_ws,
+        );
+        let schedule = run.schedule();
         report.epoch(&EpochReport {
             epoch: run.epoch,
             train_loss,
+            train_accuracy: on_train.accuracy(),
             test_accuracy: evaluation.accuracy(),
+            lr: schedule.lr(run.config.lr, run.steps.saturating_sub(1)),
+            steps: run.steps,
+            samples: train.count,
             seconds,
         });
         after_epoch(run)?;

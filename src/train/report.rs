@@ -31,8 +31,17 @@ pub struct EpochReport {
     pub epoch: u32,
     /// Mean training loss over the epoch.
     pub train_loss: f32,
+    /// Accuracy after the epoch on the first [`TRAIN_ACCURACY_SAMPLES`](super::TRAIN_ACCURACY_SAMPLES)
+    /// training samples, in [0, 1].
+    pub train_accuracy: f64,
     /// Test-set accuracy after the epoch, in [0, 1].
     pub test_accuracy: f64,
+    /// The learning rate of the epoch's last step.
+    pub lr: f32,
+    /// Optimizer steps done since the run began.
+    pub steps: u64,
+    /// Samples per epoch (the training split's size).
+    pub samples: usize,
     /// Wall time of the epoch's training loop (evaluation excluded), in seconds.
     pub seconds: f64,
 }

@@ -8,8 +8,8 @@
 use clap::builder::{OsStringValueParser, PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches};
-use constnet::data::DataError;
 use constnet::data::mnist::{self, Mnist, OpenOptions};
+use constnet::data::{DataError, Split};
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -116,6 +116,15 @@ impl DataDir {
             ..OpenOptions::default()
         };
         Mnist::open(&self.dir, self.chosen_by, options)
+    }
+
+    /// Opens and validates only the test set's two files.
+    pub fn open_test(&self, map: bool) -> Result<Split, DataError> {
+        let options = OpenOptions {
+            map,
+            ..OpenOptions::default()
+        };
+        Mnist::open_test(&self.dir, self.chosen_by, options)
     }
 }
 

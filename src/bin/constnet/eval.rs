@@ -25,11 +25,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let mnist = args.data.open(!args.no_mmap)?;
+    let test = args.data.open_test(!args.no_mmap)?;
     let net = model_file::load(&args.model)?;
     let mut ws = <MnistMlp as Network>::Workspace::<{ train::BATCH }>::zeroed_box();
     let start = Instant::now();
-    let e = train::evaluate(net.view(), &mnist.test, &mut ws);
+    let e = train::evaluate(net.view(), &test, &mut ws);
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let per_class: Vec<f64> = (0..10).map(|c| e.class_accuracy(c)).collect();

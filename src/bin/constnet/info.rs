@@ -70,7 +70,13 @@ fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
         (Some(c), true) => say!("  checksum: crc32 {c}, verified"),
         _ => say!("  checksum: none recorded (not written by constnet)"),
     }
-    let mut keys: Vec<_> = s.metadata.iter().collect();
+    training_record(&s.metadata);
+    // The rest of the metadata (the training record is above, the checksums were verified).
+    let mut keys: Vec<_> = s
+        .metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with("constnet."))
+        .collect();
     keys.sort();
     for (k, v) in keys {
         say!("  metadata: {k} = {v}");
@@ -94,5 +100,27 @@ fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
             say!("  matches the network: no");
             Err(e.into())
         }
+    }
+}
+
+/// The training record `constnet train` writes into the metadata, if there is one.
+fn training_record(metadata: &std::collections::HashMap<String, String>) {
+    let get = |k: &str| metadata.get(&format!("constnet.{k}")).map(String::as_str);
+    let Some(version) = get("version") else {
+        return;
+    };
+    say!(
+        "  trained: by constnet {version} on {}",
+        get("date").unwrap_or("?")
+    );
+    say!("    recipe: {}", get("recipe").unwrap_or("?"));
+    say!(
+        "    seed {}, threads {}, epochs {}",
+        get("seed").unwrap_or("?"),
+        get("threads").unwrap_or("?"),
+        get("epochs").unwrap_or("?")
+    );
+    if let Some(a) = get("test_accuracy").and_then(|a| a.parse::<f64>().ok()) {
+        say!("    test accuracy: {:.2}%", 100.0 * a);
     }
 }

@@ -29,18 +29,23 @@ macro_rules! say_part {
 
 mod args;
 mod bench;
+#[cfg(feature = "download")]
+mod download;
 mod eval;
 mod export;
 mod info;
 mod model_file;
+mod plot;
 mod predict;
 mod progress;
+mod record;
 mod signals;
 mod train;
 
 use clap::builder::StyledStr;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
+use constnet::data::DataError;
 use std::error::Error;
 use std::process::ExitCode;
 
@@ -64,6 +69,9 @@ enum Command {
     Info(info::Args),
     Export(export::Args),
     Bench(bench::Args),
+    Plot(plot::Args),
+    #[cfg(feature = "download")]
+    Download(download::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,9 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Plot(args)) => plot::run(args),
+        #[cfg(feature = "download")]
+        Some(Command::Download(args)) => download::run(args),
         None => Cli::command().print_help().map_err(Into::into),
     };
     match result {
@@ -111,6 +122,11 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("constnet: error: {e}");
+                if cfg!(feature = "download")
+                    && matches!(e.downcast_ref(), Some(DataError::Missing { .. }))
+                {
+                    eprintln!("  or run 'constnet download --dir DIR' (MNIST or Fashion-MNIST)");
+                }
                 ExitCode::from(1)
             }
         },

@@ -3,15 +3,19 @@
 use crate::args::DataDir;
 use crate::model_file;
 use clap::error::ErrorKind;
+use constnet::image::Polarity;
 use constnet::{Network, Simd};
 use std::error::Error;
 use std::path::PathBuf;
 
-/// Classify a test-set image or a 28×28 grayscale PGM/PNG file
+/// Classify a test-set image or a PNG, JPEG or PGM image of a digit
 #[derive(clap::Args)]
 #[command(
-    after_help = "Prints the top 3 classes and draws the image. MNIST digits are white on \
-                      black; --invert reads a black digit on white."
+    after_help = "Prints the top 3 classes and draws the image as the network sees it. An \
+                  image file of any size and colour type is turned into an MNIST digit: gray, \
+                  alpha composited on the background it implies, inverted when its border is \
+                  light (MNIST digits are light on dark), the digit fitted into 20×20 and its \
+                  centre of mass centred in 28×28."
 )]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["index", "image"]))]
 pub struct Args {
@@ -21,12 +25,15 @@ pub struct Args {
     /// Classify test-set image N
     #[arg(long, value_name = "N")]
     index: Option<usize>,
-    /// Classify a 28×28 grayscale PGM or PNG file
+    /// Classify a PNG, JPEG or PGM file (any size, colour type or background)
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
-    /// The image is a dark digit on a light background
-    #[arg(long)]
+    /// Invert the image (a dark digit on light) whatever its border says
+    #[arg(long, conflicts_with = "no_invert")]
     invert: bool,
+    /// Never invert the image
+    #[arg(long)]
+    no_invert: bool,
     #[command(flatten)]
     data: DataDir,
 }
@@ -38,11 +45,28 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         label,
     } = match (args.index, &args.image) {
         (Some(i), _) => test_image(&args.data, i)?,
-        (None, Some(path)) => Image {
-            pixels: constnet::image::read_grayscale(path, 28, 28, args.invert)?,
-            source: path.display().to_string(),
-            label: None,
-        },
+        (None, Some(path)) => {
+            let polarity = match (args.invert, args.no_invert) {
+                (true, _) => Polarity::Invert,
+                (_, true) => Polarity::Keep,
+                _ => Polarity::Auto,
+            };
+            let digit = constnet::image::read_digit(path, polarity)?;
+            let (w, h) = digit.size;
+            let mut done = Vec::new();
+            if digit.inverted {
+                done.push("inverted");
+            }
+            if digit.rescaled {
+                done.push("fitted into 20×20");
+            }
+            done.push("centred");
+            Image {
+                pixels: digit.pixels,
+                source: format!("{} ({w}×{h}; {})", path.display(), done.join(", ")),
+                label: None,
+            }
+        }
         (None, None) => unreachable!("clap requires --index or --image"),
     };
     let net = model_file::load(&args.model)?;
@@ -60,10 +84,6 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         say!("  {c}  {:6.2}%", 100.0 * probabilities[c]);
     }
     draw(&pixels);
-    let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
-    if args.image.is_some() && mean > 0.5 {
-        say!("note: the image is mostly light; MNIST digits are light on dark, try --invert");
-    }
     Ok(())
 }
 
@@ -79,23 +99,20 @@ struct Image {
 
 /// Test-set image `i`.
 fn test_image(data: &DataDir, i: usize) -> Result<Image, Box<dyn Error>> {
-    let mnist = data.open(true)?;
-    if i >= mnist.test.count {
-        let message = format!(
-            "--index {i} is past the test set's {} images",
-            mnist.test.count
-        );
+    let test = data.open_test(true)?;
+    if i >= test.count {
+        let message = format!("--index {i} is past the test set's {} images", test.count);
         return Err(crate::usage_error(
             "predict",
             ErrorKind::ValueValidation,
             message,
         ));
     }
-    let pixels = mnist.test.images().image(i);
+    let pixels = test.images().image(i);
     Ok(Image {
         pixels: pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         source: format!("test image {i}"),
-        label: Some(mnist.test.labels()[i]),
+        label: Some(test.labels()[i]),
     })
 }
 

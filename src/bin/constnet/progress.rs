@@ -11,6 +11,7 @@
 //!   loss 0.2817  lr 1.00e-3  86,231 samples/s
 //! ```
 
+use crate::record::MetricsLog;
 use constnet::train::{BatchReport, EpochReport, Report};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use serde_json::{Value, json};
@@ -39,6 +40,8 @@ pub struct Console {
     /// When the bar's figures were last updated (at most 20 times a second, as indicatif
     /// draws, so formatting them costs nothing next to a batch).
     updated: Instant,
+    /// The metrics log, which gets every logged step and epoch whatever the output.
+    pub log: Option<MetricsLog>,
 }
 
 impl Console {
@@ -48,6 +51,7 @@ impl Console {
             draws_bar: output != Output::Quiet && std::io::stderr().is_terminal(),
             bar: None,
             updated: Instant::now(),
+            log: None,
         }
     }
 
@@ -104,6 +108,9 @@ impl Report for Console {
     }
 
     fn batch(&mut self, r: &BatchReport) {
+        if let Some(log) = &mut self.log {
+            log.step(r);
+        }
         let (epoch, batch, batches) = (r.epoch, r.batch, r.batches);
         self.line(format_args!(
             "epoch {epoch}  batch {batch}/{batches}  loss {:.4}",
@@ -124,10 +131,14 @@ impl Report for Console {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        if let Some(log) = &mut self.log {
+            log.epoch(r);
+        }
         self.line(format_args!(
-            "epoch {}: train loss {:.4}, test accuracy {:.2}%, {:.2} s",
+            "epoch {}: train loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%, {:.2} s",
             r.epoch,
             r.train_loss,
+            100.0 * r.train_accuracy,
             100.0 * r.test_accuracy,
             r.seconds
         ));
@@ -135,6 +146,7 @@ impl Report for Console {
             "event": "epoch",
             "epoch": r.epoch,
             "train_loss": shortest(r.train_loss),
+            "train_accuracy": r.train_accuracy,
             "test_accuracy": r.test_accuracy,
             "seconds": r.seconds,
         }));
@@ -170,7 +182,7 @@ fn thousands(x: f64) -> String {
 
 /// An f32 as the shortest decimal that reads back as the same f32 (0.9628, not
 /// 0.9628000259399414); null if it is not finite.
-fn shortest(x: f32) -> Value {
+pub fn shortest(x: f32) -> Value {
     x.to_string()
         .parse::<f64>()
         .map_or(Value::Null, Value::from)

@@ -3,6 +3,7 @@
 
 use crate::args::{self, DataDir};
 use crate::progress::{Console, Output};
+use crate::record::{self, MetricsLog};
 use crate::signals::{self, Interrupted};
 use clap::error::ErrorKind;
 use constnet::data::mnist::Mnist;
@@ -26,6 +27,11 @@ pub struct Args {
     /// Read the data files instead of memory-mapping them
     #[arg(long)]
     no_mmap: bool,
+    /// Fail when the data directory has none of the four files, instead of downloading MNIST
+    /// into it
+    #[cfg(feature = "download")]
+    #[arg(long)]
+    no_download: bool,
     /// The model file to write
     #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
     out: PathBuf,
@@ -178,7 +184,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .clone()
         .unwrap_or_else(|| args.out.with_extension("ckpt"));
     let outputs = check_outputs(&args, &checkpoint)?;
-    let mnist = args.data.open(!args.no_mmap)?;
+    let mnist = open_data(&args)?;
     refuse_data_files(&outputs, &mnist)?;
     let mut run = match &args.resume {
         Some(path) => {
@@ -194,11 +200,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         _ => Output::Text,
     };
     let mut console = Console::new(output);
+    let log_path = record::log_path(&args.out);
+    console.log = Some(MetricsLog::open(
+        &log_path,
+        &run.config,
+        args.resume.is_some(),
+    )?);
     announce(&console, &run, &mnist, args.resume.as_deref());
     let start = Instant::now();
     signals::graceful();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
-    save(&run, &args.out)?;
+    save(&run, &args.out, Some(evaluation.accuracy()))?;
     if let Some(signal) = signals::requested() {
         let message = format!(
             "after the last step; the model was saved to {}",
@@ -207,14 +219,23 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         return Err(Interrupted { signal, message }.into());
     }
     let seconds = start.elapsed().as_secs_f64();
+    let log = console.log.take().map(MetricsLog::finish).transpose()?;
+    let plot = log.as_deref().map(record::plot_path);
+    if let (Some(log), Some(plot)) = (&log, &plot) {
+        crate::plot::draw(log, plot)?;
+    }
     let text = format!(
-        "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s)",
+        "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s), metrics {}, plot {}",
         args.out.display(),
         100.0 * evaluation.accuracy(),
         run.epoch,
+        log_path.display(),
+        plot.as_deref().unwrap_or(&log_path).display(),
     );
     let json = json!({
         "event": "saved",
+        "metrics": log.as_ref().map(|p| p.display().to_string()),
+        "plot": plot.as_ref().map(|p| p.display().to_string()),
         "path": args.out.display().to_string(),
         "test_accuracy": evaluation.accuracy(),
         "epochs": run.epoch,
@@ -222,6 +243,27 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     });
     console.result(text, json);
     Ok(())
+}
+
+/// The dataset; downloaded first (with a line saying so) when the directory has none of its
+/// files. A partial set stays an error: it is something to look at, not to overwrite.
+fn open_data(args: &Args) -> Result<Mnist, Box<dyn Error>> {
+    match args.data.open(!args.no_mmap) {
+        #[cfg(feature = "download")]
+        Err(constnet::data::DataError::Missing { missing, .. })
+            if missing.len() == constnet::data::mnist::FILES.len() && !args.no_download =>
+        {
+            let dir = &args.data.dir;
+            eprintln!(
+                "MNIST is not in {} ({}): downloading it (--no-download refuses)",
+                dir.display(),
+                args.data.chosen_by
+            );
+            crate::download::fetch(crate::download::Dataset::Mnist, dir)?;
+            Ok(args.data.open(!args.no_mmap)?)
+        }
+        result => Ok(result?),
+    }
 }
 
 /// The run's remaining epochs, with checkpoints and per-epoch saves as asked.
@@ -245,7 +287,7 @@ fn fit(
         },
         |run| {
             if args.save_every_epoch {
-                save(run, &args.out)?;
+                save(run, &args.out, None)?;
             }
             stop_if_signalled(run, args)
         },
@@ -315,9 +357,9 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
     }));
 }
 
-/// Saves the run's model, unless its parameters are not finite: a diverged run must not
-/// replace a good model.
-fn save(run: &Run<MnistMlp>, out: &Path) -> Result<(), Box<dyn Error>> {
+/// Saves the run's model with its training record, unless its parameters are not finite: a
+/// diverged run must not replace a good model.
+fn save(run: &Run<MnistMlp>, out: &Path, accuracy: Option<f64>) -> Result<(), Box<dyn Error>> {
     if !run.is_finite() {
         return Err(format!(
             "{}: not saved: the parameters are no longer finite after step {} (training diverged)",
@@ -326,7 +368,8 @@ fn save(run: &Run<MnistMlp>, out: &Path) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
-    format::save(out, run.net())?;
+    let metadata = record::metadata(&run.config, run.epoch, accuracy);
+    format::save_with_metadata(out, run.net(), metadata)?;
     Ok(())
 }
 
