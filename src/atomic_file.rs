@@ -19,7 +19,8 @@
 //! - anything else (a directory, a FIFO, a device such as `/proc/self/fd/1`, a socket, a
 //!   dangling link) is refused before a byte is written.
 //!
-//! Temporaries are named `.NAME.tmp-PID-N`. While one is being written it is listed, so a
+//! Temporaries are named `.NAME.tmp-PID-N` (`NAME` shortened if the whole would exceed 255
+//! bytes). While one is being written it is listed, so a
 //! signal handler can remove it ([`remove_temporaries`]); temporaries of `NAME` left by
 //! processes that no longer exist (killed with SIGKILL, a power cut) are removed when `NAME` is
 //! next written.
@@ -223,34 +224,42 @@ pub fn remove_temporaries() -> Vec<PathBuf> {
         .collect()
 }
 
-/// A name beside `path` that no other writer uses: hidden, with the process id and a counter.
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+/// The start of every temporary of `path`: `.NAME.tmp-`, with `NAME` shortened (at a character
+/// boundary) so that the whole temporary name fits in `NAME_MAX` bytes.
+fn temp_prefix(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.len() + TEMP_OVERHEAD > NAME_MAX {
+    let mut keep = name.len().min(NAME_MAX - TEMP_OVERHEAD);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!(".{}.tmp-", &name[..keep])
+}
+
+/// A name beside `path` that no other writer uses: hidden, with the process id and a counter.
+/// Refuses a file name longer than `NAME_MAX` bytes, which no rename could create.
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let len = path.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+    if len > NAME_MAX {
         return Err(refused(format_args!(
-            "file name of {} bytes is too long: its temporary would exceed {NAME_MAX} bytes (at most {})",
-            name.len(),
-            NAME_MAX - TEMP_OVERHEAD
+            "file name of {len} bytes is too long (at most {NAME_MAX})"
         )));
     }
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(path.with_file_name(format!(".{name}.tmp-{}-{unique}", std::process::id())))
+    let pid = std::process::id();
+    Ok(path.with_file_name(format!("{}{pid}-{unique}", temp_prefix(path))))
 }
 
 /// Removes temporaries of `path` whose writer no longer runs (where that can be told: with
 /// `/proc`); returns how many.
 pub fn remove_stale_temporaries(path: &Path) -> usize {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return 0;
-    };
     if !Path::new("/proc/self").exists() {
         return 0;
     }
-    let prefix = format!(".{name}.tmp-");
+    let prefix = temp_prefix(path);
     let Ok(entries) = fs::read_dir(dir_of(path)) else {
         return 0;
     };
