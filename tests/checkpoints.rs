@@ -25,8 +25,12 @@ impl Report for Silent {
     fn epoch(&mut self, _: &EpochReport) {}
 }
 
+/// The binary, with the date it records in model files fixed (SOURCE_DATE_EPOCH), so that
+/// two runs of the same training write the same bytes.
 fn constnet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_constnet"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_constnet"));
+    command.env("SOURCE_DATE_EPOCH", "1798761599");
+    command
 }
 
 fn crc_of(path: &std::path::Path) -> String {

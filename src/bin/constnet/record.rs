@@ -133,11 +133,18 @@ pub fn metadata(
     m
 }
 
-/// Now, in UTC, as ISO 8601 (`2026-12-07T06:15:00Z`).
+/// Now, in UTC, as ISO 8601 (`2026-12-07T06:15:00Z`); `$SOURCE_DATE_EPOCH` (the
+/// reproducible-builds convention) replaces "now", so that the same run can write the same
+/// bytes.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let fixed = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let secs = fixed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
     iso8601(secs)
 }
 
