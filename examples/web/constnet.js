@@ -32,6 +32,7 @@ export const LOAD_ERRORS = {
   9: "a tensor offset is misaligned, overlapping or out of bounds",
   10: "checksum mismatch: the blob is corrupted",
   11: "the blob could not be read",
+  12: "a weight is NaN or infinite",
 };
 
 /** A model blob the module refused; `code` is the module's status code. */

@@ -59,6 +59,8 @@ pub const ERR_CHECKSUM: i32 = 10;
 /// [`RawError::Misaligned`] or [`RawError::BigEndianHost`]: zero-copy conditions that
 /// `load_into` does not have, so this build never reports it.
 pub const ERR_OTHER: i32 = 11;
+/// A weight is NaN or infinite ([`RawError::NonFinite`]).
+pub const ERR_NON_FINITE: i32 = 12;
 
 /// Bytes the upload buffer holds: the f32 `MnistMlp` blob is 971,392 bytes.
 pub const MODEL_CAPACITY: usize = 1 << 20;
@@ -171,6 +173,7 @@ fn error_code(e: &RawError) -> i32 {
         RawError::Shape { .. } => ERR_SHAPE,
         RawError::Offset { .. } => ERR_OFFSET,
         RawError::Checksum { .. } => ERR_CHECKSUM,
+        RawError::NonFinite { .. } => ERR_NON_FINITE,
         RawError::Misaligned { .. } | RawError::BigEndianHost => ERR_OTHER,
     }
 }
