@@ -78,6 +78,7 @@ pub mod optim;
 #[cfg(feature = "std")]
 pub mod parallel;
 pub mod params;
+pub mod quant;
 pub mod step;
 #[cfg(feature = "std")]
 pub mod train;
