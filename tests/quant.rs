@@ -101,7 +101,8 @@ fn network<const L: usize>(r: &mut Xoshiro256PlusPlus, dims: &[usize]) -> QuantM
     QuantModel::from_params(params, dims).unwrap()
 }
 
-const SHAPES: [[usize; 5]; 6] = [
+const SHAPES: [[usize; 5]; 7] = [
+    [37, 5, 9, 3, 2],
     [784, 256, 128, 64, 10],
     [1, 1, 1, 1, 1],
     [13, 7, 33, 17, 5],
@@ -365,4 +366,66 @@ fn quantized_model_classifies_like_the_f32_model_and_every_path_agrees_on_mnist(
         agree * 100 >= n * 95,
         "only {agree} of {n} predictions agree"
     );
+}
+
+#[test]
+fn int8_files_round_trip_and_bad_ones_are_named_and_explained() {
+    let dir = common::TempDir::new("int8-files");
+    let mut r = rng(84);
+    let net = MnistMlp::new_boxed(Init::PyTorch, &mut r);
+    let images: Vec<u8> = (0..20 * 784).map(|i| (i * 13 % 256) as u8).collect();
+    let ranges = quant::calibrate(&*net, &images, 20);
+    let model = quant::quantize::<MnistMlp, 4>(&net, &ranges).unwrap();
+    let (st, blob) = (dir.path("q.safetensors"), dir.path("q.cnet"));
+    quant::file::save(&st, &model).unwrap();
+    quant::file::save_raw(&blob, &model).unwrap();
+    for path in [&st, &blob] {
+        assert!(quant::file::is_int8(path));
+        let back = quant::file::load::<4>(path, &quant::MNIST_DIMS).unwrap();
+        assert_eq!(back.params(), model.params(), "{}", path.display());
+    }
+    let bytes = std::fs::read(&blob).unwrap();
+    assert_eq!(bytes.len(), quant::raw::blob_len::<4>(&quant::MNIST_DIMS));
+
+    let bad = dir.path("bad.cnet");
+    let cases: [(Vec<u8>, &str); 4] = [
+        (bytes[..100].to_vec(), "truncated"),
+        (
+            {
+                let mut b = bytes.clone();
+                b[5000] ^= 1;
+                b
+            },
+            "checksum",
+        ),
+        (
+            {
+                let mut b = bytes.clone();
+                b[8] = 9;
+                b
+            },
+            "version 9",
+        ),
+        (std::fs::read(&st).unwrap()[..300].to_vec(), "bad.cnet"),
+    ];
+    for (content, needle) in cases {
+        std::fs::write(&bad, &content).unwrap();
+        let e = quant::file::load::<4>(&bad, &quant::MNIST_DIMS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.cnet") && e.contains(needle), "{e}");
+    }
+    // Right file, wrong network.
+    let e = quant::file::load::<4>(&st, &[784, 256, 128, 32, 10])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("q.safetensors") && e.contains("shape"), "{e}");
+    // A f32 model file is not an int8 one.
+    let f32_file = dir.path("f.safetensors");
+    constnet::format::save(&f32_file, &*net).unwrap();
+    assert!(!quant::file::is_int8(&f32_file));
+    let e = quant::file::load::<4>(&f32_file, &quant::MNIST_DIMS)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an int8 model file"), "{e}");
 }

@@ -27,8 +27,10 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod int8;
 mod product;
 
+pub use int8::Int8Figures;
 pub use product::{Gemm, Kind, Product, WIDTHS};
 
 /// A timing: median seconds per run and the noise.
@@ -120,6 +122,30 @@ pub struct BenchReport {
     pub stream_weights: Timing,
     /// Streaming the network's weights once from main memory (caches evicted first).
     pub stream_weights_cold: Timing,
+    /// The same network quantized to int8.
+    pub int8: Int8Figures,
+}
+
+/// Times one call of `f` with the caches evicted first (touching `evict`, twice the last
+/// level cache), eleven times: the median and the median deviation.
+fn measure_cold(evict: &mut [u8], f: &mut dyn FnMut()) -> Timing {
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        for line in evict.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        black_box(&evict);
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let m = median(&mut times);
+    let mut dev: Vec<f64> = times.iter().map(|t| (t - m).abs()).collect();
+    Timing {
+        median: m,
+        spread: median(&mut dev) / m,
+        runs: times.len(),
+    }
 }
 
 /// The figures that compare the kernel paths.
@@ -454,31 +480,16 @@ pub fn run(
     // The same two with the weights in main memory: touch a buffer twice the size of the last
     // level cache before each run, then time one run.
     let mut evict = vec![0u8; eviction_bytes()];
-    let mut cold = |f: &mut dyn FnMut()| {
-        let mut times = Vec::new();
-        for _ in 0..11 {
-            for line in evict.chunks_mut(64) {
-                line[0] = line[0].wrapping_add(1);
-            }
-            black_box(&evict);
-            let t = Instant::now();
-            f();
-            times.push(t.elapsed().as_secs_f64());
-        }
-        let m = median(&mut times);
-        let mut dev: Vec<f64> = times.iter().map(|t| (t - m).abs()).collect();
-        Timing {
-            median: m,
-            spread: median(&mut dev) / m,
-            runs: times.len(),
-        }
-    };
+    let mut cold = |f: &mut dyn FnMut()| measure_cold(&mut evict, f);
     let one_sample_cold = cold(&mut || view.forward_one::<Simd>(black_box(&x), &mut out));
     let stream_weights_cold = cold(&mut || {
         black_box(Simd::run(Stream(black_box(&weights))));
     });
 
+    let int8 = int8::figures(&net, train_split, test_split, budget, &mut cold);
+
     BenchReport {
+        int8,
         isa,
         threads,
         fma_peak,
@@ -600,6 +611,20 @@ impl BenchReport {
             1e6 * self.stream_weights_cold.median,
             self.one_sample_cold.median / self.stream_weights_cold.median
         );
+        let q = &self.int8;
+        let _ = writeln!(
+            s,
+            "int8 ({}): test set {:>8.2} ms {}, {:.1}x f32; one sample {:.2} µs {}, {:.1}x f32; weights in memory {:.2} µs {}",
+            q.path,
+            1e3 * q.test_set.median,
+            pct(&q.test_set),
+            self.test_set.median / q.test_set.median,
+            1e6 * q.one_sample.median,
+            pct(&q.one_sample),
+            self.one_sample.median / q.one_sample.median,
+            1e6 * q.one_sample_cold.median,
+            pct(&q.one_sample_cold),
+        );
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -657,6 +682,12 @@ impl BenchReport {
             "stream_weights": timing(&self.stream_weights),
             "one_sample_inference_cold": timing(&self.one_sample_cold),
             "stream_weights_cold": timing(&self.stream_weights_cold),
+            "int8": json!({
+                "path": self.int8.path.name(),
+                "test_set_inference": timing(&self.int8.test_set),
+                "one_sample_inference": timing(&self.int8.one_sample),
+                "one_sample_inference_cold": timing(&self.int8.one_sample_cold),
+            }),
         });
         serde_json::to_string_pretty(&value).expect("JSON")
     }

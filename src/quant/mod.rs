@@ -141,7 +141,12 @@ impl<'a, const L: usize> QuantNet<'a, L> {
 
     /// Bytes of scratch [`QuantNet::forward_batch`] needs for `batch` samples.
     pub fn scratch_len(&self, batch: usize) -> usize {
-        let widest = self.layers.iter().map(|l| stride(l.out)).max().unwrap_or(0);
+        let widest = self
+            .layers
+            .iter()
+            .map(|l| stride(l.out).max(stride(l.inp)))
+            .max()
+            .unwrap_or(0);
         2 * batch * widest
     }
 

@@ -35,6 +35,7 @@ mod info;
 mod model_file;
 mod predict;
 mod progress;
+mod quantize;
 mod train;
 
 use clap::builder::StyledStr;
@@ -62,6 +63,7 @@ enum Command {
     Predict(predict::Args),
     Info(info::Args),
     Export(export::Args),
+    Quantize(quantize::Args),
     Bench(bench::Args),
 }
 
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Export(args)) => export::run(args),
+        Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         None => Cli::command().print_help().map_err(Into::into),
     };
