@@ -14,7 +14,7 @@
 //! they are formed).
 #![allow(clippy::undocumented_unsafe_blocks)] // one argument for all, above
 
-use super::{BLOCK, Dst, GROUP, Int8Path, QDense, QUAD, groups, stride};
+use super::{BLOCK, Dst, GROUP, Int8Path, Output, QDense, QUAD, groups, stride};
 use core::arch::x86_64::*;
 
 /// Whether this CPU has AVX-512F and AVX512-VNNI.
@@ -216,6 +216,27 @@ impl Acc for Vnni512 {
                 l.shift.as_ptr().add(o),
             )
         };
+        if let (Dst::U8(y), Output::Int8 { zero_point, .. }) = (&mut *dst, l.output) {
+            // The clamp and the narrowing in registers: the store is a quarter of the work of
+            // a batch's epilogue when done value by value.
+            let n = GROUP.min(l.out - o);
+            let y = &mut y[s * stride(l.out) + o..][..n];
+            let bytes = unsafe {
+                let v = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
+                let v = _mm512_max_epi32(v, _mm512_set1_epi32(l.output.low()));
+                let v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+                _mm512_cvtepi32_epi8(_mm512_add_epi32(v, _mm512_set1_epi32(128)))
+            };
+            if n == GROUP {
+                // In bounds: `y` holds exactly 16 bytes.
+                unsafe { _mm_storeu_si128(y.as_mut_ptr().cast(), bytes) };
+            } else {
+                let mut all = [0u8; GROUP];
+                unsafe { _mm_storeu_si128(all.as_mut_ptr().cast(), bytes) };
+                y.copy_from_slice(&all[..n]);
+            }
+            return;
+        }
         let mut out = [0i32; GROUP];
         unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), r) };
         store(l, g, s, &out, dst);
