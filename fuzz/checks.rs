@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("gzip", gzip),
     ("image", image),
     ("dense", dense),
+    ("int8", model_int8),
 ];
 
 /// IDX parsing: either an error, or a header consistent with the bytes.
@@ -103,6 +104,40 @@ pub fn model_raw(data: &[u8]) {
             }
         }
         Err(e) => assert_eq!(copy.is_ok(), matches!(e, raw::RawError::Misaligned { .. })),
+    }
+}
+
+/// The widths of [`Small`], for its int8 form.
+pub const SMALL_DIMS: [usize; 3] = [5, 4, 3];
+
+/// An int8 model file (safetensors or raw blob): either a clear error, or a model that
+/// survives a save/load round trip in both forms and runs on every int8 path exactly as the
+/// reference does (so the loader's checks are what the kernels need).
+pub fn model_int8(data: &[u8]) {
+    use constnet::kernels::int8::Int8Path;
+    use constnet::quant::{file, raw as qraw, reference};
+    let model = match file::from_bytes::<2>(data, &SMALL_DIMS) {
+        Err(problem) => {
+            assert!(!problem.to_string().is_empty());
+            return;
+        }
+        Ok(model) => model,
+    };
+    let again = file::from_bytes::<2>(&file::to_bytes(&model).unwrap(), &SMALL_DIMS).unwrap();
+    assert_eq!(again.params(), model.params());
+    let mut blob = Vec::new();
+    qraw::write(&model.view(), |b| blob.extend_from_slice(b));
+    let from_blob = file::from_bytes::<2>(&blob, &SMALL_DIMS).unwrap();
+    assert_eq!(from_blob.params(), model.params());
+    let q = model.view();
+    for pixels in [[0u8; 5], [255; 5], [1, 80, 160, 240, 7]] {
+        let mut want = [0i32; 3];
+        reference::forward_one(&q, &pixels, &mut want);
+        for path in Int8Path::supported() {
+            let mut got = [0i32; 3];
+            q.forward_one(path, &pixels, &mut got);
+            assert_eq!(got, want, "{path}");
+        }
     }
 }
 
@@ -368,6 +403,31 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             let mut ascii = b"P2\n# a comment\n28 28\n15\n".to_vec();
             ascii.extend((0..784).flat_map(|i| format!("{} ", i % 16).into_bytes()));
             vec![pgm, ascii, png_bytes()]
+        }
+        "int8" => {
+            let images: Vec<u8> = (0..50).map(|i| (i * 37 % 256) as u8).collect();
+            let ranges = constnet::quant::calibrate(&*net, &images, 10);
+            let model = constnet::quant::quantize::<Small, 2>(&net, &ranges).unwrap();
+            let mut blob = Vec::new();
+            constnet::quant::raw::write(&model.view(), |b| blob.extend_from_slice(b));
+            // Damaged past the checksum (recomputed): what only the network checks catch.
+            let resealed = |at: usize, value: &[u8]| {
+                let mut b = blob.clone();
+                b[at..at + value.len()].copy_from_slice(value);
+                let crc = crc32fast::hash(&b[64..]);
+                b[24..28].copy_from_slice(&crc.to_le_bytes());
+                b
+            };
+            let first = |section: usize| {
+                u32::from_le_bytes(blob[64 + 32 + 4 * section..][..4].try_into().unwrap()) as usize
+            };
+            vec![
+                constnet::quant::file::to_bytes(&model).unwrap(),
+                resealed(first(0), &[0x80]),
+                resealed(first(4), &5i32.to_le_bytes()),
+                resealed(first(3), &(-1i32).to_le_bytes()),
+                blob,
+            ]
         }
         "dense" => vec![
             vec![3, 5, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200, 100, 0, 255],

@@ -32,7 +32,8 @@
 //! Dependencies point one way, each module using only those listed after it:
 //! `train → parallel → step → {model, optim} → layers → kernels`, with `params` and `aligned`
 //! (the flat parameter blocks) under all of them; `data` and `format` sit beside, `format`
-//! reading and writing a [`Network`]'s tensors. Only `kernels/` touches SIMD instructions
+//! reading and writing a [`Network`]'s tensors; `quant` (int8 networks) sits beside `model`,
+//! on `kernels::int8`, reading a [`Network`]'s tensors to quantize them. Only `kernels/` touches SIMD instructions
 //! (`core::arch` on x86-64, chosen at run time; `wide` elsewhere). Only the `std`-gated modules
 //! touch the OS. Nothing in `kernels/`, `layers`, `model`, `optim/` or `step` allocates.
 //!
@@ -47,6 +48,8 @@
 //! - [`logits`]: predictions, accuracy and probabilities read off the logits.
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
 //! - [`format`]: safetensors model files and the raw blob for `no_std` embedding.
+//! - [`quant`]: post-training int8 quantization: the int8 network, its specification, its
+//!   files (the int8 kernels are in [`kernels::int8`]).
 //! - `train` (std): the recipe, epochs, evaluation, reports, checkpoints; `parallel`: the
 //!   threads that split each step; `bench`: `constnet bench`; `cpu`, `image`: what the
 //!   `constnet` binary needs besides.
@@ -84,6 +87,7 @@ pub mod optim;
 #[cfg(feature = "std")]
 pub mod parallel;
 pub mod params;
+pub mod quant;
 pub mod step;
 #[cfg(feature = "std")]
 pub mod train;

@@ -47,7 +47,10 @@ fn the_seeds_reach_both_the_accepting_and_the_rejecting_paths() {
     // A property that only ever sees rejected inputs checks nothing: each parser must accept
     // some seeds (the valid ones) and reject others (the damaged ones).
     type Accepts = fn(&[u8]) -> bool;
-    let accepts: [(&str, Accepts); 6] = [
+    let accepts: [(&str, Accepts); 7] = [
+        ("int8", |d| {
+            constnet::quant::file::from_bytes::<2>(d, &checks::SMALL_DIMS).is_ok()
+        }),
         ("idx", |d| {
             constnet::data::parse_images(d).is_ok() || constnet::data::parse_labels(d).is_ok()
         }),

@@ -2,7 +2,8 @@
 //!
 //! - `memory.x` goes where cortex-m-rt's `link.x` finds it, and `-Tlink.x` is passed to the
 //!   linker here rather than in `.cargo/config.toml`, so the link works whatever RUSTFLAGS are.
-//! - `$CONSTNET_MODEL` (a raw blob, `constnet export --raw`) and, with the default `test-set`
+//! - `$CONSTNET_MODEL` (a raw blob: int8 from `constnet quantize --raw`, which sets the cfg
+//!   `model_int8`, or f32 from `constnet export --raw`) and, with the default `test-set`
 //!   feature, `$CONSTNET_IMAGES` (1,000 × 784 bytes of pixels) and `$CONSTNET_LABELS` (1,000
 //!   bytes, 0–9) are checked and handed to `include_bytes!` as absolute paths in
 //!   `FIRMWARE_MODEL`, `FIRMWARE_IMAGES` and `FIRMWARE_LABELS`. A relative path is taken from
@@ -38,10 +39,14 @@ fn main() {
         "the raw model blob (constnet export --raw)",
     );
     let bytes = fs::read(&model).unwrap_or_else(|e| fail(&format!("{}: {e}", model.display())));
-    if !bytes.starts_with(b"CNETRAW\0") {
+    println!("cargo:rustc-check-cfg=cfg(model_int8)");
+    if bytes.starts_with(b"CNETQ8\0\0") {
+        println!("cargo:rustc-cfg=model_int8");
+    } else if !bytes.starts_with(b"CNETRAW\0") {
         fail(&format!(
-            "{} is not a raw constnet blob (no CNETRAW magic): export it with \
-             `constnet export --model M.safetensors --raw --out M.cnet`",
+            "{} is not a raw constnet blob (no CNETQ8 or CNETRAW magic): make one with \
+             `constnet quantize --model M.safetensors --raw --out M.int8.cnet` (int8) or \
+             `constnet export --model M.safetensors --raw --out M.cnet` (f32)",
             model.display()
         ));
     }

@@ -4,29 +4,34 @@
 #
 #   examples/cortex-m4/run-test.sh [MODEL]
 #
-# MODEL is a .safetensors model or a raw blob (constnet export --raw); without it a model is
-# trained for one epoch on one thread (~2 s). Steps: (a) train or take the model, (b) export
-# the raw blob, (c) extract the first 1,000 test images and labels, (d) build the firmware in
-# release, (e) run it under QEMU with a timeout, (f) compute the host's predictions with
-# host-check, built twice, (g) compare, then report the firmware's size with and without the
-# images.
+# MODEL is a f32 or int8 model, safetensors or raw blob; without it a model is trained for one
+# epoch on one thread (~2 s). The firmware runs the int8 model (MODEL_KIND=int8, the default:
+# a f32 model is quantized with `constnet quantize --raw`) or the f32 one (MODEL_KIND=f32:
+# `constnet export --raw`). Steps: (a) train or take the model, (b) make the raw blob, (c)
+# extract the first 1,000 test images and labels, (d) build the firmware in release, (e) run
+# it under QEMU with a timeout, (f) compute the host's predictions with host-check, (g)
+# compare, then report the firmware's size with and without the images.
 #
 # The host runs host-check twice, on two kernel paths of one build:
-# - `CONSTNET_SIMD=scalar` (one lane, multiply then add: the same operations in the same order
-#   as the firmware, whose best path on a Cortex-M4 is the scalar one) must agree exactly,
-#   image by image;
-# - the host's best path (FMA, 16 lanes with AVX-512) rounds differently: a prediction may
-#   differ only where the host's two largest logits are within $TOLERANCE (default 1e-4; the
-#   logits of the two arithmetics were measured at most 4e-6 apart).
+# - int8: on `CONSTNET_SIMD=scalar` and on the host's best path (AVX-512 VNNI here); integer
+#   arithmetic is the same everywhere, so both must agree exactly, image by image;
+# - f32: `CONSTNET_SIMD=scalar` (one lane, multiply then add: the same operations in the same
+#   order as the firmware, whose best path on a Cortex-M4 is the scalar one) must agree
+#   exactly; the host's best path (FMA, 16 lanes with AVX-512) rounds differently: a
+#   prediction may differ only where the host's two largest logits are within $TOLERANCE
+#   (default 1e-4; the logits of the two arithmetics were measured at most 4e-6 apart).
 #
-# Environment: MNIST_DIR (default ./data/mnist, else ../shared/data/mnist from the repository
-# root), QEMU_TIMEOUT seconds (default 600), TOLERANCE, KEEP_TMP=1 to keep the work directory.
+# Environment: MODEL_KIND (int8 or f32), MNIST_DIR (default ./data/mnist, else
+# ../shared/data/mnist from the repository root), QEMU_TIMEOUT seconds (default 600),
+# TOLERANCE, KEEP_TMP=1 to keep the work directory.
 # Installs nothing: needs cargo, the thumbv7em-none-eabihf target and qemu-system-arm.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 TOLERANCE="${TOLERANCE:-1e-4}"
+MODEL_KIND="${MODEL_KIND:-int8}"
+case "$MODEL_KIND" in int8 | f32) ;; *) echo "run-test.sh: MODEL_KIND=$MODEL_KIND is not int8 or f32" >&2; exit 1 ;; esac
 QEMU_TIMEOUT="${QEMU_TIMEOUT:-600}"
 COUNT=1000
 TARGET=thumbv7em-none-eabihf
@@ -73,9 +78,20 @@ else
     "$constnet" train --epochs 1 --threads 1 --data "$MNIST_DIR" --out "$model" | tail -n 1
 fi
 
-step "(b) the raw blob"
+step "(b) the raw blob ($MODEL_KIND)"
 hex() { head -c "$2" "$1" | od -An -tx1 | tr -d ' \n'; } # FILE BYTES: the first bytes in hex
-if [ "$(hex "$model" 8)" = 434e455452415700 ]; then # "CNETRAW\0"
+magic="$(hex "$model" 8)"
+is_int8_safetensors() { head -c 65536 "$model" | grep -q '"constnet.int8"'; }
+if [ "$MODEL_KIND" = int8 ]; then
+    if [ "$magic" = 434e455451380000 ]; then # "CNETQ8\0\0"
+        cp "$model" "$tmp/model.cnet"
+        echo "the model is already an int8 raw blob"
+    elif [ "$magic" != 434e455452415700 ] && is_int8_safetensors; then
+        "$constnet" export --model "$model" --raw --out "$tmp/model.cnet"
+    else
+        "$constnet" quantize --model "$model" --raw --out "$tmp/model.cnet" --data "$MNIST_DIR"
+    fi
+elif [ "$magic" = 434e455452415700 ]; then # "CNETRAW\0"
     cp "$model" "$tmp/model.cnet"
     echo "the model is already a raw blob"
 else
@@ -151,10 +167,17 @@ host_check() { # SIMD-PATH CHECK...
         --firmware-out "$tmp/qemu.stdout" --firmware-err "$tmp/qemu.stderr" "$@"
 }
 failed=0
-echo "host on its scalar kernel path: the Cortex-M4's arithmetic, so exactly equal"
-host_check scalar --exact || failed=1
-echo "host on its best kernel path: equal except near ties"
-host_check "" --tolerance "$TOLERANCE" || failed=1
+if [ "$MODEL_KIND" = int8 ]; then
+    echo "host on its scalar kernel path: integer arithmetic, so exactly equal"
+    host_check scalar --exact || failed=1
+    echo "host on its best kernel path: integer arithmetic, so exactly equal too"
+    host_check "" --exact || failed=1
+else
+    echo "host on its scalar kernel path: the Cortex-M4's arithmetic, so exactly equal"
+    host_check scalar --exact || failed=1
+    echo "host on its best kernel path: equal except near ties"
+    host_check "" --tolerance "$TOLERANCE" || failed=1
+fi
 
 step "size (flash = text + data, RAM = data + bss + stack)"
 size_tool=""

@@ -27,8 +27,10 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod int8;
 mod product;
 
+pub use int8::Int8Figures;
 pub use product::{Gemm, Kind, Product, WIDTHS};
 
 /// A timing: median seconds per run and the noise.
@@ -120,6 +122,8 @@ pub struct BenchReport {
     pub stream_weights: Timing,
     /// Streaming the network's weights once from main memory (caches evicted first).
     pub stream_weights_cold: Timing,
+    /// The same network quantized to int8.
+    pub int8: Int8Figures,
 }
 
 /// The figures that compare the kernel paths.
@@ -298,8 +302,9 @@ pub fn run(
     } else {
         epoch_single
     };
-    let inference = inference(budget, test_split);
+    let inference = inference(budget, train_split, test_split);
     BenchReport {
+        int8: inference.int8,
         isa,
         threads,
         fma_peak,
@@ -478,11 +483,12 @@ struct Inference {
     one_sample_cold: Timing,
     stream_weights: Timing,
     stream_weights_cold: Timing,
+    int8: Int8Figures,
 }
 
 /// The test set's inference and one-sample inference, beside streaming the weights once,
 /// with the weights in cache and in main memory.
-fn inference(budget: Duration, test_split: &Split) -> Inference {
+fn inference(budget: Duration, train_split: &Split, test_split: &Split) -> Inference {
     let mut rng = crate::data::derived_rng(0, 0, 0);
     let net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);
     let mut ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
@@ -503,6 +509,7 @@ fn inference(budget: Duration, test_split: &Split) -> Inference {
         stream_weights: measure(budget, &mut stream),
         one_sample_cold: cold(&mut one),
         stream_weights_cold: cold(&mut stream),
+        int8: int8::figures(&net, train_split, test_split, budget),
     }
 }
 
@@ -649,6 +656,20 @@ impl BenchReport {
                 one.median / stream.median
             );
         }
+        let q = &self.int8;
+        let _ = writeln!(
+            s,
+            "int8 ({}): test set {:.2} ms {}, {:.1}x f32; one sample {:.2} µs {}, {:.1}x f32; weights in memory {:.2} µs {}",
+            q.path,
+            1e3 * q.test_set.median,
+            noise(&q.test_set),
+            self.test_set.median / q.test_set.median,
+            1e6 * q.one_sample.median,
+            noise(&q.one_sample),
+            self.one_sample.median / q.one_sample.median,
+            1e6 * q.one_sample_cold.median,
+            noise(&q.one_sample_cold),
+        );
     }
 
     fn write_paths(&self, s: &mut String) {
@@ -707,6 +728,12 @@ impl BenchReport {
             "stream_weights": timing(&self.stream_weights),
             "one_sample_inference_cold": timing(&self.one_sample_cold),
             "stream_weights_cold": timing(&self.stream_weights_cold),
+            "int8": json!({
+                "path": self.int8.path.name(),
+                "test_set_inference": timing(&self.int8.test_set),
+                "one_sample_inference": timing(&self.int8.one_sample),
+                "one_sample_inference_cold": timing(&self.int8.one_sample_cold),
+            }),
         });
         serde_json::to_string_pretty(&value).expect("JSON")
     }

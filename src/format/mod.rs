@@ -104,6 +104,18 @@ mod std_errors {
         IsCheckpoint,
         /// A raw blob problem.
         Raw(RawError),
+        /// A tensor has another dtype than the format needs (int8 model files).
+        DtypeOf {
+            /// Tensor name.
+            name: String,
+            /// The dtype the format needs.
+            expected: &'static str,
+            /// The file's dtype.
+            found: String,
+        },
+        /// An int8 model that cannot be used (ranges, shapes, scales; see
+        /// [`crate::quant::check`]).
+        Quant(crate::quant::QuantError),
         /// Not a usable checkpoint (not one at all, or for another run), or a checkpoint that
         /// must not be written.
         Checkpoint(String),
@@ -162,6 +174,15 @@ mod std_errors {
                     "a training checkpoint, not a model file: continue its run with `constnet train --resume`, or use the model file that run saves"
                 ),
                 Problem::Raw(e) => write!(f, "{e}"),
+                Problem::DtypeOf {
+                    name,
+                    expected,
+                    found,
+                } => write!(
+                    f,
+                    "tensor {name:?} is {found}, the int8 model needs {expected}"
+                ),
+                Problem::Quant(e) => write!(f, "unusable int8 model: {e}"),
                 Problem::Checkpoint(e) => write!(f, "checkpoint: {e}"),
             }
         }
@@ -172,6 +193,7 @@ mod std_errors {
             match &self.problem {
                 Problem::Io(e) => Some(e),
                 Problem::Raw(e) => Some(e),
+                Problem::Quant(e) => Some(e),
                 _ => None,
             }
         }

@@ -17,7 +17,8 @@ use super::{ModelFileError, Problem};
 use crate::atomic_file::write_bytes_atomic;
 use crate::data::Bytes;
 use crate::model::Network;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+pub use safetensors::tensor::Dtype;
+use safetensors::tensor::{SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 use std::prelude::rust_2024::*;
@@ -48,20 +49,44 @@ pub struct Entry<'a> {
 /// section starts on a 64-byte boundary.
 pub fn encode(
     entries: &[Entry<'_>],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, Problem> {
+    let typed: Vec<TypedEntry> = entries
+        .iter()
+        .map(|e| TypedEntry {
+            name: e.name.clone(),
+            dtype: Dtype::F32,
+            shape: e.shape.clone(),
+            bytes: e.values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        })
+        .collect();
+    encode_typed(&typed, metadata)
+}
+
+/// One tensor of any dtype to write: its little-endian bytes.
+pub struct TypedEntry {
+    /// Its name in the file.
+    pub name: String,
+    /// Its dtype.
+    pub dtype: Dtype,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values, little-endian.
+    pub bytes: Vec<u8>,
+}
+
+/// [`encode`] for tensors of any dtype.
+pub fn encode_typed(
+    entries: &[TypedEntry],
     mut metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, Problem> {
-    let bytes: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|e| e.values.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
     let views = || -> Result<Vec<(String, TensorView<'_>)>, Problem> {
         entries
             .iter()
-            .zip(&bytes)
-            .map(|(e, b)| {
+            .map(|e| {
                 Ok((
                     e.name.clone(),
-                    TensorView::new(Dtype::F32, e.shape.clone(), b).map_err(parse_problem)?,
+                    TensorView::new(e.dtype, e.shape.clone(), &e.bytes).map_err(parse_problem)?,
                 ))
             })
             .collect()

@@ -44,6 +44,7 @@
 mod dense;
 mod gemm;
 mod gemv;
+pub mod int8;
 mod layout;
 pub mod ops;
 mod peak;

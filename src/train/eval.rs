@@ -6,8 +6,10 @@ use std::prelude::rust_2024::*;
 use super::BATCH;
 use crate::data::Split;
 use crate::kernels::Simd;
+use crate::kernels::int8::Int8Path;
 use crate::logits::argmax;
 use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
+use crate::quant::{QuantNet, argmax as argmax_i32};
 
 /// Test-set results: accuracy, per-class accuracy and the confusion matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +69,35 @@ pub fn evaluate_first<'a, V: NetworkView<'a>>(
     Evaluation {
         correct,
         total: indices.len(),
+        confusion,
+    }
+}
+
+/// [`evaluate`] for an int8 network on `path`: batches of [`BATCH`] images straight from the
+/// u8 pixels (the int8 input is the pixel itself).
+pub fn evaluate_int8<const L: usize>(
+    net: &QuantNet<'_, L>,
+    path: Int8Path,
+    split: &Split,
+) -> Evaluation {
+    let classes = net.classes();
+    let mut confusion = vec![vec![0u32; classes]; classes];
+    let mut scratch = vec![0u8; net.scratch_len(BATCH)];
+    let mut logits = vec![0i32; BATCH * classes];
+    let inputs = net.inputs();
+    let images = split.pixels().chunks(BATCH * inputs);
+    for (x, labels) in images.zip(split.labels().chunks(BATCH)) {
+        let batch = labels.len();
+        let logits = &mut logits[..batch * classes];
+        net.forward_batch(path, &x[..batch * inputs], batch, &mut scratch, logits);
+        for (l, &label) in logits.chunks_exact(classes).zip(labels) {
+            confusion[usize::from(label)][argmax_i32(l)] += 1;
+        }
+    }
+    let correct = (0..classes).map(|c| confusion[c][c] as usize).sum();
+    Evaluation {
+        correct,
+        total: split.count,
         confusion,
     }
 }

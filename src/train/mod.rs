@@ -23,7 +23,7 @@ pub use config::{
     BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseScheduleError,
     ScheduleChoice,
 };
-pub use eval::{Evaluation, evaluate, evaluate_first};
+pub use eval::{Evaluation, evaluate, evaluate_first, evaluate_int8};
 pub use report::{BatchReport, EpochReport, Report, TrainError};
 pub use run::Run;
 

@@ -1,5 +1,6 @@
-//! constnet on a Cortex-M4: the MNIST network compiled into the firmware, run from flash with
-//! no allocator, checked on the first 1,000 MNIST test images under QEMU (`mps2-an386`).
+//! constnet on a Cortex-M4: the MNIST network (int8, or f32) compiled into the firmware, run
+//! from flash with no allocator, checked on the first 1,000 MNIST test images under QEMU
+//! (`mps2-an386`).
 //!
 //! With the default `test-set` feature it classifies the embedded images and prints over
 //! semihosting, on stdout, exactly two lines:
@@ -28,7 +29,7 @@
 mod board;
 mod classify;
 
-use classify::{Classifier, F32Mlp};
+use classify::{Classifier, Model};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, heprintln, hprintln};
 
@@ -47,7 +48,7 @@ mod test_set {
 #[entry]
 fn main() -> ! {
     board::start_timer();
-    let model = match F32Mlp::load() {
+    let model = match Model::load() {
         Ok(model) => model,
         Err(e) => {
             heprintln!("the compiled-in model is unusable: {}", e);

@@ -1,7 +1,7 @@
 //! `constnet export --raw`: a model as the raw blob `no_std` programs embed.
 
-use crate::model_file;
-use constnet::{MnistMlp, format};
+use crate::model_file::{self, Model};
+use constnet::{MnistMlp, format, quant};
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use std::path::PathBuf;
                       examples/embedded.rs)."
 )]
 pub struct Args {
-    /// The model file (safetensors or a raw blob)
+    /// The model file, f32 or int8 (safetensors or a raw blob)
     #[arg(long, value_name = "PATH")]
     model: PathBuf,
     /// Write the raw blob (the only export format, so required)
@@ -29,13 +29,25 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let out = args
         .out
         .unwrap_or_else(|| args.model.with_extension("cnet"));
-    let net = model_file::load(&args.model)?;
-    format::save_raw(&out, &*net)?;
-    say!(
-        "wrote {} ({} bytes, raw blob version {})",
-        out.display(),
-        format::raw::blob_len::<MnistMlp>(),
-        format::raw::VERSION
-    );
+    match model_file::load_any(&args.model)? {
+        Model::F32(net) => {
+            format::save_raw(&out, &*net)?;
+            say!(
+                "wrote {} ({} bytes, raw blob version {})",
+                out.display(),
+                format::raw::blob_len::<MnistMlp>(),
+                format::raw::VERSION
+            );
+        }
+        Model::Int8(q) => {
+            quant::file::save_raw(&out, &q)?;
+            say!(
+                "wrote {} ({} bytes, int8 raw blob version {})",
+                out.display(),
+                quant::raw::blob_len::<4>(&quant::MNIST_DIMS),
+                quant::raw::VERSION
+            );
+        }
+    }
     Ok(())
 }

@@ -38,6 +38,7 @@ mod model_file;
 mod plot;
 mod predict;
 mod progress;
+mod quantize;
 mod record;
 mod signals;
 mod train;
@@ -68,6 +69,7 @@ enum Command {
     Predict(predict::Args),
     Info(info::Args),
     Export(export::Args),
+    Quantize(quantize::Args),
     Bench(bench::Args),
     Plot(plot::Args),
     #[cfg(feature = "download")]
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Export(args)) => export::run(args),
+        Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Plot(args)) => plot::run(args),
         #[cfg(feature = "download")]

@@ -1,8 +1,10 @@
 //! Model files as the commands take them: a raw blob if the file starts with the blob's magic,
-//! else safetensors.
+//! else safetensors; f32 or int8 (an int8 blob's magic, or the int8 key in the safetensors
+//! metadata).
 
 use constnet::MnistMlp;
 use constnet::format::{self, ModelFileError};
+use constnet::quant::{self, MNIST_DIMS, QuantMnistModel};
 use std::io::Read;
 use std::path::Path;
 
@@ -16,11 +18,38 @@ pub fn is_raw_blob(path: &Path) -> bool {
         .is_ok_and(|()| magic == format::raw::MAGIC)
 }
 
-/// Loads a model file of either format, checked against the network.
+/// Loads a f32 model file of either format, checked against the network.
 pub fn load(path: &Path) -> Result<Box<MnistMlp>, ModelFileError> {
     if is_raw_blob(path) {
         format::load_raw::<MnistMlp>(path)
     } else {
         format::load::<MnistMlp>(path)
+    }
+}
+
+/// A model of either kind.
+pub enum Model {
+    /// The f32 network.
+    F32(Box<MnistMlp>),
+    /// The int8 network.
+    Int8(QuantMnistModel),
+}
+
+impl Model {
+    /// `"f32"` or `"int8"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Model::F32(_) => "f32",
+            Model::Int8(_) => "int8",
+        }
+    }
+}
+
+/// Loads a model file of any kind and format.
+pub fn load_any(path: &Path) -> Result<Model, ModelFileError> {
+    if quant::file::is_int8(path) {
+        quant::file::load::<4>(path, &MNIST_DIMS).map(Model::Int8)
+    } else {
+        load(path).map(Model::F32)
     }
 }

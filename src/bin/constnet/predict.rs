@@ -1,9 +1,10 @@
 //! `constnet predict`: classify a test-set image or an image file, and draw it.
 
 use crate::args::DataDir;
-use crate::model_file;
+use crate::model_file::{self, Model};
 use clap::error::ErrorKind;
 use constnet::image::Polarity;
+use constnet::kernels::int8::Int8Path;
 use constnet::{Network, Simd};
 use std::error::Error;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 )]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["index", "image"]))]
 pub struct Args {
-    /// The model file (safetensors or a raw blob)
+    /// The model file: f32 or int8, safetensors or a raw blob
     #[arg(long, value_name = "PATH")]
     model: PathBuf,
     /// Classify test-set image N
@@ -69,9 +70,23 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
         (None, None) => unreachable!("clap requires --index or --image"),
     };
-    let net = model_file::load(&args.model)?;
     let mut logits = [0.0f32; 10];
-    net.forward_one::<Simd>(&pixels, &mut logits);
+    match model_file::load_any(&args.model)? {
+        Model::F32(net) => net.forward_one::<Simd>(&pixels, &mut logits),
+        Model::Int8(q) => {
+            // The int8 input is the byte itself.
+            let bytes: Vec<u8> = pixels
+                .iter()
+                .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
+            let q = q.view();
+            let mut ints = [0i32; 10];
+            q.forward_one(Int8Path::selected(), &bytes, &mut ints);
+            for (l, &i) in logits.iter_mut().zip(&ints) {
+                *l = i as f32 * q.logit_scale();
+            }
+        }
+    }
     let mut probabilities = [0.0f32; 10];
     constnet::logits::softmax(&logits, &mut probabilities);
     let mut ranked: Vec<usize> = (0..10).collect();

@@ -1,6 +1,7 @@
 //! The host's side of `run-test.sh`: classifies the same images with the same raw blob through
-//! the same library calls as the firmware (`raw::view`, `forward_one::<Simd>`, `argmax`), then
-//! compares with what the firmware printed under QEMU.
+//! the same library calls as the firmware (int8: `quant::raw::view`, `classify`; f32:
+//! `raw::view`, `forward_one::<Simd>`, `argmax`), then compares with what the firmware printed
+//! under QEMU.
 //!
 //! ```text
 //! host-check --model M.cnet --images I.u8 --labels L.u8 \
@@ -14,13 +15,17 @@
 //! tie that another rounding may flip); any other difference fails. Exit status 0 when the
 //! check passes, 1 when it fails, 2 on bad arguments or unreadable files.
 //!
-//! Which arithmetic the host uses is constnet's kernel path, chosen at run time:
+//! An int8 model is integer arithmetic, the same on every kernel path: `--exact` holds on all
+//! of them. For a f32 model, which arithmetic the host uses is constnet's kernel path, chosen
+//! at run time:
 //! `CONSTNET_SIMD=scalar` gives one lane and separate multiply and add, which is what the
 //! Cortex-M4 build runs (its best path); the host's best path has FMA and, with AVX-512, 16
 //! lanes, so sums are rounded differently.
 
 use constnet::format::raw;
+use constnet::kernels::int8::Int8Path;
 use constnet::kernels::{self, Isa};
+use constnet::quant;
 use constnet::{MnistMlp, NetworkView, Simd, logits::argmax};
 use std::process::ExitCode;
 
@@ -135,6 +140,46 @@ fn parse_firmware(stdout: &str, stderr: &str) -> Result<Firmware, String> {
     })
 }
 
+/// The firmware's f32 computation (`examples/cortex-m4/src/classify.rs`): the digits and
+/// each image's two largest logits.
+fn classify_f32(
+    model: <MnistMlp as constnet::Network>::View<'_>,
+    images: &[u8],
+) -> (Vec<u8>, Vec<(f32, f32)>) {
+    let mut x = [0.0f32; PIXELS];
+    let (mut host, mut top_two) = (Vec::new(), Vec::new());
+    for image in images.chunks_exact(PIXELS) {
+        for (x, &p) in x.iter_mut().zip(image) {
+            *x = f32::from(p) / 255.0;
+        }
+        let mut logits = [0.0f32; 10];
+        model.forward_one::<Simd>(&x, &mut logits);
+        let mut digit = [0u32];
+        argmax(10, 1, &logits, &mut digit);
+        host.push(digit[0] as u8);
+        let mut sorted = logits;
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        top_two.push((sorted[0], sorted[1]));
+    }
+    (host, top_two)
+}
+
+/// The firmware's int8 computation: `classify` on the int8 path `CONSTNET_SIMD` selects, the
+/// digit from the integer logits; the top two logits dequantized, for the report.
+fn classify_int8(model: &quant::QuantMnist<'_>, images: &[u8]) -> (Vec<u8>, Vec<(f32, f32)>) {
+    let path = Int8Path::selected();
+    let (mut host, mut top_two) = (Vec::new(), Vec::new());
+    for image in images.chunks_exact(PIXELS) {
+        host.push(model.classify(path, image) as u8);
+        let mut logits = [0i32; 10];
+        model.forward_one(path, image, &mut logits);
+        let mut sorted = logits.map(|l| l as f32 * model.logit_scale());
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        top_two.push((sorted[0], sorted[1]));
+    }
+    (host, top_two)
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(true) => ExitCode::SUCCESS,
@@ -150,11 +195,10 @@ fn main() -> ExitCode {
 fn run() -> Result<bool, String> {
     let args = parse_args()?;
     let blob = read(&args.model)?;
-    // raw::view reads the f32 tensors in place: it needs the bytes on a 4-byte boundary.
+    // The views read the tensors in place: they need the bytes on a 4-byte boundary.
     let mut words = vec![0u32; blob.len().div_ceil(4)];
     bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..blob.len()].copy_from_slice(&blob);
     let blob = &bytemuck::cast_slice::<u32, u8>(&words)[..blob.len()];
-    let model = raw::view::<MnistMlp>(blob).map_err(|e| format!("{}: {e}", args.model))?;
     let images = read(&args.images)?;
     let labels = read(&args.labels)?;
     if images.len() != labels.len() * PIXELS {
@@ -165,35 +209,30 @@ fn run() -> Result<bool, String> {
             labels.len()
         ));
     }
-
-    // The firmware's computation (examples/cortex-m4/src/classify.rs), keeping the logits.
-    let mut x = [0.0f32; PIXELS];
-    let mut host = Vec::with_capacity(labels.len());
-    let mut top_two = Vec::with_capacity(labels.len());
-    for image in images.chunks_exact(PIXELS) {
-        for (x, &p) in x.iter_mut().zip(image) {
-            *x = f32::from(p) / 255.0;
-        }
-        let mut logits = [0.0f32; 10];
-        model.forward_one::<Simd>(&x, &mut logits);
-        let mut digit = [0u32];
-        argmax(10, 1, &logits, &mut digit);
-        host.push(digit[0] as u8);
-        let mut sorted = logits;
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        top_two.push((sorted[0], sorted[1]));
-    }
+    let int8 = blob.starts_with(&quant::raw::MAGIC);
+    let (host, top_two) = if int8 {
+        let model = quant::raw::view::<4>(blob, &quant::MNIST_DIMS)
+            .map_err(|e| format!("{}: {e}", args.model))?;
+        classify_int8(&model, &images)
+    } else {
+        let model = raw::view::<MnistMlp>(blob).map_err(|e| format!("{}: {e}", args.model))?;
+        classify_f32(model, &images)
+    };
     let host_correct = host.iter().zip(&labels).filter(|(p, l)| p == l).count();
     let n = labels.len();
     let isa = kernels::selected();
-    let arithmetic = format!(
-        "{isa}, {}",
-        if matches!(isa, Isa::Avx512 | Isa::Avx2) {
-            "fused multiply-add"
-        } else {
-            "separate multiply and add"
-        }
-    );
+    let arithmetic = if int8 {
+        format!("int8 on the {} path, exact", Int8Path::selected())
+    } else {
+        format!(
+            "{isa}, {}",
+            if matches!(isa, Isa::Avx512 | Isa::Avx2) {
+                "fused multiply-add"
+            } else {
+                "separate multiply and add"
+            }
+        )
+    };
     println!(
         "host ({arithmetic}): correct: {host_correct}/{n}, fnv1a32: {:#010x}",
         fnv1a32(&host)
