@@ -108,6 +108,9 @@ pub struct BenchReport {
     pub epoch_single: Timing,
     /// One epoch of the reference recipe (training only), with `threads` threads.
     pub epoch: Timing,
+    /// The same epoch with every sample warped on the fly (the augmented recipe's affine and
+    /// elastic warps), with `threads` threads: the augmentation's cost is the difference.
+    pub epoch_augmented: Timing,
     /// Whether the epoch ran on the real MNIST training set (else synthetic bytes).
     pub real_data: bool,
     /// Inference over the 10,000 test images, single thread.
@@ -399,11 +402,12 @@ pub fn run(
     };
 
     // Whole epochs of the reference recipe, on one thread and on `threads`.
-    let epoch_on = |threads: usize| {
+    let epoch_on = |threads: usize, augment| {
         let mut epochs = Vec::new();
         let mut run = Run::<MnistMlp>::new(
             Config {
                 threads,
+                augment,
                 ..Config::default()
             },
             train_split.count,
@@ -425,12 +429,14 @@ pub fn run(
             runs,
         }
     };
-    let epoch_single = epoch_on(1);
+    let none = crate::data::augment::Augment::NONE;
+    let epoch_single = epoch_on(1, none);
     let epoch = if threads > 1 {
-        epoch_on(threads)
+        epoch_on(threads, none)
     } else {
         epoch_single
     };
+    let epoch_augmented = epoch_on(threads, Config::augmented().augment);
 
     let mut eval_ws = <MnistMlp as Network>::Workspace::<BATCH>::zeroed_box();
     let test_set = measure(budget, || {
@@ -488,6 +494,7 @@ pub fn run(
         step,
         epoch_single,
         epoch,
+        epoch_augmented,
         real_data,
         test_set,
         one_sample,
@@ -578,6 +585,15 @@ impl BenchReport {
                 t.runs
             );
         }
+        let (plain, augmented) = (self.epoch.median, self.epoch_augmented.median);
+        let _ = writeln!(
+            s,
+            "augmented epoch, {} thread(s): {:>8.3} s   {:+.1} % for the affine and elastic warps  {}",
+            self.threads,
+            augmented,
+            100.0 * (augmented / plain - 1.0),
+            pct(&self.epoch_augmented)
+        );
         let _ = writeln!(
             s,
             "test set, 10,000 images:   {:>8.2} ms  {}",
@@ -651,6 +667,8 @@ impl BenchReport {
             "samples_per_second_step": 64.0 / self.step.median,
             "epoch_one_thread": timing(&self.epoch_single),
             "epoch": timing(&self.epoch),
+            "epoch_augmented": timing(&self.epoch_augmented),
+            "augmentation_overhead": self.epoch_augmented.median / self.epoch.median - 1.0,
             "epoch_real_mnist": self.real_data,
             "test_set_inference": timing(&self.test_set),
             "one_sample_inference": timing(&self.one_sample),

@@ -39,10 +39,20 @@ pub fn evaluate<'a, V: NetworkView<'a>>(
     split: &Split,
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
+    let indices: Vec<u32> = (0..split.count as u32).collect();
+    evaluate_samples(view, split, &indices, ws)
+}
+
+/// [`evaluate`] on the samples `indices` of a split only (a validation split).
+pub fn evaluate_samples<'a, V: NetworkView<'a>>(
+    view: V,
+    split: &Split,
+    indices: &[u32],
+    ws: &mut <V::Net as Network>::Workspace<BATCH>,
+) -> Evaluation {
     let classes = V::Net::OUTPUT;
     let mut confusion = vec![vec![0u32; classes]; classes];
     let mut predictions = [0u32; BATCH];
-    let indices: Vec<u32> = (0..split.count as u32).collect();
     for chunk in indices.chunks(BATCH) {
         let batch = chunk.len();
         load_u8_batch::<_, Simd>(ws, split.pixels(), split.labels(), chunk);
@@ -55,7 +65,7 @@ pub fn evaluate<'a, V: NetworkView<'a>>(
     let correct = (0..classes).map(|c| confusion[c][c] as usize).sum();
     Evaluation {
         correct,
-        total: split.count,
+        total: indices.len(),
         confusion,
     }
 }

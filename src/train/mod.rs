@@ -20,10 +20,10 @@ pub mod run;
 
 pub use checkpoint::{CheckpointError, CheckpointProblem};
 pub use config::{
-    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseScheduleError,
-    ScheduleChoice,
+    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseRecipeError,
+    ParseScheduleError, RecipeChoice, ScheduleChoice,
 };
-pub use eval::{Evaluation, evaluate};
+pub use eval::{Evaluation, evaluate, evaluate_samples};
 pub use report::{BatchReport, EpochReport, Report, TrainError};
 pub use run::Run;
 
@@ -33,27 +33,33 @@ use crate::data::Split;
 use crate::model::{Network, Workspace};
 use std::error::Error;
 
-/// Trains `run` for its remaining epochs, evaluating on `test` after each.
+/// Trains `run` for its remaining epochs, evaluating on `test` (and on the run's validation
+/// samples of `train`, if it holds some out) after each; `after_epoch` sees the report.
 pub fn fit<N: Network>(
     run: &mut Run<N>,
     train: &Split,
     test: &Split,
     report: &mut dyn Report,
     mut after_step: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
-    mut after_epoch: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
+    mut after_epoch: impl FnMut(&Run<N>, &EpochReport) -> Result<(), Box<dyn Error>>,
 ) -> Result<Evaluation, Box<dyn Error>> {
     let mut eval_ws = N::Workspace::<BATCH>::zeroed_box();
     let mut last = None;
     while run.epoch < run.config.epochs {
         let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
         let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
-        report.epoch(&EpochReport {
+        let val_accuracy = (!run.validation().is_empty()).then(|| {
+            evaluate_samples(run.net().view(), train, run.validation(), &mut eval_ws).accuracy()
+        });
+        let epoch_report = EpochReport {
             epoch: run.epoch,
             train_loss,
             test_accuracy: evaluation.accuracy(),
+            val_accuracy,
             seconds,
-        });
-        after_epoch(run)?;
+        };
+        report.epoch(&epoch_report);
+        after_epoch(run, &epoch_report)?;
         last = Some(evaluation);
     }
     Ok(last.unwrap_or_else(|| evaluate(run.net().view(), test, &mut eval_ws)))

@@ -33,6 +33,8 @@ pub struct EpochReport {
     pub train_loss: f32,
     /// Test-set accuracy after the epoch, in [0, 1].
     pub test_accuracy: f64,
+    /// Validation accuracy after the epoch, in [0, 1], with a validation split.
+    pub val_accuracy: Option<f64>,
     /// Wall time of the epoch's training loop (evaluation excluded), in seconds.
     pub seconds: f64,
 }

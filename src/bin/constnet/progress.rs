@@ -124,8 +124,12 @@ impl Report for Console {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        let val = match r.val_accuracy {
+            Some(v) => format!("validation accuracy {:.2}%, ", 100.0 * v),
+            None => String::new(),
+        };
         self.line(format_args!(
-            "epoch {}: train loss {:.4}, test accuracy {:.2}%, {:.2} s",
+            "epoch {}: train loss {:.4}, {val}test accuracy {:.2}%, {:.2} s",
             r.epoch,
             r.train_loss,
             100.0 * r.test_accuracy,
@@ -135,6 +139,7 @@ impl Report for Console {
             "event": "epoch",
             "epoch": r.epoch,
             "train_loss": shortest(r.train_loss),
+            "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
             "seconds": r.seconds,
         }));
