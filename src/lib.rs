@@ -43,7 +43,7 @@
 //!   [`kernels::reference`].
 //! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), dropout, initialisation.
 //! - [`model`]: [`network!`] composes layers into a network and its workspace.
-//! - [`optim`]: SGD and Adam over the flat blocks; learning-rate schedules.
+//! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules.
 //! - [`step`]: the training step, where a model meets an optimizer.
 //! - [`logits`]: predictions, accuracy and probabilities read off the logits.
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
@@ -103,7 +103,7 @@ pub use model::{
 };
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;
-pub use optim::{Adam, AdamConfig, Optimizer, Schedule, Sgd, SgdConfig};
+pub use optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Schedule, Sgd, SgdConfig};
 pub use params::Params;
 pub use rand_xoshiro;
 pub use step::{forward_backward, train_step};

@@ -346,6 +346,35 @@ pub fn load_u8_batch<W: Workspace, K: Backend>(
     }
 }
 
+/// Loads `indices.len()` images stored one after another in `images` (`W::INPUT` bytes each,
+/// augmented copies, say) with the labels of samples `indices`: [`load_u8_batch`] for images
+/// that are not in the dataset's order.
+pub fn load_u8_images<W: Workspace, K: Backend>(
+    ws: &mut W,
+    images: &[u8],
+    labels: &[u8],
+    indices: &[u32],
+) {
+    let batch = indices.len();
+    assert!(
+        batch <= W::BATCH && images.len() >= batch * W::INPUT,
+        "load_u8_images: {batch} samples exceed the workspace's batch of {} or the images",
+        W::BATCH
+    );
+    let (cols, rows) = ws.input_mut(batch);
+    let images = |j: usize| &images[j * W::INPUT..][..W::INPUT];
+    K::run(LoadU8Batch {
+        features: W::INPUT,
+        batch,
+        images,
+        rows,
+        cols,
+    });
+    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
+        *l = u32::from(labels[i as usize]);
+    }
+}
+
 /// The length of a flat block holding dense layers of these (inputs, outputs), each tensor
 /// padded to whole cache lines.
 #[doc(hidden)]

@@ -37,14 +37,15 @@
 
 use std::prelude::rust_2024::*;
 
+use crate::data::augment::{Augment, AugmentError, Warper};
 use crate::data::batch::{derived_rng, stream};
 use crate::data::mnist::SharedSplit;
 use crate::kernels::{
-    Backend, GradientSink, MAX_SHARDS, ParamsAndState, Rule, Shard, Simd, SumSquares, Update,
-    WeightGradients,
+    Backend, GradientSink, MAX_SHARDS, ParamsAndState, Rule, STATES, Shard, Simd, SumSquares,
+    Update, WeightGradients,
 };
 use crate::layers::Dropout;
-use crate::model::{Network, Workspace, load_u8_batch};
+use crate::model::{Network, Workspace, load_u8_batch, load_u8_images};
 use crate::optim::{AnyOptimizer, Optimizer, Schedule, clip_scale_of};
 
 use crate::step::forward_loss;
@@ -135,9 +136,9 @@ pub(crate) struct Model<N> {
     params: Box<UnsafeCell<N>>,
     grads: Box<UnsafeCell<N>>,
     optimizer: UnsafeCell<AnyOptimizer<N>>,
-    /// The first floats of the parameters, the gradients and the two state blocks (null for
-    /// a state block the optimizer does not keep), for phase B's rows.
-    blocks: UnsafeCell<[*mut f32; 4]>,
+    /// The first floats of the parameters, the gradients and the state blocks (null for a
+    /// state block the optimizer does not keep), for phase B's rows.
+    blocks: UnsafeCell<[*mut f32; 2 + STATES]>,
     /// The optimizer's step count during an epoch.
     t: std::sync::atomic::AtomicU64,
 }
@@ -160,6 +161,7 @@ struct Rows<'a> {
     grads: &'a mut [f32],
     first: &'a mut [f32],
     second: &'a mut [f32],
+    third: &'a mut [f32],
 }
 
 #[allow(unsafe_code)]
@@ -175,7 +177,7 @@ impl<N: Network> Model<N> {
             params: cell(params),
             grads: cell(N::zeroed_box()),
             optimizer: UnsafeCell::new(optimizer),
-            blocks: UnsafeCell::new([std::ptr::null_mut(); 4]),
+            blocks: UnsafeCell::new([std::ptr::null_mut(); 2 + STATES]),
             t: std::sync::atomic::AtomicU64::new(t),
         };
         // SAFETY: the model is new: nothing else can reach it.
@@ -196,7 +198,7 @@ impl<N: Network> Model<N> {
         unsafe {
             let optimizer = &mut *self.optimizer.get();
             self.t.store(optimizer.steps_taken(), Ordering::Relaxed);
-            let (first, second) = optimizer.state_mut();
+            let [first, second, third] = optimizer.state_mut();
             let base = |s: &mut [f32]| {
                 if s.is_empty() {
                     std::ptr::null_mut()
@@ -209,6 +211,7 @@ impl<N: Network> Model<N> {
                 (*self.grads.get()).flat_mut().as_mut_ptr(),
                 base(first),
                 base(second),
+                base(third),
             ];
         }
     }
@@ -270,12 +273,13 @@ impl<N: Network> Model<N> {
                     std::slice::from_raw_parts_mut(base.add(range.start), range.len())
                 }
             };
-            let [params, grads, first, second] = *self.blocks.get();
+            let [params, grads, first, second, third] = *self.blocks.get();
             Rows {
                 params: part(params),
                 grads: part(grads),
                 first: part(first),
                 second: part(second),
+                third: part(third),
             }
         }
     }
@@ -304,6 +308,8 @@ pub(crate) struct Job {
     pub schedule: Schedule,
     /// The gradients' global norm is clipped to this (0: no clipping).
     pub clip_grad_norm: f32,
+    /// The epoch (from 0), which seeds each sample's augmentation.
+    pub epoch: u64,
 }
 
 /// How a step went, as thread 0 sees it after every thread is done with it.
@@ -329,12 +335,23 @@ struct Shared<N: Network, const B: usize> {
     norms: Vec<AtomicU32>,
     /// The current step's update, set by thread 0 before phase B.
     rule: Mutex<Option<Rule>>,
+    /// The samples trained on (all of the training set, or what a validation split leaves).
+    pool: Vec<u32>,
+    /// Their order in the current epoch.
     order: RwLock<Vec<u32>>,
+    /// Each thread's warper and its shard's warped images (empty without augmentation).
+    augmenters: Vec<Mutex<Augmenter>>,
     job: Mutex<Option<Job>>,
     start: Barrier,
     step: SpinBarrier,
     abort: AtomicBool,
     shutdown: AtomicBool,
+}
+
+/// A thread's augmentation: the warper and the images of its shard, warped.
+struct Augmenter {
+    warper: Box<Warper>,
+    images: Vec<u8>,
 }
 
 /// The parameters, the optimizer and the threads that train them.
@@ -353,13 +370,15 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 impl<N: Network, const B: usize> Team<N, B> {
     /// A team of `threads` threads (the caller counts as one) around `params` and `optimizer`,
-    /// with every buffer allocated here, for a training set of `train_len` samples.
+    /// with every buffer allocated here, training on the samples `pool` of a training set of
+    /// square images, augmented per sample if `augment` is on.
     pub fn new(
         threads: usize,
         params: Box<N>,
         optimizer: AnyOptimizer<N>,
-        train_len: usize,
-    ) -> Self {
+        pool: Vec<u32>,
+        augment: Augment,
+    ) -> Result<Self, AugmentError> {
         assert!(
             (1..=MAX_THREADS.min(B)).contains(&threads),
             "threads must be in 1..={}",
@@ -376,7 +395,9 @@ impl<N: Network, const B: usize> Team<N, B> {
             finite: (0..threads).map(|_| AtomicBool::new(true)).collect(),
             norms: (0..threads).map(|_| AtomicU32::new(0)).collect(),
             rule: Mutex::new(None),
-            order: RwLock::new((0..train_len as u32).collect()),
+            order: RwLock::new(pool.clone()),
+            pool,
+            augmenters: augmenters::<N, B>(threads, augment)?,
             job: Mutex::new(None),
             start: Barrier::new(threads),
             step: SpinBarrier::new(threads),
@@ -392,7 +413,7 @@ impl<N: Network, const B: usize> Team<N, B> {
                     .expect("spawn a training thread")
             })
             .collect();
-        Self { shared, workers }
+        Ok(Self { shared, workers })
     }
 
     /// Threads in the team.
@@ -433,7 +454,8 @@ impl<N: Network, const B: usize> Team<N, B> {
         }
     }
 
-    /// Reshuffles the sample order for `epoch` of the run seeded `seed`.
+    /// Reshuffles the sample order for `epoch` of the run seeded `seed`: a permutation of the
+    /// positions in the pool (the pool itself when it is the whole training set).
     pub fn shuffle(&mut self, seed: u64, epoch: u64) {
         let mut order = self
             .shared
@@ -441,6 +463,9 @@ impl<N: Network, const B: usize> Team<N, B> {
             .write()
             .expect("a training thread panicked");
         crate::data::shuffle(&mut order, seed, epoch);
+        for o in order.iter_mut() {
+            *o = self.shared.pool[*o as usize];
+        }
     }
 
     /// Starts an epoch: releases the workers into its first step.
@@ -565,12 +590,20 @@ fn phase_a<N: Network, const B: usize>(
         shared.losses[t].store(0f32.to_bits(), Ordering::Relaxed);
         return batch;
     }
-    load_u8_batch::<_, Simd>(
-        &mut **ws,
-        job.data.pixels(),
-        job.data.labels(),
-        &indices[range.clone()],
-    );
+    let samples = &indices[range.clone()];
+    match shared.augmenters.get(t) {
+        Some(augmenter) => {
+            let Augmenter { warper, images } = &mut *lock(augmenter);
+            let pixels = job.data.pixels();
+            for (j, &i) in samples.iter().enumerate() {
+                let n = N::INPUT;
+                let (src, dst) = (&pixels[i as usize * n..][..n], &mut images[j * n..][..n]);
+                warper.warp(src, dst, job.seed, job.epoch, u64::from(i));
+            }
+            load_u8_images::<_, Simd>(&mut **ws, images, job.data.labels(), samples);
+        }
+        None => load_u8_batch::<_, Simd>(&mut **ws, job.data.pixels(), job.data.labels(), samples),
+    }
     let step = job.step + (b - job.first);
     // Thread 0 draws from the same stream as a single-threaded run.
     let mut rng = derived_rng(job.seed, stream::DROPOUT + ((t as u64) << 8), step);
@@ -584,6 +617,31 @@ fn phase_a<N: Network, const B: usize>(
     net.backward_inputs::<Simd, B>(&mut ws, range.len());
     shared.losses[t].store(loss.to_bits(), Ordering::Relaxed);
     batch
+}
+
+/// One [`Augmenter`] per thread if `augment` is on (images are `N::INPUT` pixels, square),
+/// none otherwise.
+fn augmenters<N: Network, const B: usize>(
+    threads: usize,
+    augment: Augment,
+) -> Result<Vec<Mutex<Augmenter>>, AugmentError> {
+    if !augment.is_on() {
+        return Ok(Vec::new());
+    }
+    let side = N::INPUT.isqrt();
+    let (rows, cols) = if side * side == N::INPUT {
+        (side, side)
+    } else {
+        (1, N::INPUT)
+    };
+    (0..threads)
+        .map(|_| {
+            Ok(Mutex::new(Augmenter {
+                warper: Box::new(Warper::new(augment, rows, cols)?),
+                images: vec![0; B * N::INPUT],
+            }))
+        })
+        .collect()
 }
 
 /// Part `t` of `n` items split into `parts` nearly equal runs, in order.
@@ -656,11 +714,13 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
                     params: w.params,
                     first: w.first,
                     second: w.second,
+                    third: w.third,
                 },
                 b: ParamsAndState {
                     params: b.params,
                     first: b.first,
                     second: b.second,
+                    third: b.third,
                 },
             },
             (None, None) => unreachable!("thread 0 begins the step before phase B"),
@@ -714,13 +774,13 @@ fn clipped_phase_b<N: Network, const B: usize>(
         // SAFETY: phase B; these rows are this thread's own.
         #[allow(unsafe_code)]
         let rows = unsafe { shared.model.rows_mut(range) };
-        let (params, grads, first, second) = (rows.params, &*rows.grads, rows.first, rows.second);
         finite &= Simd::run(Update {
             rule: &rule,
-            params,
-            grads,
-            first,
-            second,
+            params: rows.params,
+            grads: rows.grads,
+            first: rows.first,
+            second: rows.second,
+            third: rows.third,
         });
     });
     finite

@@ -18,6 +18,7 @@
 
 use core::ops::Range;
 
+use crate::kernels::STATES;
 use crate::kernels::{
     Backend, GradientSink, Mode, ParamsAndState, Rule, Shard, SoftmaxXent, WeightGradients,
 };
@@ -79,11 +80,9 @@ where
     N: Network,
     O: Optimizer<N>,
 {
-    let (first, second) = opt.state_mut();
     let mut blocks = Blocks {
         params: net.flat_mut(),
-        first,
-        second,
+        state: opt.state_mut(),
         at: 0,
     };
     let mut finite = true;
@@ -111,8 +110,7 @@ where
 /// out tensor by tensor in increasing order.
 struct Blocks<'a> {
     params: &'a mut [f32],
-    first: &'a mut [f32],
-    second: &'a mut [f32],
+    state: [&'a mut [f32]; STATES],
     /// Where the blocks' remaining slices start in the whole block.
     at: usize,
 }
@@ -130,10 +128,12 @@ impl<'a> Blocks<'a> {
             *block = rest;
             part
         };
+        let [first, second, third] = &mut self.state;
         ParamsAndState {
             params: cut(&mut self.params),
-            first: cut(&mut self.first),
-            second: cut(&mut self.second),
+            first: cut(first),
+            second: cut(second),
+            third: cut(third),
         }
     }
 }

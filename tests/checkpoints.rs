@@ -13,7 +13,7 @@ use constnet::train::{
     BatchReport, CheckpointProblem, Config, EpochReport, OptimizerChoice, Report, Run,
     ScheduleChoice,
 };
-use constnet::{MnistMlp, Network, SgdConfig};
+use constnet::{MnistMlp, Network, RmsPropConfig, SgdConfig};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -239,13 +239,41 @@ fn checkpoints_round_trip_the_whole_run_state() {
         schedule: ScheduleChoice::Cosine,
         ..Config::default()
     };
+    // All three RMSprop state blocks (square_avg, momentum buffer, grad_avg).
+    let rmsprop = Config {
+        epochs: 3,
+        lr: 1e-3,
+        optimizer: OptimizerChoice::RmsProp(RmsPropConfig {
+            momentum: 0.5,
+            centered: true,
+            weight_decay: 1e-4,
+            ..RmsPropConfig::DEFAULT
+        }),
+        init: constnet::Init::Normal { std: 0.03 },
+        seed: 3,
+        ..Config::default()
+    };
+    // Augmented samples are drawn from (seed, epoch, sample): a resumed run warps them alike.
+    // A validation split changes which samples train.
+    let augmented = Config {
+        epochs: 3,
+        val: 50,
+        seed: 4,
+        ..Config::augmented()
+    };
     // With two threads, each updates the optimizer state of its rows: the checkpoint must hold
     // all of it, and the resumed run hand it on.
     for config in [
         adam,
         sgd,
+        rmsprop,
+        augmented,
         Config { threads: 2, ..adam },
         Config { threads: 2, ..sgd },
+        Config {
+            threads: 2,
+            ..rmsprop
+        },
     ] {
         let mut straight = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
         let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
@@ -254,10 +282,12 @@ fn checkpoints_round_trip_the_whole_run_state() {
                 .train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
                 .unwrap();
         }
-        // Stop the second run at step 7 (inside epoch 2 of 5-batch epochs) and resume it.
+        // Stop the second run at step 7 (inside epoch 2 of 5-batch epochs, or of 4-batch ones
+        // with 50 samples held out) and resume it.
+        let stop_at = 7;
         let path = tmp.path("r.ckpt");
         let stop = |run: &Run<MnistMlp>| -> Result<(), Box<dyn std::error::Error>> {
-            if run.steps == 7 {
+            if run.steps == stop_at {
                 run.save_checkpoint(&path)?;
                 return Err("stop".into());
             }
@@ -274,7 +304,7 @@ fn checkpoints_round_trip_the_whole_run_state() {
         let mut resumed = Run::<MnistMlp>::resume(&path, mnist.train.count).unwrap();
         assert_eq!(
             (resumed.epoch, resumed.steps, resumed.config),
-            (1, 7, config)
+            (1, stop_at, config)
         );
         while resumed.epoch < 3 {
             resumed

@@ -82,7 +82,7 @@ fn help_lists_a_commands_options_and_exits_0() {
             "--epochs <N>",
             "[default: 10]",
             "--optimizer <NAME>",
-            "[possible values: sgd, adam, adamw]",
+            "[possible values: sgd, adam, adamw, rmsprop]",
             "--data <DIR>",
             "[env: MNIST_DIR]",
             "--quiet",
@@ -131,7 +131,7 @@ fn enum_flags_list_their_possible_values() {
         &[
             "'nope'",
             "--optimizer",
-            "[possible values: sgd, adam, adamw]",
+            "[possible values: sgd, adam, adamw, rmsprop]",
         ],
     );
     usage_error(
@@ -140,7 +140,10 @@ fn enum_flags_list_their_possible_values() {
     );
     usage_error(
         &["train", "--init", "nope"],
-        &["--init", "[possible values: pytorch, he, xavier]"],
+        &[
+            "--init",
+            "[possible values: pytorch, he, xavier, he-normal, normal]",
+        ],
     );
     // Names are exact: no other case.
     usage_error(&["train", "--optimizer", "Adam"], &["'Adam'"]);
@@ -167,16 +170,61 @@ fn values_are_checked_and_combinations_refused() {
     usage_error(
         &["train", "--momentum", "0.5"],
         &[
-            "--momentum applies to --optimizer sgd only",
+            "--momentum applies to --optimizer sgd and rmsprop only",
             "Usage: constnet train",
         ],
     );
+    usage_error(
+        &["train", "--centered"],
+        &[
+            "--centered applies to --optimizer rmsprop only",
+            "Usage: constnet train",
+        ],
+    );
+    usage_error(
+        &["train", "--init-std", "0.1"],
+        &["--init-std applies to --init normal only"],
+    );
+    usage_error(
+        &["train", "--rotate", "5"],
+        &["--rotate, --translate, --scale, --shear needs --augment"],
+    );
+    usage_error(
+        &[
+            "train",
+            "--recipe",
+            "augmented",
+            "--augment",
+            "affine",
+            "--elastic-alpha",
+            "3",
+        ],
+        &[
+            "--elastic-alpha, --elastic-sigma needs --augment",
+            "not affine",
+        ],
+    );
+    usage_error(
+        &["train", "--keep", "best"],
+        &["--keep best needs a validation split (--val N)"],
+    );
     usage_error(&["train", "--quiet", "--json"], &["--quiet", "--json"]);
     // Every recipe flag is refused with --resume, before or after it.
-    for flag in ["--epochs", "--seed", "--threads", "--init", "--schedule"] {
+    for flag in [
+        "--epochs",
+        "--seed",
+        "--threads",
+        "--init",
+        "--schedule",
+        "--recipe",
+        "--augment",
+        "--val",
+    ] {
         let value = match flag {
             "--init" => "he",
             "--schedule" => "cosine",
+            "--recipe" => "augmented",
+            "--augment" => "both",
             _ => "2",
         };
         usage_error(
@@ -372,23 +420,23 @@ fn library_names_round_trip() {
     let names = |all: Vec<String>| all.join(" ");
     assert_eq!(
         names(Init::ALL.map(|x| x.to_string()).to_vec()),
-        "pytorch he xavier"
+        "pytorch he xavier he-normal normal"
     );
     assert_eq!(
         names(OptimizerChoice::ALL.map(|x| x.to_string()).to_vec()),
-        "sgd adam adamw"
+        "sgd adam adamw rmsprop"
     );
     assert_eq!(
         names(ScheduleChoice::ALL.map(|x| x.to_string()).to_vec()),
         "constant step cosine"
     );
     let error = "He".parse::<Init>().unwrap_err().to_string();
-    assert!(error.contains("pytorch, he, xavier"), "{error}");
-    let error = "rmsprop"
-        .parse::<OptimizerChoice>()
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("sgd, adam, adamw"), "{error}");
+    assert!(
+        error.contains("pytorch, he, xavier, he-normal, normal"),
+        "{error}"
+    );
+    let error = "lamb".parse::<OptimizerChoice>().unwrap_err().to_string();
+    assert!(error.contains("sgd, adam, adamw, rmsprop"), "{error}");
     let error = "linear".parse::<ScheduleChoice>().unwrap_err().to_string();
     assert!(error.contains("constant, step, cosine"), "{error}");
 }

@@ -16,7 +16,7 @@ use common::*;
 use constnet::kernels::{
     self, Activation, AdamStep, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
     DenseForwardOne, Dims, Gemm, Gemv, GradientSink, InputGrad, Isa, LoadU8Batch, Mode,
-    ParamsAndState, Reference, Rule, SgdStep, Shard, Transpose, WeightGradients,
+    ParamsAndState, Reference, RmsPropStep, Rule, SgdStep, Shard, Transpose, WeightGradients,
 };
 
 on_every_path!(
@@ -827,19 +827,21 @@ fn apply_gradients<K: Backend>(
     (out, inp): (usize, usize),
     shards: &[Shard<'_>],
     rule: &Rule,
-    start: &[Vec<f32>; 6],
-) -> ([Vec<f32>; 6], bool) {
+    start: &[Vec<f32>; 8],
+) -> ([Vec<f32>; 8], bool) {
     let mut p = start.clone();
-    let [w, w1, w2, b, b1, b2] = &mut p;
+    let [w, w1, w2, w3, b, b1, b2, b3] = &mut p;
     let w = ParamsAndState {
         params: w,
         first: w1,
         second: w2,
+        third: w3,
     };
     let b = ParamsAndState {
         params: b,
         first: b1,
         second: b2,
+        third: b3,
     };
     let sink = GradientSink::Apply { rule, w, b };
     let finite = K::run(WeightGradients {
@@ -867,6 +869,21 @@ fn fused_updates_equal_the_reference_exactly<K: Backend>() {
         momentum: 0.0,
         ..sgd
     };
+    let rmsprop = RmsPropStep {
+        lr: 1e-2,
+        alpha: 0.99,
+        eps: 1e-8,
+        weight_decay: 1e-3,
+        momentum: 0.9,
+        centered: true,
+        grad_scale: 0.5,
+    };
+    let rmsprop_plain = RmsPropStep {
+        momentum: 0.0,
+        centered: false,
+        weight_decay: 0.0,
+        ..rmsprop
+    };
     for case in 0..40 {
         let (out, inp) = (int(&mut r, 1, 40), int(&mut r, 1, 2 * nr + 3));
         let sizes: Vec<usize> = (0..int(&mut r, 1, 3))
@@ -875,8 +892,15 @@ fn fused_updates_equal_the_reference_exactly<K: Backend>() {
         // Small integers: every gradient is exact, so the updates must agree to the bit.
         let owned = shards_of(&sizes, out, inp, |n| small_ints(&mut r, n));
         let shards = as_shards(&owned);
-        for rule in [Rule::Adam(adam), Rule::Sgd(sgd), Rule::Sgd(plain)] {
-            let (first, second) = rule.state_tensors();
+        let rules = [
+            Rule::Adam(adam),
+            Rule::Sgd(sgd),
+            Rule::Sgd(plain),
+            Rule::RmsProp(rmsprop),
+            Rule::RmsProp(rmsprop_plain),
+        ];
+        for rule in rules {
+            let [first, second, third] = rule.state_tensors();
             let state = |r: &mut _, n: usize, used: bool| {
                 if used {
                     floats(r, n).iter().map(|x| x.abs()).collect()
@@ -888,9 +912,11 @@ fn fused_updates_equal_the_reference_exactly<K: Backend>() {
                 floats(&mut r, out * inp),
                 state(&mut r, out * inp, first),
                 state(&mut r, out * inp, second),
+                state(&mut r, out * inp, third),
                 floats(&mut r, out),
                 state(&mut r, out, first),
                 state(&mut r, out, second),
+                state(&mut r, out, third),
             ];
             let (got, got_finite) = apply_gradients::<K>((out, inp), &shards, &rule, &start);
             let (want, want_finite) =
@@ -915,6 +941,8 @@ fn fused_updates_equal_the_reference_exactly<K: Backend>() {
         vec![0.0; 6],
         vec![0.0; 6],
         vec![0.0; 6],
+        vec![0.0; 6],
+        vec![0.0; 2],
         vec![0.0; 2],
         vec![0.0; 2],
         vec![0.0; 2],

@@ -39,7 +39,7 @@ fn three_epochs_of_cosine_training_reach_97_percent() {
         &mnist.test,
         &mut report,
         |_| Ok(()),
-        |_| Ok(()),
+        |_, _| Ok(()),
     )
     .unwrap();
     let accuracy = evaluation.accuracy();

@@ -8,14 +8,17 @@ mod common;
 
 use common::*;
 use constnet::Params;
-use constnet::kernels::{AdamStep, Rule, SgdStep, Update};
+use constnet::kernels::{AdamStep, RmsPropStep, Rule, SgdStep, Update};
 use constnet::{
-    Adam, AdamConfig, Backend, Network, Optimizer, Reference, Schedule, Sgd, SgdConfig, Simd,
+    Adam, AdamConfig, Backend, Network, Optimizer, Reference, RmsProp, RmsPropConfig, Schedule,
+    Sgd, SgdConfig, Simd,
 };
 
 on_every_path!(
     adam_and_adamw_follow_the_textbook,
     sgd_momentum_and_nesterov_follow_the_textbook,
+    rmsprop_matches_steps_computed_by_hand,
+    rmsprop_follows_pytorch_in_every_combination,
     updates_equal_the_reference_bit_for_bit,
 );
 
@@ -23,6 +26,8 @@ on_every_path!(
 fn reference_updates_follow_the_textbook() {
     adam_and_adamw_follow_the_textbook::<Reference>();
     sgd_momentum_and_nesterov_follow_the_textbook::<Reference>();
+    rmsprop_matches_steps_computed_by_hand::<Reference>();
+    rmsprop_follows_pytorch_in_every_combination::<Reference>();
 }
 
 /// One Adam update of `p` on backend `K`.
@@ -34,6 +39,7 @@ fn adam<K: Backend>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step
         grads: g,
         first: m,
         second: v,
+        third: &mut [],
     });
 }
 
@@ -46,7 +52,174 @@ fn sgd<K: Backend>(p: &mut [f32], g: &[f32], velocity: &mut [f32], step: &SgdSte
         grads: g,
         first: velocity,
         second: &mut [],
+        third: &mut [],
     });
+}
+
+/// One RMSprop update of `p` on backend `K`; `state` is (square_avg, momentum buffer,
+/// grad_avg).
+fn rmsprop<K: Backend>(p: &mut [f32], g: &[f32], state: [&mut [f32]; 3], step: &RmsPropStep) {
+    let rule = Rule::RmsProp(*step);
+    let [first, second, third] = state;
+    K::run(Update {
+        rule: &rule,
+        params: p,
+        grads: g,
+        first,
+        second,
+        third,
+    });
+}
+
+/// Two steps on one parameter, written out by hand (α = 0.5, lr = 0.1, ε = 0), in the four
+/// corners of (momentum, centered) and with weight decay.
+fn rmsprop_matches_steps_computed_by_hand<K: Backend>() {
+    let s2 = 2f64.sqrt();
+    let base = RmsPropStep {
+        lr: 0.1,
+        alpha: 0.5,
+        eps: 0.0,
+        weight_decay: 0.0,
+        momentum: 0.0,
+        centered: false,
+        grad_scale: 1.0,
+    };
+    // (momentum, centered, wd, the two gradients, p after step 1, p after step 2).
+    let cases: [(f32, bool, f32, [f32; 2], f64, f64); 5] = [
+        // sq = 0.5·4 = 2: p = 1 − 0.1·2/√2. Then sq = 0.5·2 + 0.5·4 = 3: p += 0.1·2/√3.
+        (
+            0.0,
+            false,
+            0.0,
+            [2.0, -2.0],
+            1.0 - 0.1 * s2,
+            1.0 - 0.1 * s2 + 0.2 / 3f64.sqrt(),
+        ),
+        // Centered: ga = 1, var = 2 − 1 = 1: p = 1 − 0.2. Then sq = 3, ga = 0.5 − 1 = −0.5,
+        // var = 2.75: p += 0.1·2/√2.75.
+        (0.0, true, 0.0, [2.0, -2.0], 0.8, 0.8 + 0.2 / 2.75f64.sqrt()),
+        // Momentum 0.5: b = 2/√2 = √2, p = 1 − 0.1√2. Then b = 0.5√2 − 2/√3.
+        (
+            0.5,
+            false,
+            0.0,
+            [2.0, -2.0],
+            1.0 - 0.1 * s2,
+            1.0 - 0.1 * s2 - 0.1 * (0.5 * s2 - 2.0 / 3f64.sqrt()),
+        ),
+        // Centered with momentum 0.5 and wd 0.5: g = 1.5 + 0.5·1 = 2, var = 1, b = 2, p = 0.8.
+        // Then g = 0.6 + 0.5·0.8 = 1, sq = 1.5, ga = 1, var = 0.5, b = 0.5·2 + 1/√0.5 = 1 + √2.
+        (0.5, true, 0.5, [1.5, 0.6], 0.8, 0.8 - 0.1 * (1.0 + s2)),
+        // Weight decay alone: g = 1.5 + 0.5 = 2 as above, p = 1 − 0.1√2; then g = 0.6 + 0.5·p.
+        (0.0, false, 0.5, [1.5, 0.6], 1.0 - 0.1 * s2, {
+            let p1 = 1.0 - 0.1 * s2;
+            let g = 0.6 + 0.5 * p1;
+            p1 - 0.1 * g / (0.5 * 2.0 + 0.5 * g * g).sqrt()
+        }),
+    ];
+    for (momentum, centered, weight_decay, grads, after1, after2) in cases {
+        let step = RmsPropStep {
+            momentum,
+            centered,
+            weight_decay,
+            ..base
+        };
+        let (mut p, mut sq, mut b, mut ga) = ([1.0f32], [0.0f32], [0.0f32], [0.0f32]);
+        for (g, want) in grads.iter().zip([after1, after2]) {
+            rmsprop::<K>(&mut p, &[*g], [&mut sq, &mut b, &mut ga], &step);
+            assert!(
+                (p[0] as f64 - want).abs() <= 1e-6,
+                "μ={momentum} centered={centered} wd={weight_decay}: p = {} by hand {want}",
+                p[0]
+            );
+        }
+    }
+}
+
+/// `torch.optim.RMSprop`'s algorithm (its documentation's pseudo code), in f64.
+fn textbook_rmsprop(
+    p: &mut [f64],
+    [sq, b, ga]: [&mut [f64]; 3],
+    g: &[f64],
+    (lr, alpha, eps, wd, momentum, centered): (f64, f64, f64, f64, f64, bool),
+) {
+    for i in 0..p.len() {
+        let gi = g[i] + wd * p[i];
+        sq[i] = alpha * sq[i] + (1.0 - alpha) * gi * gi;
+        let mut v = sq[i];
+        if centered {
+            ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+            v -= ga[i] * ga[i];
+        }
+        let d = gi / (v.sqrt() + eps);
+        if momentum > 0.0 {
+            b[i] = momentum * b[i] + d;
+            p[i] -= lr * b[i];
+        } else {
+            p[i] -= lr * d;
+        }
+    }
+}
+
+fn rmsprop_follows_pytorch_in_every_combination<K: Backend>() {
+    let grads: [[f32; 5]; 4] = [
+        [0.1, -0.2, 0.3, 0.0, 1e-3],
+        [0.05, 0.4, -0.3, 2.0, -1e-3],
+        [-0.2, 0.1, 0.0, -1.0, 5e-4],
+        [0.3, -0.1, 0.2, 0.5, 1e-3],
+    ];
+    for combo in 0..8 {
+        let momentum = if combo & 1 != 0 { 0.9 } else { 0.0 };
+        let centered = combo & 2 != 0;
+        let wd = if combo & 4 != 0 { 0.1 } else { 0.0 };
+        let (lr, alpha, eps) = (0.01, 0.99, 1e-8);
+        let step = RmsPropStep {
+            lr,
+            alpha,
+            eps,
+            weight_decay: wd,
+            momentum,
+            centered,
+            grad_scale: 1.0,
+        };
+        let hyper = (
+            lr as f64,
+            alpha as f64,
+            eps as f64,
+            wd as f64,
+            momentum as f64,
+            centered,
+        );
+        let mut want_p = [1.0f64, -2.0, 0.5, 0.25, -0.125];
+        let mut want = [[0.0f64; 5]; 3];
+        let mut p = want_p.map(|x| x as f32);
+        let mut state = [[0.0f32; 5]; 3];
+        for (t, g) in grads.iter().enumerate() {
+            let [sq, b, ga] = &mut state;
+            rmsprop::<K>(&mut p, g, [sq, b, ga], &step);
+            let [wsq, wb, wga] = &mut want;
+            textbook_rmsprop(&mut want_p, [wsq, wb, wga], &g.map(f64::from), hyper);
+            for i in 0..5 {
+                // 1e-3/√(0.01·1e-6) ≈ 10 is the largest step ratio: a relative tolerance.
+                let tol = 1e-5 * want_p[i].abs().max(1.0);
+                assert!(
+                    (p[i] as f64 - want_p[i]).abs() <= tol,
+                    "μ={momentum} centered={centered} wd={wd} t={t} p[{i}]: {} vs {}",
+                    p[i],
+                    want_p[i]
+                );
+                for k in 0..3 {
+                    let ws = want[k][i];
+                    assert!(
+                        // f32 through sq − ga² (centered) loses a few more bits.
+                        (state[k][i] as f64 - ws).abs() <= 1e-4 * ws.abs().max(1e-3),
+                        "state {k}[{i}] t={t}: {} vs {ws}",
+                        state[k][i]
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Textbook Adam (Kingma & Ba, Algorithm 1) with bias-corrected moments, in f64.
@@ -203,6 +376,27 @@ fn updates_equal_the_reference_bit_for_bit<K: Backend>() {
             assert_exact(&format!("sgd p n={n}"), &p1, &p2);
             assert_exact(&format!("sgd b n={n}"), &b1, &b2);
         }
+        for combo in 0..8 {
+            let step = RmsPropStep {
+                lr: 1e-3,
+                alpha: 0.99,
+                eps: 1e-8,
+                weight_decay: if combo & 4 != 0 { 1e-2 } else { 0.0 },
+                momentum: if combo & 1 != 0 { 0.9 } else { 0.0 },
+                centered: combo & 2 != 0,
+                grad_scale: 0.5,
+            };
+            let (mut p1, mut s1) = (p0.clone(), [v0.clone(), m0.clone(), m0.clone()]);
+            let (mut p2, mut s2) = (p0.clone(), [v0.clone(), m0.clone(), m0.clone()]);
+            let [a, b, c] = &mut s1;
+            rmsprop::<K>(&mut p1, &g, [a, b, c], &step);
+            let [a, b, c] = &mut s2;
+            rmsprop::<Reference>(&mut p2, &g, [a, b, c], &step);
+            assert_exact(&format!("rmsprop {step:?} p n={n}"), &p1, &p2);
+            for k in 0..3 {
+                assert_exact(&format!("rmsprop {step:?} state {k} n={n}"), &s1[k], &s2[k]);
+            }
+        }
     }
 }
 
@@ -226,13 +420,40 @@ fn optimizers_update_every_tensor_and_count_steps() {
         momentum: 0.9,
         ..SgdConfig::default()
     });
+    let full = RmsPropConfig {
+        momentum: 0.9,
+        centered: true,
+        weight_decay: 1e-3,
+        ..RmsPropConfig::DEFAULT
+    };
+    let mut rms_simd = RmsProp::<Tiny>::new_boxed(full);
+    let mut rms_ref = RmsProp::<Tiny>::new_boxed(full);
     let (mut a, mut b, mut c) = (copy(&net0), copy(&net0), copy(&net0));
+    let (mut d, mut e) = (copy(&net0), copy(&net0));
     for _ in 0..3 {
         adam_simd.step::<Simd>(&mut a, &grads, 1e-2);
         adam_ref.step::<Reference>(&mut b, &grads, 1e-2);
         sgd.step::<Simd>(&mut c, &grads, 1e-2);
+        rms_simd.step::<Simd>(&mut d, &grads, 1e-2);
+        rms_ref.step::<Reference>(&mut e, &grads, 1e-2);
     }
     assert_eq!((adam_simd.steps_taken(), sgd.steps_taken()), (3, 3));
+    assert_eq!(rms_simd.steps_taken(), 3);
+    let names = rms_simd.state().map(|(name, s)| (name, s.len()));
+    assert_eq!(
+        names,
+        [
+            ("rmsprop.square_avg", Tiny::LEN),
+            ("rmsprop.momentum_buffer", Tiny::LEN),
+            ("rmsprop.grad_avg", Tiny::LEN),
+        ]
+    );
+    for i in 0..Tiny::TENSORS {
+        assert_exact("rmsprop simd vs reference", d.tensor(i), e.tensor(i));
+        for ((&p, &p0), &g) in d.tensor(i).iter().zip(net0.tensor(i)).zip(grads.tensor(i)) {
+            assert!((p - p0) * g < 0.0, "rmsprop moved tensor {i} the wrong way");
+        }
+    }
     for i in 0..Tiny::TENSORS {
         assert_exact("adam simd vs reference", a.tensor(i), b.tensor(i));
         // Every parameter moved against its gradient.

@@ -16,6 +16,7 @@
 use std::prelude::rust_2024::*;
 
 use crate::data::Split;
+use crate::data::augment::Augment;
 use crate::kernels::{self, Backend, FmaPeak, Isa, Simd, SoftmaxXent, Stream, Transpose};
 use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
 use crate::optim::{Adam, AdamConfig};
@@ -110,6 +111,9 @@ pub struct BenchReport {
     pub epoch_single: Timing,
     /// One epoch of the reference recipe (training only), with `threads` threads.
     pub epoch: Timing,
+    /// The same epoch with every sample warped on the fly (the augmented recipe's affine and
+    /// elastic warps), with `threads` threads: the augmentation's cost is the difference.
+    pub epoch_augmented: Timing,
     /// Whether the epoch ran on the real MNIST training set (else synthetic bytes).
     pub real_data: bool,
     /// Inference over the 10,000 test images, single thread.
@@ -296,12 +300,14 @@ pub fn run(
         "optimizer (Adam, fused: step − step without)".into(),
         update,
     ));
-    let epoch_single = epochs(train_split, 1, budget);
+    let none = Augment::NONE;
+    let epoch_single = epochs(train_split, 1, none, budget);
     let epoch = if threads > 1 {
-        epochs(train_split, threads, budget)
+        epochs(train_split, threads, none, budget)
     } else {
         epoch_single
     };
+    let epoch_augmented = epochs(train_split, threads, Config::augmented().augment, budget);
     let inference = inference(budget, train_split, test_split);
     BenchReport {
         int8: inference.int8,
@@ -314,6 +320,7 @@ pub fn run(
         step,
         epoch_single,
         epoch,
+        epoch_augmented,
         real_data,
         test_set: inference.test_set,
         one_sample: inference.one_sample,
@@ -452,9 +459,10 @@ fn step_and_update(budget: Duration, split: &Split) -> (Timing, Timing) {
 
 /// Whole epochs of the reference recipe on `threads` threads (training only): at least 3, up
 /// to 10 within four budgets.
-fn epochs(split: &Split, threads: usize, budget: Duration) -> Timing {
+fn epochs(split: &Split, threads: usize, augment: Augment, budget: Duration) -> Timing {
     let config = Config {
         threads,
+        augment,
         ..Config::default()
     };
     let mut run = Run::<MnistMlp>::new(config, split.count).expect("the reference recipe");
@@ -633,6 +641,14 @@ impl BenchReport {
             let speedup = self.epoch_single.median / self.epoch.median;
             let _ = writeln!(s, "epoch speed-up, {} threads: {speedup:.2}×", self.threads);
         }
+        let (plain, augmented) = (self.epoch.median, self.epoch_augmented.median);
+        let _ = writeln!(
+            s,
+            "augmented epoch, {} thread(s): {augmented:>6.3} s   {:+.1} % for the affine and elastic warps  {}",
+            self.threads,
+            100.0 * (augmented / plain - 1.0),
+            noise(&self.epoch_augmented)
+        );
     }
 
     fn write_inference(&self, s: &mut String) {
@@ -722,6 +738,8 @@ impl BenchReport {
             "samples_per_second_step": 64.0 / self.step.median,
             "epoch_one_thread": timing(&self.epoch_single),
             "epoch": timing(&self.epoch),
+            "epoch_augmented": timing(&self.epoch_augmented),
+            "augmentation_overhead": self.epoch_augmented.median / self.epoch.median - 1.0,
             "epoch_real_mnist": self.real_data,
             "test_set_inference": timing(&self.test_set),
             "one_sample_inference": timing(&self.one_sample),

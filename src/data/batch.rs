@@ -29,15 +29,30 @@ pub mod stream {
     pub const SHUFFLE: u64 = 2;
     /// Dropout masks of a step.
     pub const DROPOUT: u64 = 3;
+    /// A sample's augmentation in an epoch ([`crate::data::augment`]).
+    pub const AUGMENT: u64 = 4;
+    /// The validation split: one fixed shuffle of the training set, the same for every seed.
+    pub const VALIDATION: u64 = 5;
 }
 
 /// Fills `order` with a uniformly random permutation of `0..order.len()` for `epoch` of the run
 /// seeded with `seed` (Fisher–Yates). The result depends only on (seed, epoch, length).
 pub fn shuffle(order: &mut [u32], seed: u64, epoch: u64) {
+    permute(order, derived_rng(seed, stream::SHUFFLE, epoch));
+}
+
+/// The fixed shuffle of `0..order.len()` that splits a training set: its last N samples are the
+/// validation split of `--val N`, the others the samples trained on. The same for every seed,
+/// so that runs with different seeds are compared on the same validation samples.
+pub fn validation_split(order: &mut [u32]) {
+    permute(order, derived_rng(0, stream::VALIDATION, 0));
+}
+
+/// A uniformly random permutation of `0..order.len()` into `order` (Fisher–Yates).
+fn permute(order: &mut [u32], mut rng: Xoshiro256PlusPlus) {
     for (i, o) in order.iter_mut().enumerate() {
         *o = i as u32;
     }
-    let mut rng = derived_rng(seed, stream::SHUFFLE, epoch);
     for i in (1..order.len()).rev() {
         // 64-bit draws make the modulo bias below 2^-40 for any dataset that fits in u32.
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;

@@ -2,11 +2,13 @@
 //!
 //! - [`idx`]: parsing IDX bytes (no_std).
 //! - [`batch`]: randomness derived from a seed, and the order of samples (no_std).
+//! - [`augment`]: random affine and elastic warps of images, per sample (no_std).
 //! - [`mnist`] (std): the four MNIST files in a directory, raw or `.gz`, memory-mapped.
 //!
 //! `mmap.rs` holds the crate's one expected `unsafe` (mapping a file); every other file here
 //! forbids it.
 
+pub mod augment;
 pub mod batch;
 pub mod idx;
 #[cfg(feature = "std")]

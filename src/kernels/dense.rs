@@ -18,7 +18,9 @@ use super::ops::{
 };
 use super::simd::Vector;
 use super::tile::{NV, load_row, store_row};
-use super::update::{AdamLanes, Lanes, Rule, SgdLanes, for_each_chunk};
+use super::update::{
+    AdamLanes, Lanes, RmsPropLanes, Rule, STATES, SgdLanes, for_each_chunk, used_state,
+};
 use super::{Activation, InputGrad};
 
 /// `y = act(W·x + bias)` (see [`DenseForward`]).
@@ -201,21 +203,25 @@ pub(crate) fn weight_gradients<V: Vector>(op: WeightGradients<'_>) -> bool {
             );
             true
         }
-        GradientSink::Apply {
-            rule: Rule::Adam(s),
-            w,
-            b,
-        } => {
-            let lanes = AdamLanes::<V>::new(s);
-            apply_bias::<V>(shards, b, &lanes) & apply_weights::<V>(out, inp, parts, w, lanes)
-        }
-        GradientSink::Apply {
-            rule: Rule::Sgd(s),
-            w,
-            b,
-        } => {
-            let lanes = SgdLanes::<V>::new(s);
-            apply_bias::<V>(shards, b, &lanes) & apply_weights::<V>(out, inp, parts, w, lanes)
+        GradientSink::Apply { rule, w, b } => {
+            let (w, b) = (used_state(rule, w), used_state(rule, b));
+            match rule {
+                Rule::Adam(s) => {
+                    let lanes = AdamLanes::<V>::new(s);
+                    apply_bias::<V>(shards, b, &lanes)
+                        & apply_weights::<V>(out, inp, parts, w, lanes)
+                }
+                Rule::Sgd(s) => {
+                    let lanes = SgdLanes::<V>::new(s);
+                    apply_bias::<V>(shards, b, &lanes)
+                        & apply_weights::<V>(out, inp, parts, w, lanes)
+                }
+                Rule::RmsProp(s) => {
+                    let lanes = RmsPropLanes::<V>::new(s);
+                    apply_bias::<V>(shards, b, &lanes)
+                        & apply_weights::<V>(out, inp, parts, w, lanes)
+                }
+            }
         }
     }
 }
@@ -249,6 +255,7 @@ fn apply_bias<V: Vector>(
         params,
         first,
         second,
+        third,
     } = b;
     let mut finite = true;
     for o0 in (0..params.len()).step_by(BIAS_CHUNK) {
@@ -258,12 +265,11 @@ fn apply_bias<V: Vector>(
             *d = bias_gradient::<V>(shards, o);
         }
         let part = |s: &mut [f32]| if s.is_empty() { 0..0 } else { rows.clone() };
-        let (r1, r2) = (part(first), part(second));
+        let (r1, r2, r3) = (part(first), part(second), part(third));
         finite &= for_each_chunk(
             &mut params[rows.clone()],
             &db[..rows.len()],
-            &mut first[r1],
-            &mut second[r2],
+            [&mut first[r1], &mut second[r2], &mut third[r3]],
             Borrowed(lanes),
         );
     }
@@ -283,12 +289,12 @@ fn apply_weights<V: Vector>(
         params,
         first,
         second,
+        third,
     } = w;
     let mut epilogue = Apply {
         lanes,
         params,
-        first,
-        second,
+        state: [first, second, third],
         n: inp,
         probe: V::zero(),
     };
@@ -301,8 +307,8 @@ struct Borrowed<'l, L>(&'l L);
 
 impl<V: Vector, L: Lanes<V>> Lanes<V> for Borrowed<'_, L> {
     #[inline(always)]
-    fn apply(&self, p: V, g: V, s1: V, s2: V) -> (V, V, V) {
-        self.0.apply(p, g, s1, s2)
+    fn apply(&self, p: V, g: V, s: [V; STATES]) -> (V, [V; STATES]) {
+        self.0.apply(p, g, s)
     }
 }
 
@@ -321,8 +327,7 @@ fn state_row<V: Vector>(s: &[f32], at: usize, cols: usize) -> [V; NV] {
 struct Apply<'a, L, V> {
     lanes: L,
     params: &'a mut [f32],
-    first: &'a mut [f32],
-    second: &'a mut [f32],
+    state: [&'a mut [f32]; STATES],
     n: usize,
     /// `x·0` summed over gradients and updated parameters: NaN once one was not finite.
     probe: V,
@@ -333,21 +338,26 @@ impl<V: Vector, L: Lanes<V>> Epilogue<V> for &mut Apply<'_, L, V> {
     fn row(&mut self, i: usize, j0: usize, cols: usize, g: [V; NV]) {
         let at = i * self.n + j0;
         let p: [V; NV] = load_row(&self.params[at..], cols);
-        let (s1, s2) = (
-            state_row::<V>(self.first, at, cols),
-            state_row::<V>(self.second, at, cols),
+        let (s1, s2, s3) = (
+            state_row::<V>(self.state[0], at, cols),
+            state_row::<V>(self.state[1], at, cols),
+            state_row::<V>(self.state[2], at, cols),
         );
-        let (p0, a0, b0) = self.lanes.apply(p[0], g[0], s1[0], s2[0]);
-        let (p1, a1, b1) = self.lanes.apply(p[1], g[1], s1[1], s2[1]);
+        let (p0, a0) = self.lanes.apply(p[0], g[0], [s1[0], s2[0], s3[0]]);
+        let (p1, a1) = self.lanes.apply(p[1], g[1], [s1[1], s2[1], s3[1]]);
         // Gradients and updated parameters must be finite: a step that overflows a parameter
         // fails like one with a non-finite gradient.
         self.probe = self.probe + (g[0] + g[1] + p0 + p1) * V::zero();
         store_row(&mut self.params[at..], cols, [p0, p1]);
-        if !self.first.is_empty() {
-            store_row(&mut self.first[at..], cols, [a0, a1]);
+        // Unrolled, not a loop over the state: NV = 2 tiles, three tensors at most.
+        if !self.state[0].is_empty() {
+            store_row(&mut self.state[0][at..], cols, [a0[0], a1[0]]);
         }
-        if !self.second.is_empty() {
-            store_row(&mut self.second[at..], cols, [b0, b1]);
+        if !self.state[1].is_empty() {
+            store_row(&mut self.state[1][at..], cols, [a0[1], a1[1]]);
+        }
+        if !self.state[2].is_empty() {
+            store_row(&mut self.state[2][at..], cols, [a0[2], a1[2]]);
         }
     }
 }

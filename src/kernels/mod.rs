@@ -69,7 +69,7 @@ pub use simd::x86::{Avx2, Avx512, Sse2};
 pub use simd::{
     Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
 };
-pub use update::{AdamStep, GRAD_FLUSH, Rule, STATE_FLUSH, SgdStep};
+pub use update::{AdamStep, GRAD_FLUSH, RmsPropStep, Rule, STATE_FLUSH, STATES, SgdStep};
 
 use simd::Path;
 

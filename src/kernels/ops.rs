@@ -214,6 +214,8 @@ pub struct ParamsAndState<'a> {
     pub first: &'a mut [f32],
     /// The second state tensor, updated.
     pub second: &'a mut [f32],
+    /// The third state tensor, updated.
+    pub third: &'a mut [f32],
 }
 
 /// Where [`WeightGradients`] puts the gradients.
@@ -277,7 +279,7 @@ impl Op for WeightGradients<'_> {
                 check_len("weight_gradients", "db", db.len(), out, 1);
             }
             GradientSink::Apply { rule, w, b } => {
-                let (first, second) = rule.state_tensors();
+                let [first, second, third] = rule.state_tensors();
                 for (name, p, n) in [("w", w, out * inp), ("b", b, out)] {
                     check_len("weight_gradients", name, p.params.len(), n, 1);
                     if first {
@@ -285,6 +287,9 @@ impl Op for WeightGradients<'_> {
                     }
                     if second {
                         check_len("weight_gradients", "second state", p.second.len(), n, 1);
+                    }
+                    if third {
+                        check_len("weight_gradients", "third state", p.third.len(), n, 1);
                     }
                 }
             }
@@ -513,8 +518,10 @@ impl Op for SoftmaxXent<'_> {
 }
 
 /// One optimizer update of a slice of parameters by `rule` (see [`Rule`]): params, grads and
-/// each non-empty state slice hold the same number of floats (Adam: `first` = m, `second` = v;
-/// SGD: `first` = the momentum buffer, unused and may be empty without momentum). Returns
+/// each state slice the rule uses hold the same number of floats (Adam: `first` = m, `second`
+/// = v; SGD: `first` = the momentum buffer; RMSprop: `first` = square_avg, `second` = the
+/// momentum buffer, `third` = grad_avg; see [`Rule::state_tensors`]). A state slice the rule
+/// does not use is neither read nor written, and may be empty. Returns
 /// whether every gradient and every updated parameter was finite (the update is applied either
 /// way).
 #[derive(Debug)]
@@ -529,6 +536,8 @@ pub struct Update<'a> {
     pub first: &'a mut [f32],
     /// The second state tensor, updated.
     pub second: &'a mut [f32],
+    /// The third state tensor, updated.
+    pub third: &'a mut [f32],
 }
 
 impl Op for Update<'_> {
@@ -536,12 +545,15 @@ impl Op for Update<'_> {
     fn check(&self) {
         let n = self.params.len();
         check_len("update", "grads", self.grads.len(), n, 1);
-        let (first, second) = self.rule.state_tensors();
+        let [first, second, third] = self.rule.state_tensors();
         if first {
             check_len("update", "first state", self.first.len(), n, 1);
         }
         if second {
             check_len("update", "second state", self.second.len(), n, 1);
+        }
+        if third {
+            check_len("update", "third state", self.third.len(), n, 1);
         }
     }
     #[inline(always)]

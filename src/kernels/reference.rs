@@ -14,7 +14,7 @@ use super::ops::{
     WeightGradients,
 };
 use super::softmax::EXP_CUTOFF;
-use super::update::{AdamStep, Rule, SgdStep};
+use super::update::{AdamStep, RmsPropStep, Rule, SgdStep};
 use super::update::{GRAD_FLUSH, STATE_FLUSH};
 use super::{Activation, InputGrad, Mode};
 
@@ -187,13 +187,14 @@ pub fn weight_gradients(op: WeightGradients<'_>) -> bool {
 /// Applies `rule` to element `i` of `p` with gradient `g`.
 fn update_one(rule: &Rule, p: &mut ParamsAndState<'_>, i: usize, g: f32) -> bool {
     let at = |s: &mut [f32]| if s.is_empty() { 0..0 } else { i..i + 1 };
-    let (r1, r2) = (at(p.first), at(p.second));
+    let (r1, r2, r3) = (at(p.first), at(p.second), at(p.third));
     update(Update {
         rule,
         params: &mut p.params[i..i + 1],
         grads: &[g],
         first: &mut p.first[r1],
         second: &mut p.second[r2],
+        third: &mut p.third[r3],
     })
 }
 
@@ -308,10 +309,12 @@ pub fn update(op: Update<'_>) -> bool {
         grads,
         first,
         second,
+        third,
     } = op;
     match rule {
         Rule::Adam(s) => adam(params, grads, first, second, s),
         Rule::Sgd(s) => sgd(params, grads, first, s),
+        Rule::RmsProp(s) => rmsprop(params, grads, [first, second, third], s),
     }
     grads.iter().chain(params.iter()).all(|x| x.is_finite())
 }
@@ -331,6 +334,32 @@ fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &Ada
         v[i] = flush(s.beta2 * v[i] + (1.0 - s.beta2) * (g * g), STATE_FLUSH);
         let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
         params[i] -= s.step_size * (m[i] / denom);
+    }
+}
+
+/// RMSprop (see [`RmsPropStep`] for the formulas). `state` is square_avg, the momentum buffer
+/// (read only with momentum) and grad_avg (read only when centered).
+fn rmsprop(params: &mut [f32], grads: &[f32], state: [&mut [f32]; 3], s: &RmsPropStep) {
+    let [sq, buf, ga] = state;
+    for i in 0..params.len() {
+        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
+        if s.weight_decay != 0.0 {
+            g += s.weight_decay * params[i];
+        }
+        sq[i] = flush(s.alpha * sq[i] + (1.0 - s.alpha) * (g * g), STATE_FLUSH);
+        let avg = if s.centered {
+            ga[i] = flush(s.alpha * ga[i] + (1.0 - s.alpha) * g, STATE_FLUSH);
+            let var = sq[i] - ga[i] * ga[i];
+            libm::sqrtf(if var < 0.0 { 0.0 } else { var }) + s.eps
+        } else {
+            libm::sqrtf(sq[i]) + s.eps
+        };
+        if s.momentum != 0.0 {
+            buf[i] = flush(s.momentum * buf[i] + g / avg, STATE_FLUSH);
+            params[i] -= s.lr * buf[i];
+        } else {
+            params[i] -= s.lr * (g / avg);
+        }
     }
 }
 

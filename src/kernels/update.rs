@@ -1,4 +1,4 @@
-//! Optimizer updates over flat parameter slices: SGD with momentum and Adam/AdamW.
+//! Optimizer updates over flat parameter slices: SGD with momentum, Adam/AdamW and RMSprop.
 //!
 //! Each update reads a parameter, its gradient and its optimizer state once and writes the
 //! parameter and state back: one pass, `LANES` elements per step. The arithmetic is the
@@ -14,7 +14,7 @@
 //! step is below 1e-9 of the learning rate.
 #![forbid(unsafe_code)]
 
-use super::ops::Update;
+use super::ops::{ParamsAndState, Update};
 use super::simd::Vector;
 
 /// Gradients smaller in magnitude enter the updates as 0: then `(1 − β2)·g²` (≥ 1e-37) and
@@ -119,6 +119,39 @@ pub struct SgdStep {
     pub grad_scale: f32,
 }
 
+/// One RMSprop step's constants (`torch.optim.RMSprop`; its state starts at 0):
+///
+/// ```text
+/// g   = grad·grad_scale     (gradient clipping; below GRAD_FLUSH taken as 0)
+/// g   = g + wd·p
+/// sq  = α·sq + (1 − α)·g²                        (square_avg)
+/// ga  = α·ga + (1 − α)·g                         (grad_avg, when centered)
+/// avg = √(sq − ga²) + ε   (centered; a negative difference, only ever a rounding of 0, as 0)
+/// avg = √sq + ε           (otherwise)
+/// b   = μ·b + g / avg;  p -= lr·b               (momentum_buffer, when μ ≠ 0)
+/// p  -= lr·(g / avg)                              (otherwise)
+/// ```
+///
+/// (sq, ga and b below STATE_FLUSH are stored as 0.) PyTorch updates `grad_avg` with `lerp_`,
+/// which rounds differently in the last bit; the formula is the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropStep {
+    /// Learning rate for this step.
+    pub lr: f32,
+    /// Smoothing constant α of the averages (PyTorch default 0.99).
+    pub alpha: f32,
+    /// ε added to the denominator (default 1e-8).
+    pub eps: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Momentum μ (0: no momentum buffer).
+    pub momentum: f32,
+    /// Normalise by the centered second moment (keeps `grad_avg`).
+    pub centered: bool,
+    /// Factor applied to every gradient first (1, or the clipping factor).
+    pub grad_scale: f32,
+}
+
 /// What one step of an optimizer does to each parameter: its constants for this step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
@@ -126,14 +159,20 @@ pub enum Rule {
     Adam(AdamStep),
     /// SGD with optional momentum; state: the momentum buffer (none without momentum).
     Sgd(SgdStep),
+    /// RMSprop; state: square_avg, the momentum buffer (with momentum), grad_avg (centered).
+    RmsProp(RmsPropStep),
 }
 
+/// The most state tensors an optimizer keeps per parameter (RMSprop, centered with momentum).
+pub const STATES: usize = 3;
+
 impl Rule {
-    /// Which of the two state tensors the rule uses.
-    pub fn state_tensors(&self) -> (bool, bool) {
+    /// Which of the [`STATES`] state tensors the rule uses.
+    pub fn state_tensors(&self) -> [bool; STATES] {
         match self {
-            Rule::Adam(_) => (true, true),
-            Rule::Sgd(s) => (s.momentum != 0.0, false),
+            Rule::Adam(_) => [true, true, false],
+            Rule::Sgd(s) => [s.momentum != 0.0, false, false],
+            Rule::RmsProp(s) => [true, s.momentum != 0.0, s.centered],
         }
     }
 }
@@ -147,20 +186,40 @@ pub(crate) fn update<V: Vector>(op: Update<'_>) -> bool {
         grads,
         first,
         second,
+        third,
     } = op;
+    // Only the state tensors the rule uses are read and written.
+    let [u1, u2, u3] = rule.state_tensors();
+    let state = [used(first, u1), used(second, u2), used(third, u3)];
     match rule {
-        Rule::Adam(step) => for_each_chunk(params, grads, first, second, AdamLanes::<V>::new(step)),
-        Rule::Sgd(step) if step.momentum == 0.0 => {
-            for_each_chunk(params, grads, &mut [], &mut [], SgdLanes::<V>::new(step))
-        }
-        Rule::Sgd(step) => for_each_chunk(params, grads, first, &mut [], SgdLanes::<V>::new(step)),
+        Rule::Adam(step) => for_each_chunk(params, grads, state, AdamLanes::<V>::new(step)),
+        Rule::Sgd(step) => for_each_chunk(params, grads, state, SgdLanes::<V>::new(step)),
+        Rule::RmsProp(step) => for_each_chunk(params, grads, state, RmsPropLanes::<V>::new(step)),
     }
 }
 
-/// An update of LANES parameters at once: `(p, g, s1, s2) → (p, s1, s2)`. A trait, not a
+/// `p` with each state slice `rule` does not use emptied (so it is neither read nor written).
+#[inline(always)]
+pub(crate) fn used_state<'a>(rule: &Rule, p: ParamsAndState<'a>) -> ParamsAndState<'a> {
+    let [u1, u2, u3] = rule.state_tensors();
+    ParamsAndState {
+        params: p.params,
+        first: used(p.first, u1),
+        second: used(p.second, u2),
+        third: used(p.third, u3),
+    }
+}
+
+/// `s` if the rule uses it, else empty (not read, not written).
+#[inline(always)]
+fn used(s: &mut [f32], used: bool) -> &mut [f32] {
+    if used { s } else { &mut [] }
+}
+
+/// An update of LANES parameters at once: `(p, g, state) → (p, state)`. A trait, not a
 /// closure, so it is always inlined into the kernel's entry point (see [`super::tile`]).
 pub(crate) trait Lanes<V> {
-    fn apply(&self, p: V, g: V, s1: V, s2: V) -> (V, V, V);
+    fn apply(&self, p: V, g: V, s: [V; STATES]) -> (V, [V; STATES]);
 }
 
 /// One Adam step's constants, splatted.
@@ -205,7 +264,7 @@ impl<V: Vector> AdamLanes<V> {
 
 impl<V: Vector> Lanes<V> for AdamLanes<V> {
     #[inline(always)]
-    fn apply(&self, p: V, g: V, m: V, v: V) -> (V, V, V) {
+    fn apply(&self, p: V, g: V, [m, v, _]: [V; STATES]) -> (V, [V; STATES]) {
         let g = flush(g * self.scale, self.grad_flush);
         let (p, g) = if self.decoupled {
             (p * self.decay, g)
@@ -217,7 +276,7 @@ impl<V: Vector> Lanes<V> for AdamLanes<V> {
         let m = flush(self.b1 * m + self.one_b1 * g, self.state_flush);
         let v = flush(self.b2 * v + self.one_b2 * (g * g), self.state_flush);
         let denom = v.sqrt() / self.bc2 + self.eps;
-        (p - self.step_size * (m / denom), m, v)
+        (p - self.step_size * (m / denom), [m, v, V::zero()])
     }
 }
 
@@ -255,18 +314,76 @@ impl<V: Vector> SgdLanes<V> {
 
 impl<V: Vector> Lanes<V> for SgdLanes<V> {
     #[inline(always)]
-    fn apply(&self, p: V, g: V, b: V, _: V) -> (V, V, V) {
+    fn apply(&self, p: V, g: V, [b, _, _]: [V; STATES]) -> (V, [V; STATES]) {
         let g = flush(g * self.scale, self.grad_flush);
         let g = if self.decay { g + self.wd * p } else { g };
         if !self.momentum {
-            return (p - self.lr * g, V::zero(), V::zero());
+            return (p - self.lr * g, [V::zero(); STATES]);
         }
         let b = flush(
             if self.first { g } else { self.mu * b + g },
             self.state_flush,
         );
         let g = if self.nesterov { g + self.mu * b } else { b };
-        (p - self.lr * g, b, V::zero())
+        (p - self.lr * g, [b, V::zero(), V::zero()])
+    }
+}
+
+/// One RMSprop step's constants, splatted.
+pub(crate) struct RmsPropLanes<V> {
+    lr: V,
+    alpha: V,
+    one_alpha: V,
+    eps: V,
+    wd: V,
+    mu: V,
+    scale: V,
+    grad_flush: V,
+    state_flush: V,
+    decay: bool,
+    momentum: bool,
+    centered: bool,
+}
+
+impl<V: Vector> RmsPropLanes<V> {
+    #[inline(always)]
+    pub(crate) fn new(s: &RmsPropStep) -> Self {
+        Self {
+            lr: V::splat(s.lr),
+            alpha: V::splat(s.alpha),
+            one_alpha: V::splat(1.0 - s.alpha),
+            eps: V::splat(s.eps),
+            wd: V::splat(s.weight_decay),
+            mu: V::splat(s.momentum),
+            scale: V::splat(s.grad_scale),
+            grad_flush: V::splat(GRAD_FLUSH),
+            state_flush: V::splat(STATE_FLUSH),
+            decay: s.weight_decay != 0.0,
+            momentum: s.momentum != 0.0,
+            centered: s.centered,
+        }
+    }
+}
+
+impl<V: Vector> Lanes<V> for RmsPropLanes<V> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, [sq, b, ga]: [V; STATES]) -> (V, [V; STATES]) {
+        let g = flush(g * self.scale, self.grad_flush);
+        let g = if self.decay { g + self.wd * p } else { g };
+        let sq = flush(self.alpha * sq + self.one_alpha * (g * g), self.state_flush);
+        let (avg, ga) = if self.centered {
+            let ga = flush(self.alpha * ga + self.one_alpha * g, self.state_flush);
+            let var = sq - ga * ga;
+            (var.zero_where_below(var, V::zero()).sqrt() + self.eps, ga)
+        } else {
+            (sq.sqrt() + self.eps, V::zero())
+        };
+        if self.momentum {
+            let b = flush(self.mu * b + g / avg, self.state_flush);
+            (p - self.lr * b, [sq, b, ga])
+        } else {
+            (p - self.lr * (g / avg), [sq, V::zero(), ga])
+        }
     }
 }
 
@@ -305,15 +422,14 @@ fn store_at<V: Vector>(s: &mut [f32], i: usize, v: V) {
     }
 }
 
-/// Runs `f.apply(p, g, s1, s2) -> (p, s1, s2)` over LANES-wide chunks of the four slices. `s1`
-/// and `s2` may be empty (then they read as zero and are not written). The tail goes through
+/// Runs `f.apply(p, g, state) -> (p, state)` over LANES-wide chunks of the slices. A state
+/// slice may be empty (then it reads as zero and is not written). The tail goes through
 /// zero-padded vectors. Returns whether every `g` and every updated `p` was finite.
 #[inline(always)]
 pub(crate) fn for_each_chunk<V: Vector>(
     p: &mut [f32],
     g: &[f32],
-    s1: &mut [f32],
-    s2: &mut [f32],
+    state: [&mut [f32]; STATES],
     f: impl Lanes<V>,
 ) -> bool {
     // `x·0` is 0 for every finite x and NaN for ±inf and NaN, and NaN sticks in the sum: it
@@ -321,11 +437,18 @@ pub(crate) fn for_each_chunk<V: Vector>(
     let mut probe = V::zero();
     for i in (0..p.len()).step_by(V::LANES) {
         let gv = load_at::<V>(g, i);
-        let (np, n1, n2) = f.apply(load_at(p, i), gv, load_at(s1, i), load_at(s2, i));
+        // No closure here: it would not inherit the entry point's target features.
+        let s = [
+            load_at::<V>(state[0], i),
+            load_at::<V>(state[1], i),
+            load_at::<V>(state[2], i),
+        ];
+        let (np, [n0, n1, n2]) = f.apply(load_at(p, i), gv, s);
         probe = probe + (gv + np) * V::zero();
         store_at(p, i, np);
-        store_at(s1, i, n1);
-        store_at(s2, i, n2);
+        store_at(state[0], i, n0);
+        store_at(state[1], i, n1);
+        store_at(state[2], i, n2);
     }
     probe.reduce_add() == 0.0
 }

@@ -10,7 +10,7 @@
 //! through [`DenseMut`], a view into the gradients' block.
 #![forbid(unsafe_code)]
 
-use super::{Init, uniform};
+use super::{Init, normal, uniform};
 use crate::aligned::{Aligned, Flat};
 use crate::kernels::{
     Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
@@ -183,16 +183,22 @@ impl<'a, const IN: usize, const OUT: usize> DenseMut<'a, IN, OUT> {
 
     /// Draws fresh parameters from `rng` according to `init`.
     pub fn init<R: Rng + ?Sized>(self, init: Init, rng: &mut R) {
-        let (w_bound, b_bound) = match init {
+        // (weights, bias): uniform in ±bound or normal with std; a bias bound of 0 is zeros.
+        let (w_dist, b_bound) = match init {
             Init::PyTorch => {
                 let bound = 1.0 / libm::sqrtf(IN as f32);
-                (bound, bound)
+                (Draw::Uniform(bound), bound)
             }
-            Init::He => (libm::sqrtf(6.0 / IN as f32), 0.0),
-            Init::Xavier => (libm::sqrtf(6.0 / (IN + OUT) as f32), 0.0),
+            Init::He => (Draw::Uniform(libm::sqrtf(6.0 / IN as f32)), 0.0),
+            Init::Xavier => (Draw::Uniform(libm::sqrtf(6.0 / (IN + OUT) as f32)), 0.0),
+            Init::HeNormal => (Draw::Normal(libm::sqrtf(2.0 / IN as f32)), 0.0),
+            Init::Normal { std } => (Draw::Normal(std), 0.0),
         };
         for w in self.w.as_flattened_mut() {
-            *w = uniform(rng, w_bound);
+            *w = match w_dist {
+                Draw::Uniform(bound) => uniform(rng, bound),
+                Draw::Normal(std) => normal(rng, std),
+            };
         }
         for b in self.b.iter_mut() {
             *b = if b_bound == 0.0 {
@@ -261,4 +267,13 @@ impl<const IN: usize, const OUT: usize, const B: usize> DenseWork<IN, OUT, B> {
             dst: self.x_rows_mut(batch),
         });
     }
+}
+
+/// The weights' distribution.
+#[derive(Clone, Copy)]
+enum Draw {
+    /// Uniform in ±bound.
+    Uniform(f32),
+    /// Normal with this standard deviation.
+    Normal(f32),
 }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::Optimizer;
-use crate::kernels::{AdamStep, Rule};
+use crate::kernels::{AdamStep, Rule, STATES};
 use crate::params::Params;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
@@ -96,12 +96,16 @@ impl<P: Params> Optimizer<P> for Adam<P> {
         Rule::Adam(AdamStep { grad_scale, ..step })
     }
 
-    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
-        (self.m.flat_mut(), self.v.flat_mut())
+    fn state_mut(&mut self) -> [&mut [f32]; STATES] {
+        [self.m.flat_mut(), self.v.flat_mut(), &mut []]
     }
 
-    fn state(&self) -> [(&'static str, &[f32]); 2] {
-        [("adam.m", self.m.flat()), ("adam.v", self.v.flat())]
+    fn state(&self) -> [(&'static str, &[f32]); STATES] {
+        [
+            ("adam.m", self.m.flat()),
+            ("adam.v", self.v.flat()),
+            ("", &[]),
+        ]
     }
 
     fn steps_taken(&self) -> u64 {

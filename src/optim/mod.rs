@@ -1,6 +1,7 @@
 //! Optimizers over a network's flat parameter block, and learning-rate schedules.
 //!
-//! An optimizer owns its state (Adam's moments, SGD's velocity) as blocks of the same type as
+//! An optimizer owns its state (Adam's moments, SGD's velocity, RMSprop's averages: at most
+//! [`STATES`] blocks) as blocks of the same type as
 //! the parameters ([`Params`]), so every state element lines up with its parameter and an
 //! update is one fused pass over whole blocks, or over any part of them: threads each update
 //! their own range ([`Optimizer::update_range`]). What one step does to a parameter is a
@@ -13,14 +14,16 @@
 #![forbid(unsafe_code)]
 
 mod adam;
+mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
+pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
-use crate::kernels::{Backend, Rule, SumSquares, Update};
+use crate::kernels::{Backend, Rule, STATES, SumSquares, Update};
 use crate::params::Params;
 use core::ops::Range;
 
@@ -40,11 +43,13 @@ pub trait Optimizer<P: Params> {
         self.rule(t, lr, grad_scale)
     }
 
-    /// The state blocks, mutably: (first, second), empty where the optimizer keeps none.
-    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]);
+    /// The state blocks, mutably, in the order of [`Rule::state_tensors`]; empty where the
+    /// optimizer keeps none.
+    fn state_mut(&mut self) -> [&mut [f32]; STATES];
 
-    /// The state blocks with their names in checkpoints (`"adam.m"`, …).
-    fn state(&self) -> [(&'static str, &[f32]); 2];
+    /// The state blocks with their names in checkpoints (`"adam.m"`, …), as
+    /// [`Optimizer::state_mut`] orders them; `("", [])` where the optimizer keeps none.
+    fn state(&self) -> [(&'static str, &[f32]); STATES];
 
     /// How many updates have been applied.
     fn steps_taken(&self) -> u64;
@@ -61,17 +66,7 @@ pub trait Optimizer<P: Params> {
         grads: &P,
         range: Range<usize>,
     ) -> bool {
-        let (first, second) = self.state_mut();
-        let first = if first.is_empty() {
-            first
-        } else {
-            &mut first[range.clone()]
-        };
-        let second = if second.is_empty() {
-            second
-        } else {
-            &mut second[range.clone()]
-        };
+        let [first, second, third] = self.state_mut().map(|s| part(s, range.clone()));
         let params = &mut params.flat_mut()[range.clone()];
         let grads = &grads.flat()[range];
         K::run(Update {
@@ -80,6 +75,7 @@ pub trait Optimizer<P: Params> {
             grads,
             first,
             second,
+            third,
         })
     }
 
@@ -96,6 +92,12 @@ pub trait Optimizer<P: Params> {
     }
 }
 
+/// The elements `range` of a state block, or the empty block of a state the optimizer does not
+/// keep.
+fn part(s: &mut [f32], range: Range<usize>) -> &mut [f32] {
+    if s.is_empty() { s } else { &mut s[range] }
+}
+
 /// An optimizer chosen at run time, with its state on the heap.
 #[cfg(feature = "alloc")]
 pub enum AnyOptimizer<P> {
@@ -103,6 +105,8 @@ pub enum AnyOptimizer<P> {
     Sgd(alloc::boxed::Box<Sgd<P>>),
     /// Adam or AdamW.
     Adam(alloc::boxed::Box<Adam<P>>),
+    /// RMSprop.
+    RmsProp(alloc::boxed::Box<RmsProp<P>>),
 }
 
 #[cfg(feature = "alloc")]
@@ -112,6 +116,7 @@ impl<P: Params> AnyOptimizer<P> {
         match self {
             AnyOptimizer::Sgd(o) => AnyOptimizer::Sgd(Sgd::new_boxed(o.config)),
             AnyOptimizer::Adam(o) => AnyOptimizer::Adam(Adam::new_boxed(o.config)),
+            AnyOptimizer::RmsProp(o) => AnyOptimizer::RmsProp(RmsProp::new_boxed(o.config)),
         }
     }
 
@@ -119,9 +124,8 @@ impl<P: Params> AnyOptimizer<P> {
     /// same kind.
     pub fn copy_state(&mut self, from: &Self, range: Range<usize>) {
         self.set_steps_taken(from.steps_taken());
-        let (first, second) = self.state_mut();
-        let [(_, src_first), (_, src_second)] = from.state();
-        for (dst, src) in [(first, src_first), (second, src_second)] {
+        let sources = from.state().map(|(_, s)| s);
+        for (dst, src) in self.state_mut().into_iter().zip(sources) {
             if !dst.is_empty() {
                 dst[range.clone()].copy_from_slice(&src[range.clone()]);
             }
@@ -135,36 +139,42 @@ impl<P: Params> Optimizer<P> for AnyOptimizer<P> {
         match self {
             AnyOptimizer::Sgd(o) => o.clip_grad_norm(),
             AnyOptimizer::Adam(o) => o.clip_grad_norm(),
+            AnyOptimizer::RmsProp(o) => o.clip_grad_norm(),
         }
     }
     fn rule(&self, t: u64, lr: f32, grad_scale: f32) -> Rule {
         match self {
             AnyOptimizer::Sgd(o) => o.rule(t, lr, grad_scale),
             AnyOptimizer::Adam(o) => o.rule(t, lr, grad_scale),
+            AnyOptimizer::RmsProp(o) => o.rule(t, lr, grad_scale),
         }
     }
-    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+    fn state_mut(&mut self) -> [&mut [f32]; STATES] {
         match self {
             AnyOptimizer::Sgd(o) => o.state_mut(),
             AnyOptimizer::Adam(o) => o.state_mut(),
+            AnyOptimizer::RmsProp(o) => o.state_mut(),
         }
     }
-    fn state(&self) -> [(&'static str, &[f32]); 2] {
+    fn state(&self) -> [(&'static str, &[f32]); STATES] {
         match self {
             AnyOptimizer::Sgd(o) => o.state(),
             AnyOptimizer::Adam(o) => o.state(),
+            AnyOptimizer::RmsProp(o) => o.state(),
         }
     }
     fn steps_taken(&self) -> u64 {
         match self {
             AnyOptimizer::Sgd(o) => o.steps_taken(),
             AnyOptimizer::Adam(o) => o.steps_taken(),
+            AnyOptimizer::RmsProp(o) => o.steps_taken(),
         }
     }
     fn set_steps_taken(&mut self, t: u64) {
         match self {
             AnyOptimizer::Sgd(o) => o.set_steps_taken(t),
             AnyOptimizer::Adam(o) => o.set_steps_taken(t),
+            AnyOptimizer::RmsProp(o) => o.set_steps_taken(t),
         }
     }
 }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::Optimizer;
-use crate::kernels::{Rule, SgdStep};
+use crate::kernels::{Rule, STATES, SgdStep};
 use crate::params::Params;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
@@ -70,12 +70,12 @@ impl<P: Params> Optimizer<P> for Sgd<P> {
         })
     }
 
-    fn state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
-        (self.velocity.flat_mut(), &mut [])
+    fn state_mut(&mut self) -> [&mut [f32]; STATES] {
+        [self.velocity.flat_mut(), &mut [], &mut []]
     }
 
-    fn state(&self) -> [(&'static str, &[f32]); 2] {
-        [("sgd.velocity", self.velocity.flat()), ("", &[])]
+    fn state(&self) -> [(&'static str, &[f32]); STATES] {
+        [("sgd.velocity", self.velocity.flat()), ("", &[]), ("", &[])]
     }
 
     fn steps_taken(&self) -> u64 {

@@ -12,11 +12,12 @@ use std::prelude::rust_2024::*;
 
 use super::{BATCH, Config, InvalidConfig, OptimizerChoice, Run, ScheduleChoice};
 use crate::atomic_file::write_bytes_atomic;
+use crate::data::augment::{Affine, Augment, Elastic};
 use crate::format::Problem;
 use crate::format::safetensors::{self, Decoded, Entry};
 use crate::layers::Init;
 use crate::model::Network;
-use crate::optim::{AdamConfig, Optimizer, SgdConfig};
+use crate::optim::{AdamConfig, Optimizer, RmsPropConfig, SgdConfig};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -169,9 +170,8 @@ impl<N: Network> Run<N> {
         let (net, optimizer) = run.model_mut();
         fill::<N>(&decoded, "model", net.flat_mut())?;
         optimizer.set_steps_taken(t);
-        let [(first, _), (second, _)] = optimizer.state().map(|(name, s)| (name, s.is_empty()));
-        let (a, b) = optimizer.state_mut();
-        for (name, block) in [(first, a), (second, b)] {
+        let names = optimizer.state().map(|(name, _)| name);
+        for (name, block) in names.into_iter().zip(optimizer.state_mut()) {
             if !block.is_empty() {
                 fill::<N>(&decoded, name, block)?;
             }
@@ -303,7 +303,11 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
     m.insert("dropout".into(), float(c.dropout));
     m.insert("log_every".into(), c.log_every.to_string());
     m.insert("threads".into(), c.threads.to_string());
-    m.insert("init".into(), c.init.to_string());
+    let init = match c.init {
+        Init::Normal { std } => format!("{} {}", c.init, float(std)),
+        other => other.to_string(),
+    };
+    m.insert("init".into(), init);
     let schedule = match c.schedule {
         ScheduleChoice::Step { every, gamma } => {
             format!("{} {every} {}", c.schedule, float(gamma))
@@ -332,8 +336,32 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
             g.nesterov,
             float(g.clip_grad_norm)
         ),
+        OptimizerChoice::RmsProp(r) => format!(
+            "{} {} {} {} {} {} {}",
+            c.optimizer,
+            float(r.alpha),
+            float(r.eps),
+            float(r.weight_decay),
+            float(r.momentum),
+            r.centered,
+            float(r.clip_grad_norm)
+        ),
     };
     m.insert("optimizer".into(), optimizer);
+    // Written only when set, so checkpoints without them read as before.
+    if c.val > 0 {
+        m.insert("val".into(), c.val.to_string());
+    }
+    if let Some(a) = c.augment.affine {
+        let ranges = [a.rotate, a.translate, a.scale, a.shear].map(float);
+        m.insert("augment.affine".into(), ranges.join(" "));
+    }
+    if let Some(e) = c.augment.elastic {
+        m.insert(
+            "augment.elastic".into(),
+            format!("{} {}", float(e.alpha), float(e.sigma)),
+        );
+    }
     m
 }
 
@@ -356,9 +384,14 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
     };
     let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
     let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
-    let init: Init = get("init")?
-        .parse()
-        .map_err(|e| format!("metadata \"init\": {e}"))?;
+    let init = fields("init")?;
+    let init = match (init[0].parse::<Init>(), &init[1..]) {
+        (Ok(Init::Normal { .. }), [std]) => Init::Normal { std: bits(std)? },
+        (Ok(Init::Normal { .. }), _) => return Err(format!("bad init {init:?}")),
+        (Ok(named), []) => named,
+        (Ok(_), _) => return Err(format!("bad init {init:?}")),
+        (Err(e), _) => return Err(format!("metadata \"init\": {e}")),
+    };
     let schedule = fields("schedule")?;
     let kind = |name: &str| {
         name.parse::<ScheduleChoice>()
@@ -395,9 +428,45 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
                 clip_grad_norm: bits(clip)?,
             })
         }
+        (OptimizerChoice::RmsProp(_), [alpha, eps, wd, momentum, centered, clip]) => {
+            OptimizerChoice::RmsProp(RmsPropConfig {
+                alpha: bits(alpha)?,
+                eps: bits(eps)?,
+                weight_decay: bits(wd)?,
+                momentum: bits(momentum)?,
+                centered: flag(centered)?,
+                clip_grad_norm: bits(clip)?,
+            })
+        }
         _ => return Err(format!("bad optimizer {optimizer:?}")),
     };
+    let floats = |key: &str| -> Result<Option<Vec<f32>>, String> {
+        m.get(key)
+            .map(|v| v.split(' ').map(bits).collect())
+            .transpose()
+    };
+    let affine = match floats("augment.affine")?.as_deref() {
+        None => None,
+        Some(&[rotate, translate, scale, shear]) => Some(Affine {
+            rotate,
+            translate,
+            scale,
+            shear,
+        }),
+        Some(_) => return Err("bad metadata \"augment.affine\"".into()),
+    };
+    let elastic = match floats("augment.elastic")?.as_deref() {
+        None => None,
+        Some(&[alpha, sigma]) => Some(Elastic { alpha, sigma }),
+        Some(_) => return Err("bad metadata \"augment.elastic\"".into()),
+    };
+    let val = match m.get("val") {
+        None => 0,
+        Some(_) => usize::try_from(number("val")?).map_err(|_| "val out of range".to_string())?,
+    };
     Ok(Config {
+        val,
+        augment: Augment { affine, elastic },
         epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,
         lr: bits(get("lr")?)?,
         optimizer,

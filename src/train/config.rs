@@ -4,9 +4,12 @@
 
 use std::prelude::rust_2024::*;
 
+use crate::data::augment::{Affine, Augment, Elastic};
 use crate::layers::Init;
 use crate::model::Network;
-use crate::optim::{Adam, AdamConfig, AnyOptimizer, Schedule, Sgd, SgdConfig};
+use crate::optim::{
+    Adam, AdamConfig, AnyOptimizer, RmsProp, RmsPropConfig, Schedule, Sgd, SgdConfig,
+};
 use std::fmt;
 
 /// Samples per training batch: the reference recipe's 64.
@@ -19,6 +22,8 @@ pub enum OptimizerChoice {
     Sgd(SgdConfig),
     /// Adam or AdamW.
     Adam(AdamConfig),
+    /// RMSprop.
+    RmsProp(RmsPropConfig),
 }
 
 /// How the learning rate evolves, in epochs (turned into a per-step [`Schedule`]).
@@ -39,8 +44,8 @@ pub enum ScheduleChoice {
 
 impl OptimizerChoice {
     /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
-    /// them: SGD with momentum 0.9, Adam, and AdamW with PyTorch's decay of 0.01.
-    pub const ALL: [OptimizerChoice; 3] = [
+    /// them: SGD with momentum 0.9, Adam, AdamW with PyTorch's decay of 0.01, and RMSprop.
+    pub const ALL: [OptimizerChoice; 4] = [
         OptimizerChoice::Sgd(SgdConfig {
             momentum: 0.9,
             weight_decay: 0.0,
@@ -49,15 +54,17 @@ impl OptimizerChoice {
         }),
         OptimizerChoice::Adam(AdamConfig::DEFAULT),
         OptimizerChoice::Adam(AdamConfig::ADAMW),
+        OptimizerChoice::RmsProp(RmsPropConfig::DEFAULT),
     ];
 
     /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
-    /// or `adamw` for Adam with decoupled weight decay.
+    /// `adamw` for Adam with decoupled weight decay, or `rmsprop`.
     pub const fn name(&self) -> &'static str {
         match self {
             OptimizerChoice::Sgd(_) => "sgd",
             OptimizerChoice::Adam(a) if a.decoupled => "adamw",
             OptimizerChoice::Adam(_) => "adam",
+            OptimizerChoice::RmsProp(_) => "rmsprop",
         }
     }
 }
@@ -170,6 +177,11 @@ pub struct Config {
     /// Threads splitting each batch (1: single-threaded). Results are bit-for-bit reproducible
     /// for a given count, and differ in rounding between counts.
     pub threads: usize,
+    /// Samples held out of training for validation: the last `val` of a fixed shuffle of the
+    /// training set (0: none).
+    pub val: usize,
+    /// Augmentation of each training sample (none by default).
+    pub augment: Augment,
 }
 
 impl Default for Config {
@@ -185,6 +197,8 @@ impl Default for Config {
             init: Init::PyTorch,
             log_every: 100,
             threads: 1,
+            val: 0,
+            augment: Augment::NONE,
         }
     }
 }
@@ -212,6 +226,15 @@ impl fmt::Display for Config {
                 }
                 a.clip_grad_norm
             }
+            OptimizerChoice::RmsProp(r) => {
+                let centered = if r.centered { "centered, " } else { "" };
+                write!(
+                    f,
+                    "{optimizer} (alpha {}, {centered}momentum {}, L2 {})",
+                    r.alpha, r.momentum, r.weight_decay
+                )?;
+                r.clip_grad_norm
+            }
         };
         write!(f, ", lr {}, {}", self.lr, self.schedule)?;
         match self.schedule {
@@ -224,11 +247,26 @@ impl fmt::Display for Config {
             " schedule, {} epochs, batch {BATCH}, seed {}",
             self.epochs, self.seed
         )?;
-        if self.init != Init::default() {
-            write!(f, ", {} init", self.init)?;
+        match self.init {
+            Init::PyTorch => {}
+            Init::Normal { std } => write!(f, ", normal init (std {std})")?,
+            init => write!(f, ", {init} init")?,
         }
         if self.dropout > 0.0 {
             write!(f, ", dropout {}", self.dropout)?;
+        }
+        if let Some(a) = self.augment.affine {
+            write!(
+                f,
+                ", affine (±{}°, ±{} px, ±{} scale, ±{}° shear)",
+                a.rotate, a.translate, a.scale, a.shear
+            )?;
+        }
+        if let Some(e) = self.augment.elastic {
+            write!(f, ", elastic (α {}, σ {})", e.alpha, e.sigma)?;
+        }
+        if self.val > 0 {
+            write!(f, ", {} validation samples", self.val)?;
         }
         if clip > 0.0 {
             write!(f, ", gradient norm clipped to {clip}")?;
@@ -246,6 +284,7 @@ impl OptimizerChoice {
         match *self {
             OptimizerChoice::Sgd(c) => AnyOptimizer::Sgd(Sgd::new_boxed(c)),
             OptimizerChoice::Adam(c) => AnyOptimizer::Adam(Adam::new_boxed(c)),
+            OptimizerChoice::RmsProp(c) => AnyOptimizer::RmsProp(RmsProp::new_boxed(c)),
         }
     }
 
@@ -254,6 +293,7 @@ impl OptimizerChoice {
         match self {
             OptimizerChoice::Sgd(s) => s.clip_grad_norm,
             OptimizerChoice::Adam(a) => a.clip_grad_norm,
+            OptimizerChoice::RmsProp(r) => r.clip_grad_norm,
         }
     }
 }
@@ -270,6 +310,84 @@ impl ScheduleChoice {
             ScheduleChoice::Cosine => Schedule::Cosine {
                 total: u64::from(epochs) * per_epoch,
             },
+        }
+    }
+}
+
+/// A named recipe: the whole [`Config`] a `--recipe` starts from (other flags change it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipeChoice {
+    /// [`Config::default`], unchanged: Adam, lr 1e-3, 10 epochs, constant rate.
+    Reference,
+    /// [`Config::augmented`]: affine and elastic augmentation, 100 epochs, cosine schedule.
+    Augmented,
+}
+
+impl RecipeChoice {
+    /// Every recipe, in the order the CLI lists them.
+    pub const ALL: [RecipeChoice; 2] = [RecipeChoice::Reference, RecipeChoice::Augmented];
+
+    /// The recipe's lowercase name, which `Display` writes and `FromStr` reads.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RecipeChoice::Reference => "reference",
+            RecipeChoice::Augmented => "augmented",
+        }
+    }
+
+    /// The recipe's configuration.
+    pub fn config(self) -> Config {
+        match self {
+            RecipeChoice::Reference => Config::default(),
+            RecipeChoice::Augmented => Config::augmented(),
+        }
+    }
+}
+
+impl fmt::Display for RecipeChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for RecipeChoice {
+    type Err = ParseRecipeError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or(ParseRecipeError)
+    }
+}
+
+/// The name given to [`RecipeChoice`]'s `FromStr` is none of [`RecipeChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseRecipeError;
+
+impl fmt::Display for ParseRecipeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = RecipeChoice::ALL.iter().map(|r| r.name()).collect();
+        write!(f, "unknown recipe, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseRecipeError {}
+
+impl Config {
+    /// The augmented recipe: the reference recipe with every training sample warped on the fly
+    /// (a random affine warp, [`Affine::DEFAULT`], and Simard's elastic distortion,
+    /// [`Elastic::DEFAULT`]), 100 epochs and a cosine schedule, since a network that never sees
+    /// the same image twice needs more passes and a decaying rate to settle.
+    pub fn augmented() -> Self {
+        Self {
+            epochs: 100,
+            schedule: ScheduleChoice::Cosine,
+            augment: Augment {
+                affine: Some(Affine::DEFAULT),
+                elastic: Some(Elastic::DEFAULT),
+            },
+            ..Self::default()
         }
     }
 }
@@ -316,11 +434,19 @@ impl Config {
         if !finite_positive(self.lr) {
             return bad("lr", &self.lr, "a finite number > 0");
         }
+        if let Init::Normal { std } = self.init
+            && !finite_positive(std)
+        {
+            return bad("init std", &std, "a finite number > 0");
+        }
         if !unit(self.dropout) {
             return bad("dropout", &self.dropout, "in [0, 1)");
         }
         if !(1..=crate::parallel::MAX_THREADS.min(BATCH)).contains(&self.threads) {
             return bad("threads", &self.threads, "in 1..=16");
+        }
+        if let Err(why) = self.augment.validate() {
+            return bad("augment", &self.augment.name(), why);
         }
         if self.log_every == 0 {
             return bad("log_every", &self.log_every, "at least 1");
@@ -359,6 +485,20 @@ impl Config {
                 }
                 if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
                     return bad("weight_decay", &a.weight_decay, "a finite number >= 0");
+                }
+            }
+            OptimizerChoice::RmsProp(r) => {
+                if !unit(r.alpha) {
+                    return bad("alpha", &r.alpha, "in [0, 1)");
+                }
+                if !unit(r.momentum) {
+                    return bad("momentum", &r.momentum, "in [0, 1)");
+                }
+                if !finite_positive(r.eps) {
+                    return bad("eps", &r.eps, "a finite number > 0");
+                }
+                if !(r.weight_decay.is_finite() && r.weight_decay >= 0.0) {
+                    return bad("weight_decay", &r.weight_decay, "a finite number >= 0");
                 }
             }
         }

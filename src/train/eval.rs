@@ -52,10 +52,20 @@ pub fn evaluate_first<'a, V: NetworkView<'a>>(
     n: usize,
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
+    let indices: Vec<u32> = (0..n.min(split.count) as u32).collect();
+    evaluate_samples(view, split, &indices, ws)
+}
+
+/// [`evaluate`] on the samples `indices` of a split only (a validation split).
+pub fn evaluate_samples<'a, V: NetworkView<'a>>(
+    view: V,
+    split: &Split,
+    indices: &[u32],
+    ws: &mut <V::Net as Network>::Workspace<BATCH>,
+) -> Evaluation {
     let classes = V::Net::OUTPUT;
     let mut confusion = vec![vec![0u32; classes]; classes];
     let mut predictions = [0u32; BATCH];
-    let indices: Vec<u32> = (0..n.min(split.count) as u32).collect();
     for chunk in indices.chunks(BATCH) {
         let batch = chunk.len();
         load_u8_batch::<_, Simd>(ws, split.pixels(), split.labels(), chunk);

@@ -20,10 +20,10 @@ pub mod run;
 
 pub use checkpoint::{CheckpointError, CheckpointProblem};
 pub use config::{
-    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseScheduleError,
-    ScheduleChoice,
+    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseRecipeError,
+    ParseScheduleError, RecipeChoice, ScheduleChoice,
 };
-pub use eval::{Evaluation, evaluate, evaluate_first, evaluate_int8};
+pub use eval::{Evaluation, evaluate, evaluate_first, evaluate_int8, evaluate_samples};
 pub use report::{BatchReport, EpochReport, Report, TrainError};
 pub use run::Run;
 
@@ -37,20 +37,24 @@ use std::error::Error;
 /// on: as many as the MNIST test set, so it costs one more evaluation.
 pub const TRAIN_ACCURACY_SAMPLES: usize = 10_000;
 
-/// Trains `run` for its remaining epochs, evaluating on `test` after each.
+/// Trains `run` for its remaining epochs, evaluating on `test` (and on the run's validation
+/// samples of `train`, if it holds some out) after each; `after_epoch` sees the report.
 pub fn fit<N: Network>(
     run: &mut Run<N>,
     train: &Split,
     test: &Split,
     report: &mut dyn Report,
     mut after_step: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
-    mut after_epoch: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
+    mut after_epoch: impl FnMut(&Run<N>, &EpochReport) -> Result<(), Box<dyn Error>>,
 ) -> Result<Evaluation, Box<dyn Error>> {
     let mut eval_ws = N::Workspace::<BATCH>::zeroed_box();
     let mut last = None;
     while run.epoch < run.config.epochs {
         let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
         let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
+        let val_accuracy = (!run.validation().is_empty()).then(|| {
+            evaluate_samples(run.net().view(), train, run.validation(), &mut eval_ws).accuracy()
+        });
         let on_train = evaluate_first(
             run.net().view(),
             train,
@@ -58,7 +62,7 @@ pub fn fit<N: Network>(
             &mut eval_ws,
         );
         let schedule = run.schedule();
-        report.epoch(&EpochReport {
+        let epoch_report = EpochReport {
             epoch: run.epoch,
             train_loss,
             train_accuracy: on_train.accuracy(),
@@ -66,9 +70,11 @@ pub fn fit<N: Network>(
             lr: schedule.lr(run.config.lr, run.steps.saturating_sub(1)),
             steps: run.steps,
             samples: train.count,
+            val_accuracy,
             seconds,
-        });
-        after_epoch(run)?;
+        };
+        report.epoch(&epoch_report);
+        after_epoch(run, &epoch_report)?;
         last = Some(evaluation);
     }
     Ok(last.unwrap_or_else(|| evaluate(run.net().view(), test, &mut eval_ws)))

@@ -42,6 +42,8 @@ pub struct EpochReport {
     pub steps: u64,
     /// Samples per epoch (the training split's size).
     pub samples: usize,
+    /// Validation accuracy after the epoch, in [0, 1], with a validation split.
+    pub val_accuracy: Option<f64>,
     /// Wall time of the epoch's training loop (evaluation excluded), in seconds.
     pub seconds: f64,
 }

@@ -32,6 +32,10 @@ pub struct Run<N: Network> {
     pub steps: u64,
     /// The last checkpoint written (or resumed from), and the steps it holds.
     last_checkpoint: RefCell<Option<(PathBuf, u64)>>,
+    /// Samples in the training set (validation split included).
+    train_len: usize,
+    /// The validation samples (`config.val` of them), held out of training.
+    validation: Vec<u32>,
 }
 
 impl<N: Network> Run<N> {
@@ -39,15 +43,36 @@ impl<N: Network> Run<N> {
     /// seed, everything allocated. Fails on a recipe value training cannot use.
     pub fn new(config: Config, train_len: usize) -> Result<Self, InvalidConfig> {
         config.validate()?;
+        let bad = |field, value: &dyn std::fmt::Display, must_be| InvalidConfig {
+            field,
+            value: value.to_string(),
+            must_be,
+        };
+        if config.val >= train_len {
+            return Err(bad("val", &config.val, "below the training set's size"));
+        }
         let mut init_rng = derived_rng(config.seed, stream::INIT, 0);
         let net = N::new_boxed(config.init, &mut init_rng);
         let optimizer = config.optimizer.build::<N>();
+        // Without a validation split the pool is the training set in order, as it always was.
+        let mut pool: Vec<u32> = (0..train_len as u32).collect();
+        if config.val > 0 {
+            crate::data::batch::validation_split(&mut pool);
+        }
+        let validation = pool.split_off(train_len - config.val);
+        let team =
+            Team::new(config.threads, net, optimizer, pool, config.augment).map_err(|e| {
+                let must_be = "usable on this network's input (square images up to 32×32)";
+                bad("augment", &e, must_be)
+            })?;
         Ok(Self {
-            team: Team::new(config.threads, net, optimizer, train_len),
+            team,
             config,
             epoch: 0,
             steps: 0,
             last_checkpoint: RefCell::new(None),
+            train_len,
+            validation,
         })
     }
 
@@ -56,9 +81,15 @@ impl<N: Network> Run<N> {
         self.team.threads()
     }
 
-    /// Training samples.
+    /// Samples in the training set, the validation split included.
     pub fn train_len(&self) -> usize {
-        self.team.train_len()
+        self.train_len
+    }
+
+    /// The validation samples (indices into the training set), held out of training; empty
+    /// without `--val`.
+    pub fn validation(&self) -> &[u32] {
+        &self.validation
     }
 
     /// The parameters.
@@ -93,7 +124,8 @@ impl<N: Network> Run<N> {
         *self.last_checkpoint.borrow_mut() = Some((path, self.steps));
     }
 
-    /// Batches per epoch (the last one may be partial, as with PyTorch's DataLoader).
+    /// Batches per epoch over the samples trained on (the last one may be partial, as with
+    /// PyTorch's DataLoader).
     pub fn batches_per_epoch(&self) -> u64 {
         self.team.train_len().div_ceil(BATCH) as u64
     }
@@ -146,6 +178,7 @@ impl<N: Network> Run<N> {
             lr: self.config.lr,
             schedule: self.schedule(),
             clip_grad_norm: self.config.optimizer.clip_grad_norm(),
+            epoch: u64::from(self.epoch),
         }
     }
 

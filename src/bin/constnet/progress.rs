@@ -134,8 +134,12 @@ impl Report for Console {
         if let Some(log) = &mut self.log {
             log.epoch(r);
         }
+        let val = match r.val_accuracy {
+            Some(v) => format!("validation accuracy {:.2}%, ", 100.0 * v),
+            None => String::new(),
+        };
         self.line(format_args!(
-            "epoch {}: train loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%, {:.2} s",
+            "epoch {}: train loss {:.4}, train accuracy {:.2}%, {val}test accuracy {:.2}%, {:.2} s",
             r.epoch,
             r.train_loss,
             100.0 * r.train_accuracy,
@@ -147,6 +151,7 @@ impl Report for Console {
             "epoch": r.epoch,
             "train_loss": shortest(r.train_loss),
             "train_accuracy": r.train_accuracy,
+            "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
             "seconds": r.seconds,
         }));

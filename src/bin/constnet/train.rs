@@ -6,8 +6,11 @@ use crate::progress::{Console, Output};
 use crate::record::{self, MetricsLog};
 use crate::signals::{self, Interrupted};
 use clap::error::ErrorKind;
+use constnet::data::augment::{Affine, Augment, Elastic};
 use constnet::data::mnist::Mnist;
-use constnet::train::{self, Config, Evaluation, OptimizerChoice, Run, ScheduleChoice};
+use constnet::train::{
+    self, Config, Evaluation, OptimizerChoice, RecipeChoice, Run, ScheduleChoice,
+};
 use constnet::{Init, MnistMlp, Network, atomic_file, format};
 use serde_json::json;
 use std::error::Error;
@@ -57,6 +60,10 @@ pub struct Args {
     /// Print JSON lines instead: one object per log line, epoch and result, for programs
     #[arg(long)]
     json: bool,
+    /// Which model --out holds: the last epoch's, or the best validation epoch's (needs --val)
+    #[arg(long, value_name = "WHICH", default_value = "last",
+          value_parser = ["last", "best"])]
+    keep: String,
     // Last: its help heading applies to the flags that follow it.
     #[command(flatten)]
     recipe: Recipe,
@@ -68,10 +75,16 @@ pub struct Args {
 #[group(id = "recipe", conflicts_with = "resume")]
 #[command(next_help_heading = "Recipe (refused with --resume, which keeps the checkpoint's)")]
 struct Recipe {
-    /// Passes over the training set
-    #[arg(long, value_name = "N", default_value_t = Config::default().epochs,
-          value_parser = args::at_least_one::<u32>, allow_negative_numbers = true)]
-    epochs: u32,
+    /// The recipe the other flags change: reference (the defaults shown) or augmented
+    /// (affine + elastic augmentation, 100 epochs, cosine schedule)
+    // Not the id `recipe`: that is the group's.
+    #[arg(long = "recipe", value_name = "NAME", default_value_t = RecipeChoice::Reference,
+          value_parser = args::one_of(&RecipeChoice::ALL))]
+    base: RecipeChoice,
+    /// Passes over the training set [default: 10, augmented 100]
+    #[arg(long, value_name = "N", value_parser = args::at_least_one::<u32>,
+          allow_negative_numbers = true)]
+    epochs: Option<u32>,
     /// Base learning rate
     #[arg(long, value_name = "X", default_value_t = Config::default().lr,
           value_parser = args::positive, allow_negative_numbers = true)]
@@ -80,16 +93,21 @@ struct Recipe {
     #[arg(long, value_name = "NAME", default_value_t = Config::default().optimizer,
           value_parser = args::one_of(&OptimizerChoice::ALL))]
     optimizer: OptimizerChoice,
-    /// SGD momentum [default: 0.9]
+    /// Momentum of sgd and rmsprop [default: sgd 0.9, rmsprop 0]
     #[arg(long, value_name = "M", value_parser = args::fraction, allow_negative_numbers = true)]
     momentum: Option<f32>,
-    /// Weight decay: L2 with sgd and adam, decoupled with adamw [default: 0, adamw 0.01]
+    /// RMSprop's smoothing constant α [default: 0.99]
+    #[arg(long, value_name = "A", value_parser = args::fraction, allow_negative_numbers = true)]
+    alpha: Option<f32>,
+    /// RMSprop: divide by the centered second moment
+    #[arg(long)]
+    centered: bool,
+    /// Weight decay: L2 with sgd, adam and rmsprop, decoupled with adamw [default: 0, adamw 0.01]
     #[arg(long, value_name = "W", value_parser = args::non_negative, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
-    /// Learning-rate schedule
-    #[arg(long, value_name = "NAME", default_value_t = Config::default().schedule,
-          value_parser = args::one_of(&ScheduleChoice::ALL))]
-    schedule: ScheduleChoice,
+    /// Learning-rate schedule [default: constant, augmented cosine]
+    #[arg(long, value_name = "NAME", value_parser = args::one_of(&ScheduleChoice::ALL))]
+    schedule: Option<ScheduleChoice>,
     /// With --schedule step: epochs between decays
     #[arg(long, value_name = "E", default_value_t = step_default().0,
           value_parser = args::at_least_one::<u32>, allow_negative_numbers = true)]
@@ -109,12 +127,78 @@ struct Recipe {
     #[arg(long, value_name = "NAME", default_value_t = Config::default().init,
           value_parser = args::one_of(&Init::ALL))]
     init: Init,
+    /// With --init normal: the weights' standard deviation [default: 0.01]
+    #[arg(long, value_name = "S", value_parser = args::positive, allow_negative_numbers = true)]
+    init_std: Option<f32>,
     /// Seed of every random choice
     #[arg(long, value_name = "S", default_value_t = Config::default().seed)]
     seed: u64,
     /// Threads splitting each batch; a run is reproducible for a given N [default: all cores]
     #[arg(long, value_name = "N", value_parser = args::threads, allow_negative_numbers = true)]
     threads: Option<usize>,
+    /// Hold out the last N samples of a fixed shuffle of the training set for validation
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    val: usize,
+    /// Warp each training sample on the fly [default: none, augmented both]
+    #[arg(long, value_name = "KIND", value_parser = ["none", "affine", "elastic", "both"])]
+    augment: Option<String>,
+    /// Affine warp: rotation range, degrees [default: 10]
+    #[arg(long, value_name = "DEG", value_parser = args::non_negative, allow_negative_numbers = true)]
+    rotate: Option<f32>,
+    /// Affine warp: translation range, pixels [default: 2]
+    #[arg(long, value_name = "PX", value_parser = args::non_negative, allow_negative_numbers = true)]
+    translate: Option<f32>,
+    /// Affine warp: scale range, a fraction [default: 0.1]
+    #[arg(long, value_name = "F", value_parser = args::fraction, allow_negative_numbers = true)]
+    scale: Option<f32>,
+    /// Affine warp: shear range, degrees [default: 10]
+    #[arg(long, value_name = "DEG", value_parser = args::non_negative, allow_negative_numbers = true)]
+    shear: Option<f32>,
+    /// Elastic distortion: the displacement field's scale α, pixels [default: 34]
+    #[arg(long, value_name = "A", value_parser = args::non_negative, allow_negative_numbers = true)]
+    elastic_alpha: Option<f32>,
+    /// Elastic distortion: the smoothing Gaussian's σ, pixels [default: 4]
+    #[arg(long, value_name = "S", value_parser = args::non_negative, allow_negative_numbers = true)]
+    elastic_sigma: Option<f32>,
+}
+
+impl Recipe {
+    /// The augmentation: `--augment` (or the recipe's) with the parameters given, each
+    /// refused for a kind that does not use it.
+    fn augment(&self, base: Augment) -> Result<Augment, Box<dyn Error>> {
+        let kind = self.augment.as_deref().unwrap_or(base.name());
+        let (affine, elastic) = match kind {
+            "affine" => (true, false),
+            "elastic" => (false, true),
+            "both" => (true, true),
+            _ => (false, false),
+        };
+        let refuse = |flag: &str| {
+            let message = format!("{flag} needs --augment with that warp, not {kind}");
+            crate::usage_error("train", ErrorKind::ArgumentConflict, message)
+        };
+        let affine_flags = [self.rotate, self.translate, self.scale, self.shear];
+        if !affine && affine_flags.iter().any(Option::is_some) {
+            return Err(refuse("--rotate, --translate, --scale, --shear"));
+        }
+        if !elastic && (self.elastic_alpha.is_some() || self.elastic_sigma.is_some()) {
+            return Err(refuse("--elastic-alpha, --elastic-sigma"));
+        }
+        let a = base.affine.unwrap_or(Affine::DEFAULT);
+        let e = base.elastic.unwrap_or(Elastic::DEFAULT);
+        Ok(Augment {
+            affine: affine.then(|| Affine {
+                rotate: self.rotate.unwrap_or(a.rotate),
+                translate: self.translate.unwrap_or(a.translate),
+                scale: self.scale.unwrap_or(a.scale),
+                shear: self.shear.unwrap_or(a.shear),
+            }),
+            elastic: elastic.then(|| Elastic {
+                alpha: self.elastic_alpha.unwrap_or(e.alpha),
+                sigma: self.elastic_sigma.unwrap_or(e.sigma),
+            }),
+        })
+    }
 }
 
 /// `--schedule step`'s defaults: the library's `step`.
@@ -132,8 +216,27 @@ impl Recipe {
     /// The training configuration these flags describe; the optimizer's own defaults fill what
     /// they leave out.
     fn config(&self, log_every: u64) -> Result<Config, Box<dyn Error>> {
+        let base = self.base.config();
         let mut optimizer = self.optimizer;
         let clip = self.clip_grad_norm.unwrap_or(0.0);
+        let only = |flag: &str, given: bool, kinds: &str| {
+            if given {
+                let message = format!(
+                    "{flag} applies to --optimizer {kinds} only, not {}",
+                    self.optimizer
+                );
+                return Err(crate::usage_error(
+                    "train",
+                    ErrorKind::ArgumentConflict,
+                    message,
+                ));
+            }
+            Ok(())
+        };
+        if !matches!(optimizer, OptimizerChoice::RmsProp(_)) {
+            only("--alpha", self.alpha.is_some(), "rmsprop")?;
+            only("--centered", self.centered, "rmsprop")?;
+        }
         match &mut optimizer {
             OptimizerChoice::Sgd(sgd) => {
                 sgd.momentum = self.momentum.unwrap_or(sgd.momentum);
@@ -141,22 +244,33 @@ impl Recipe {
                 sgd.clip_grad_norm = clip;
             }
             OptimizerChoice::Adam(adam) => {
-                if self.momentum.is_some() {
-                    let message = format!(
-                        "--momentum applies to --optimizer sgd only, not {}",
-                        self.optimizer
-                    );
-                    return Err(crate::usage_error(
-                        "train",
-                        ErrorKind::ArgumentConflict,
-                        message,
-                    ));
-                }
+                only("--momentum", self.momentum.is_some(), "sgd and rmsprop")?;
                 adam.weight_decay = self.weight_decay.unwrap_or(adam.weight_decay);
                 adam.clip_grad_norm = clip;
             }
+            OptimizerChoice::RmsProp(rmsprop) => {
+                rmsprop.alpha = self.alpha.unwrap_or(rmsprop.alpha);
+                rmsprop.momentum = self.momentum.unwrap_or(rmsprop.momentum);
+                rmsprop.centered = self.centered;
+                rmsprop.weight_decay = self.weight_decay.unwrap_or(rmsprop.weight_decay);
+                rmsprop.clip_grad_norm = clip;
+            }
         }
-        let schedule = match self.schedule {
+        let init = match (self.init, self.init_std) {
+            (Init::Normal { std }, given) => Init::Normal {
+                std: given.unwrap_or(std),
+            },
+            (other, None) => other,
+            (other, Some(_)) => {
+                let message = format!("--init-std applies to --init normal only, not {other}");
+                return Err(crate::usage_error(
+                    "train",
+                    ErrorKind::ArgumentConflict,
+                    message,
+                ));
+            }
+        };
+        let schedule = match self.schedule.unwrap_or(base.schedule) {
             ScheduleChoice::Step { .. } => ScheduleChoice::Step {
                 every: self.step_every,
                 gamma: self.gamma,
@@ -164,13 +278,15 @@ impl Recipe {
             other => other,
         };
         Ok(Config {
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(base.epochs),
+            val: self.val,
+            augment: self.augment(base.augment)?,
             lr: self.lr,
             optimizer,
             schedule,
             seed: self.seed,
             dropout: self.dropout,
-            init: self.init,
+            init,
             log_every,
             threads: self.threads.unwrap_or_else(args::all_cores),
         })
@@ -179,6 +295,20 @@ impl Recipe {
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let config = args.recipe.config(args.log_every)?;
+    let keep_best_without_val = |val: usize| {
+        if args.keep == "best" && val == 0 {
+            let message = "--keep best needs a validation split (--val N)";
+            return Err(crate::usage_error(
+                "train",
+                ErrorKind::MissingRequiredArgument,
+                message,
+            ));
+        }
+        Ok(())
+    };
+    if args.resume.is_none() {
+        keep_best_without_val(config.val)?;
+    }
     let checkpoint = args
         .checkpoint
         .clone()
@@ -194,6 +324,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
         None => Run::<MnistMlp>::new(config, mnist.train.count)?,
     };
+    keep_best_without_val(run.config.val)?;
     let output = match (args.quiet, args.json) {
         (true, _) => Output::Quiet,
         (_, true) => Output::Json,
@@ -210,7 +341,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     signals::graceful();
     let evaluation = fit(&mut run, &mnist, &mut console, &args, &checkpoint)?;
-    save(&run, &args.out, Some(evaluation.accuracy()))?;
+    if args.keep == "last" {
+        save(&run, &args.out, Some(evaluation.accuracy()))?;
+    }
     if let Some(signal) = signals::requested() {
         let message = format!(
             "after the last step; the model was saved to {}",
@@ -274,6 +407,8 @@ fn fit(
     args: &Args,
     checkpoint: &Path,
 ) -> Result<Evaluation, Box<dyn Error>> {
+    // A resumed run starts its best afresh: the checkpoint does not record it.
+    let mut best_val = f64::NEG_INFINITY;
     train::fit(
         run,
         &mnist.train,
@@ -285,9 +420,14 @@ fn fit(
             }
             stop_if_signalled(run, args)
         },
-        |run| {
-            if args.save_every_epoch {
-                save(run, &args.out, None)?;
+        |run, report| {
+            let best = report.val_accuracy.is_some_and(|v| v > best_val);
+            if best {
+                best_val = report.val_accuracy.unwrap_or(best_val);
+            }
+            // With --keep best, --out is written (atomically) each time validation improves.
+            if args.save_every_epoch || (args.keep == "best" && best) {
+                save(run, &args.out, Some(report.test_accuracy))?;
             }
             stop_if_signalled(run, args)
         },
