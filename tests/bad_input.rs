@@ -373,8 +373,8 @@ fn bad_flags_and_values() {
     );
     usage(
         "unknown optimizer",
-        &["train", "--optimizer", "rmsprop", "--data", d],
-        &["rmsprop", "sgd, adam, adamw"],
+        &["train", "--optimizer", "lamb", "--data", d],
+        &["lamb", "sgd, adam, adamw, rmsprop"],
     );
     usage(
         "unknown schedule",

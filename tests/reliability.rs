@@ -454,10 +454,21 @@ fn unwritable_outputs_are_refused_before_training() {
         );
     }
     assert!(temporaries(&tmp.0).is_empty());
-    // A name of 250 bytes is fine: its temporary's name is shortened to fit.
+    // A name of 250 bytes is refused before training: the metrics log's name, NAME.metrics.jsonl,
+    // would not fit in 255 bytes.
     let long = "y".repeat(250);
-    let (status, _, stderr) = run(
+    let stdout = refuses(
         "250 bytes",
+        &tmp.0,
+        &["train", "--data", "data", "--epochs", "1", "--out", &long],
+        1,
+        &["metrics log", "too long"],
+    );
+    assert!(!stdout.contains("epoch 1"), "trained first: {stdout}");
+    // One of 240 bytes is fine: its temporary's name, longer than 255 bytes, is shortened.
+    let long = "y".repeat(240);
+    let (status, _, stderr) = run(
+        "240 bytes",
         &tmp.0,
         &[
             "train", "--data", "data", "--epochs", "1", "-q", "--out", &long,
@@ -658,9 +669,10 @@ fn an_empty_xdg_cache_home_counts_as_unset() {
     let data = tmp.path("data");
     fs::create_dir(&data).unwrap();
     write_synthetic_mnist(&data, 20, 10);
-    let raw = fs::read(data.join("train-labels-idx1-ubyte")).unwrap();
-    fs::write(data.join("train-labels-idx1-ubyte.gz"), gzip(&raw)).unwrap();
-    fs::remove_file(data.join("train-labels-idx1-ubyte")).unwrap();
+    // eval reads the test split only: its labels come compressed.
+    let raw = fs::read(data.join("t10k-labels-idx1-ubyte")).unwrap();
+    fs::write(data.join("t10k-labels-idx1-ubyte.gz"), gzip(&raw)).unwrap();
+    fs::remove_file(data.join("t10k-labels-idx1-ubyte")).unwrap();
     // The cache cannot go beside the data: a file holds the directory's name.
     fs::write(data.join(".constnet-cache"), b"").unwrap();
     fs::create_dir(tmp.path("home")).unwrap();

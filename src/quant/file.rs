@@ -94,6 +94,10 @@ pub fn save_raw<const L: usize>(path: &Path, model: &QuantModel<L>) -> Result<()
 /// Whether `path` holds an int8 model: the int8 blob's magic, or safetensors whose metadata
 /// has [`FORMAT_KEY`] (false when it cannot be read: the f32 loader then says why).
 pub fn is_int8(path: &Path) -> bool {
+    // Only a regular file is opened: opening a FIFO would block.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut head = [0u8; 8];
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;

@@ -527,6 +527,10 @@ fn check_outputs<'a>(
             .map_err(|e| format!("{flag} {:?}: {e}", path.display().to_string()))
     };
     let out = check("--out", &args.out)?;
+    // The metrics log and its plot are named after --out.
+    let log = record::log_path(&args.out);
+    check("the metrics log", &log)?;
+    check("the metrics plot", &record::plot_path(&log))?;
     let mut outputs = vec![("--out", args.out.as_path())];
     if args.checkpoint_every.is_some() {
         if check("--checkpoint", checkpoint)? == out {
