@@ -506,9 +506,42 @@ fn train_writes_metrics_plot_and_a_model_record() {
     }
     assert!(last["test_accuracy"].as_f64().unwrap() > 0.95, "{last}");
     assert_eq!(last["step"], 2 * 938);
+    assert!(
+        last["val_accuracy"].is_null(),
+        "no --val, no validation: {last}"
+    );
 
     let svg = std::fs::read_to_string(tmp.path("r.metrics.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("training loss") && svg.contains("<polyline"));
+    assert!(!svg.contains("validation"));
+
+    // With a validation split, its accuracy is logged and drawn.
+    let val_model = tmp.path("v.safetensors");
+    let out = constnet(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--val",
+            "1000",
+            "--threads",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            val_model.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let val_log = std::fs::read_to_string(tmp.path("v.metrics.jsonl")).unwrap();
+    let epoch: Value = serde_json::from_str(val_log.lines().last().unwrap()).unwrap();
+    assert!(
+        epoch["val_accuracy"].as_f64().is_some_and(|a| a > 0.9),
+        "{epoch}"
+    );
+    let val_svg = std::fs::read_to_string(tmp.path("v.metrics.svg")).unwrap();
+    assert!(val_svg.contains("validation (--val)"));
 
     let info = constnet(&["info", "--model", model.to_str().unwrap()], &[]);
     assert_eq!(info.code, Some(0), "{}", info.stderr);

@@ -33,8 +33,10 @@ struct Curves {
     steps: Vec<(f64, f64)>,
     /// (step, mean training loss) at each epoch's end.
     epoch_loss: Vec<(f64, f64)>,
-    /// (epoch, training accuracy %), (epoch, test accuracy %).
+    /// (epoch, accuracy %) on the training images, the validation split (with `--val`) and
+    /// the test set.
     train_accuracy: Vec<(f64, f64)>,
+    val_accuracy: Vec<(f64, f64)>,
     test_accuracy: Vec<(f64, f64)>,
 }
 
@@ -63,6 +65,9 @@ fn read(log: &Path) -> Result<Curves, Box<dyn Error>> {
                 }
                 if let Some(a) = num("train_accuracy") {
                     c.train_accuracy.push((e, 100.0 * a));
+                }
+                if let Some(a) = num("val_accuracy") {
+                    c.val_accuracy.push((e, 100.0 * a));
                 }
                 if let Some(a) = num("test_accuracy") {
                     c.test_accuracy.push((e, 100.0 * a));
@@ -136,7 +141,11 @@ fn loss_chart(area: &Area<'_>, c: &Curves) -> DrawResult {
 }
 
 fn accuracy_chart(area: &Area<'_>, c: &Curves) -> DrawResult {
-    let all = c.train_accuracy.iter().chain(&c.test_accuracy);
+    let all = c
+        .train_accuracy
+        .iter()
+        .chain(&c.val_accuracy)
+        .chain(&c.test_accuracy);
     let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
     let y_min = all.map(|p| p.1).fold(100.0, f64::min);
     // Zoomed on the values: MNIST accuracies differ in the first decimals.
@@ -173,6 +182,15 @@ fn accuracy_chart(area: &Area<'_>, c: &Curves) -> DrawResult {
         ))?
         .label("test")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MAGENTA));
+    if !c.val_accuracy.is_empty() {
+        chart
+            .draw_series(LineSeries::new(
+                c.val_accuracy.iter().copied(),
+                BLUE.stroke_width(2),
+            ))?
+            .label("validation (--val)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)

@@ -86,6 +86,7 @@ impl MetricsLog {
             "step": r.steps,
             "train_loss": shortest(r.train_loss),
             "train_accuracy": r.train_accuracy,
+            "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
             "lr": shortest(r.lr),
             "seconds": r.seconds,
