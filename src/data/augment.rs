@@ -389,9 +389,8 @@ fn bilinear(src: &[u8], rows: usize, cols: usize, sx: f32, sy: f32) -> u8 {
     if !(sx > -1.0 && sy > -1.0 && sx < cols as f32 && sy < rows as f32) {
         return 0;
     }
-    let (x0, y0) = (libm::floorf(sx), libm::floorf(sy));
-    let (fx, fy) = (sx - x0, sy - y0);
-    let (x0, y0) = (x0 as isize, y0 as isize);
+    let (x0, y0) = (floor(sx), floor(sy));
+    let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
     let at = |x: isize, y: isize| -> f32 {
         if x >= 0 && y >= 0 && (x as usize) < cols && (y as usize) < rows {
             f32::from(src[y as usize * cols + x as usize])
@@ -402,5 +401,50 @@ fn bilinear(src: &[u8], rows: usize, cols: usize, sx: f32, sy: f32) -> u8 {
     let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
     let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
     let v = top * (1.0 - fy) + bottom * fy;
-    libm::roundf(v.clamp(0.0, 255.0)) as u8
+    round_u8(v.clamp(0.0, 255.0))
+}
+
+/// `floorf(v)` for |v| < 2²³, inline: libm's is an out-of-line call, and this runs for every
+/// pixel of every augmented sample.
+#[inline]
+fn floor(v: f32) -> isize {
+    let t = v as isize; // truncates toward zero, exactly in this range
+    if (t as f32) > v { t - 1 } else { t }
+}
+
+/// `roundf(v) as u8` (halves away from zero) for v in [0, 255], inline.
+#[inline]
+fn round_u8(v: f32) -> u8 {
+    let t = v as u8; // truncation; `v − t` is exact for these v
+    if v - f32::from(t) >= 0.5 { t + 1 } else { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{floor, round_u8};
+
+    /// The inline forms equal libm's on every f32 in [−2, 256] at a fine step, and at the
+    /// halves and just beside them.
+    #[test]
+    fn inline_floor_and_round_equal_libm() {
+        let mut v = -2.0f32;
+        while v <= 256.0 {
+            for w in [
+                v,
+                f32::from_bits(v.to_bits() + 1),
+                f32::from_bits(v.to_bits().wrapping_sub(1)),
+            ] {
+                assert_eq!(floor(w), libm::floorf(w) as isize, "floor({w})");
+                if (0.0..=255.0).contains(&w) {
+                    assert_eq!(round_u8(w), libm::roundf(w) as u8, "round({w})");
+                }
+            }
+            v += 1.0 / 64.0;
+        }
+        for k in 0..255u8 {
+            let half = f32::from(k) + 0.5;
+            assert_eq!(round_u8(half), k + 1);
+            assert_eq!(round_u8(f32::from_bits(half.to_bits() - 1)), k);
+        }
+    }
 }
