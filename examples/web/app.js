@@ -3,13 +3,14 @@
 // into the WebAssembly module (constnet.js), and the top three digits are shown.
 //
 // ?variant=scalar or ?variant=simd128 picks the module; otherwise simd128 runs wherever
-// WebAssembly.validate accepts a SIMD instruction.
+// WebAssembly.validate accepts a SIMD instruction. ?model=int8 loads the int8 network
+// (pkg/model.int8.cnet) instead of the f32 one (pkg/model.cnet, also ?model=f32).
 //
 // For tests: <body data-state> is "loading", "ready" or "error"; #prediction's data-digit, the
 // three #top3 items' data-digit and data-p and #timing's data-us carry the displayed values as
 // numbers; <body data-updates> counts classified drawings and <body data-timings> timing runs.
 
-import { Constnet, simdSupported } from "./constnet.js";
+import { Constnet, KIND_F32, KIND_I8, simdSupported } from "./constnet.js";
 import { mnistInput, SIDE } from "./preprocess.js";
 
 // Pen width in CSS pixels on the 280-pixel pad: a digit drawn 200 pixels tall comes out with
@@ -23,10 +24,11 @@ const pad = $("pad");
 const input28 = $("input28");
 const body = document.body;
 
-// --- Which module -------------------------------------------------------------------------
+// --- Which module and model --------------------------------------------------------------
 
+const params = new URLSearchParams(location.search);
 const simd = simdSupported();
-const asked = new URLSearchParams(location.search).get("variant");
+const asked = params.get("variant");
 let variant = simd ? "simd128" : "scalar";
 let why = simd ? "this browser runs WebAssembly SIMD" : "no WebAssembly SIMD in this browser";
 if (asked === "scalar" || asked === "simd128") {
@@ -36,6 +38,15 @@ if (asked === "scalar" || asked === "simd128") {
     variant = "scalar";
     why = "simd128 asked for, but this browser lacks WebAssembly SIMD";
   }
+}
+const MODELS = { f32: "pkg/model.cnet", int8: "pkg/model.int8.cnet" };
+const kind = params.get("model") === "int8" ? "int8" : "f32";
+
+/** This page's address with `key` set to `value`, the other choices kept. */
+function withParam(key, value) {
+  const p = new URLSearchParams(params);
+  p.set(key, value);
+  return `?${p}`;
 }
 
 // --- The pad ------------------------------------------------------------------------------
@@ -210,13 +221,15 @@ async function start() {
   clearPad();
   showNothing();
   $("variant").textContent = `loading ${variant}…`;
+  $("model").textContent = `loading ${kind}…`;
   try {
-    const [wasm, blob] = await Promise.all([fetchBytes(`pkg/constnet-${variant}.wasm`), fetchBytes("pkg/model.cnet")]);
+    const [wasm, blob] = await Promise.all([fetchBytes(`pkg/constnet-${variant}.wasm`), fetchBytes(MODELS[kind])]);
     const loaded = await Constnet.instantiate(wasm);
-    loaded.loadModel(blob);
+    loaded.loadModel(blob, kind === "int8" ? KIND_I8 : KIND_F32);
     net = loaded;
   } catch (e) {
     $("variant").textContent = `${variant}: not loaded`;
+    $("model").textContent = `${kind}: not loaded`;
     $("status").textContent = `${e.message}. Build the page first: examples/web/build.sh`;
     body.dataset.state = "error";
     return;
@@ -226,11 +239,15 @@ async function start() {
   const other = variant === "simd128" ? "scalar" : simd ? "simd128" : null;
   const link = $("switch");
   if (other) {
-    link.href = `?variant=${other}`;
+    link.href = withParam("variant", other);
     link.textContent = `try ${other}`;
   } else {
     link.remove();
   }
+  const otherKind = kind === "int8" ? "f32" : "int8";
+  $("switch-model").href = withParam("model", otherKind);
+  $("switch-model").textContent = `try ${otherKind}`;
+  $("model").textContent = kind;
   // A first timing on the blank input (the network's cost does not depend on the pixels),
   // after a warm-up: engines first run WebAssembly through a quick baseline compiler and swap
   // in optimised code, compiled in the background, once a function has run for a while.
@@ -241,9 +258,10 @@ async function start() {
   fetch("pkg/model.json")
     .then((r) => (r.ok ? r.json() : null))
     .then((info) => {
-      if (!info) return;
-      const size = `${Math.round(info.bytes / 1024)} KiB`;
-      $("model").textContent = info.testAccuracy ? `${size}, ${info.testAccuracy} test accuracy` : size;
+      if (!info?.[kind]) return;
+      const { bytes, testAccuracy } = info[kind];
+      const size = `${kind}, ${Math.round(bytes / 1024)} KiB`;
+      $("model").textContent = testAccuracy ? `${size}, ${testAccuracy} test accuracy` : size;
     })
     .catch(() => {});
   body.dataset.state = "ready";

@@ -4,12 +4,15 @@
 #   pkg/constnet-simd128.wasm   the module (wasm/) with WebAssembly SIMD (-C target-feature=+simd128)
 #   pkg/constnet-scalar.wasm    the same without SIMD, for engines that lack it
 #   pkg/model.cnet              a trained MnistMlp as a raw blob (constnet export --raw)
-#   pkg/model.json              the blob's size and test accuracy, shown on the page
+#   pkg/model.int8.cnet         the same network quantized to int8 (constnet quantize --raw)
+#   pkg/model.json              each blob's size and test accuracy, shown on the page
 #
 # Usage: examples/web/build.sh [--model M.safetensors | --model M.cnet]
 #
 # Without --model it keeps an existing pkg/model.cnet, or else trains one (3 epochs, a few
 # seconds) on the MNIST files in $MNIST_DIR (default: ./data/mnist, as for `constnet train`).
+# The int8 blob is made from pkg/model.cnet whenever it is missing or older; quantizing
+# calibrates on the MNIST training images, so without them the page has the f32 model only.
 # Needs the wasm32 target: rustup target add wasm32-unknown-unknown. Uses wasm-opt (binaryen)
 # when it is installed to shrink the modules a little; the page works the same without it.
 # Then: python3 -m http.server -d examples/web 8000, and open http://localhost:8000/.
@@ -80,24 +83,46 @@ if [ -n "$model" ]; then
         *.cnet) cp "$model" "$pkg/model.cnet" ;;
         *) need_constnet; "$constnet" export --model "$model" --raw --out "$pkg/model.cnet" ;;
     esac
-    rm -f "$pkg/model.json"
+    rm -f "$pkg/model.json" "$pkg/model.int8.cnet"
 elif [ ! -f "$pkg/model.cnet" ]; then
     need_constnet
     echo "== training a model (3 epochs) on ${MNIST_DIR:-./data/mnist}"
     "$constnet" train --epochs 3 --out "$target/model.safetensors" | tail -n 1
     "$constnet" export --model "$target/model.safetensors" --raw --out "$pkg/model.cnet"
-    rm -f "$pkg/model.json"
+    rm -f "$pkg/model.json" "$pkg/model.int8.cnet"
 fi
 
-if [ ! -f "$pkg/model.json" ]; then
-    # The test accuracy for the page's footer, if the MNIST files are at hand.
+if [ ! "$pkg/model.int8.cnet" -nt "$pkg/model.cnet" ]; then
     need_constnet
-    if accuracy="$("$constnet" eval --model "$pkg/model.cnet" 2>/dev/null |
-        sed -n 's/^test accuracy: \([0-9.]*%\).*/\1/p')" && [ -n "$accuracy" ]; then
-        printf '{ "bytes": %d, "testAccuracy": "%s" }\n' "$(wc -c <"$pkg/model.cnet")" "$accuracy" >"$pkg/model.json"
-    else
-        printf '{ "bytes": %d }\n' "$(wc -c <"$pkg/model.cnet")" >"$pkg/model.json"
+    echo "== int8 model (constnet quantize --raw, calibrated on ${MNIST_DIR:-./data/mnist})"
+    rm -f "$pkg/model.int8.cnet" "$pkg/model.json"
+    if ! "$constnet" quantize --model "$pkg/model.cnet" --raw --out "$pkg/model.int8.cnet" |
+        grep '^test accuracy'; then
+        echo "build.sh: no int8 model (quantizing needs the MNIST training images): the page has the f32 one only" >&2
+        rm -f "$pkg/model.int8.cnet"
     fi
+fi
+
+# describe FILE: a JSON object with the blob's size and, if the MNIST files are at hand, its
+# test accuracy.
+describe() {
+    local accuracy
+    if accuracy="$("$constnet" eval --model "$1" 2>/dev/null |
+        sed -n 's/^test accuracy: \([0-9.]*%\).*/\1/p')" && [ -n "$accuracy" ]; then
+        printf '{ "bytes": %d, "testAccuracy": "%s" }' "$(wc -c <"$1")" "$accuracy"
+    else
+        printf '{ "bytes": %d }' "$(wc -c <"$1")"
+    fi
+}
+
+if [ ! -f "$pkg/model.json" ]; then
+    # Each model's size and test accuracy, for the page's footer, keyed by kind.
+    need_constnet
+    {
+        printf '{ "f32": %s' "$(describe "$pkg/model.cnet")"
+        if [ -f "$pkg/model.int8.cnet" ]; then printf ', "int8": %s' "$(describe "$pkg/model.int8.cnet")"; fi
+        printf ' }\n'
+    } >"$pkg/model.json"
 fi
 
 echo "== $pkg"

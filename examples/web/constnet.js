@@ -5,16 +5,27 @@
 // (it touches nothing but WebAssembly and typed arrays).
 //
 //   const net = await Constnet.instantiate(wasmBytes);
-//   net.loadModel(blobBytes);                  // throws ModelError on a bad blob
+//   net.loadModel(blobBytes);                  // f32 or int8 blob; throws ModelError if bad
 //   const digit = net.classify(pixels);        // pixels: 784 u8, white digit on black
 //   net.probabilities                          // Float32Array(10) of the last call
 //
 // Two builds of the module exist: simd128 (WebAssembly 128-bit SIMD) and scalar. Pick one with
 // `simdSupported()` before fetching it.
 
-/** Model kinds `loadModel` takes; the module reserves the others. */
+/** Model kinds `loadModel` takes; the module refuses the others (code 1). */
 export const KIND_F32 = 0; // the f32 blob of `constnet export --raw`
-export const KIND_I8 = 1; // reserved for an int8 network: this build rejects it
+export const KIND_I8 = 1; // the int8 blob of `constnet quantize --raw`
+
+/** The name of each kind, as the page shows it. */
+export const KIND_NAMES = { [KIND_F32]: "f32", [KIND_I8]: "int8" };
+
+// The first bytes of an int8 blob (constnet::quant::raw::MAGIC).
+const INT8_MAGIC = [0x43, 0x4e, 0x45, 0x54, 0x51, 0x38, 0x00, 0x00]; // "CNETQ8\0\0"
+
+/** The kind of a blob by its magic bytes: KIND_I8 for an int8 blob, else KIND_F32. */
+export function kindOf(bytes) {
+  return INT8_MAGIC.every((b, i) => bytes[i] === b) ? KIND_I8 : KIND_F32;
+}
 
 /** The interface version these wrappers expect from the module's `abi_version()`. */
 export const ABI_VERSION = 1;
@@ -26,13 +37,15 @@ export const LOAD_ERRORS = {
   3: "truncated: shorter than its header and tensor table",
   4: "not a constnet parameter blob (bad magic bytes)",
   5: "unsupported blob version",
-  6: "wrong number of tensors for MnistMlp",
+  6: "wrong number of tensors (f32) or layers (int8) for MnistMlp",
   7: "the blob's length differs from its header",
-  8: "a tensor's shape is not MnistMlp's",
+  8: "a tensor's or layer's shape is not MnistMlp's",
   9: "a tensor offset is misaligned, overlapping or out of bounds",
   10: "checksum mismatch: the blob is corrupted",
   11: "the blob could not be read",
   12: "a weight is NaN or infinite",
+  13: "an int8 value is out of range (weight, bias, requantization, zero point or scale)",
+  14: "the int8 layers do not fit together (input, zero points or output kinds)",
 };
 
 /** A model blob the module refused; `code` is the module's status code. */
@@ -111,19 +124,29 @@ export class Constnet {
     if (this.memory.buffer !== this.buffer) this.#views();
   }
 
-  /** Loads a model blob (bytes of `constnet export --raw`); throws ModelError if refused. */
-  loadModel(blob, kind = KIND_F32) {
+  /**
+   * Loads a model blob: `constnet export --raw` (KIND_F32) or `constnet quantize --raw`
+   * (KIND_I8), told apart by its magic bytes unless `kind` is given; throws ModelError if
+   * refused. The blob is copied: the caller's bytes may change afterwards.
+   */
+  loadModel(blob, kind) {
     this.#fresh();
     const bytes = blob instanceof Uint8Array ? blob : new Uint8Array(blob);
+    kind ??= kindOf(bytes);
     if (bytes.length > this.modelCapacity) throw new ModelError(2);
     new Uint8Array(this.memory.buffer, this.modelPtr, bytes.length).set(bytes);
     const status = this.exports.load_model(kind, bytes.length);
     if (status !== 0) throw new ModelError(status);
   }
 
-  /** The loaded model's kind, or -1 if none is loaded. */
+  /** The loaded model's kind (KIND_F32 or KIND_I8), or -1 if none is loaded. */
   get modelKind() {
     return this.exports.model_kind();
+  }
+
+  /** "f32" or "int8", or null if no model is loaded. */
+  get modelKindName() {
+    return KIND_NAMES[this.modelKind] ?? null;
   }
 
   /**

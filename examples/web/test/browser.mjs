@@ -1,6 +1,7 @@
 // The page in headless Chromium, driven over WebDriver (chromedriver) as a person would use
-// it: for each module (?variant=simd128 and ?variant=scalar) it draws digits on the pad with
-// pointer strokes, reads the prediction and the timing the page displays, and saves
+// it: for each module (?variant=simd128 and ?variant=scalar) with the f32 model, and for the
+// int8 model (?model=int8, simd128 module), it draws digits on the pad with pointer strokes,
+// reads the prediction, the model kind and the timing the page displays, and saves
 // screenshots in target/web-test/. Run by run-tests.sh after build.sh; by hand:
 //
 //   MNIST_DIR=data/mnist node examples/web/test/browser.mjs
@@ -24,7 +25,12 @@ import { after, before, test } from "node:test";
 import { mnistTest, OUT, WEB } from "./common.mjs";
 import { Session, startChromedriver } from "./webdriver.mjs";
 
-const VARIANTS = ["simd128", "scalar"];
+/** The page's configurations: name (in logs and screenshot names), URL query, module, model. */
+const RUNS = [
+  { name: "simd128", query: "variant=simd128", variant: "simd128", kind: "f32" },
+  { name: "scalar", query: "variant=scalar", variant: "scalar", kind: "f32" },
+  { name: "int8", query: "variant=simd128&model=int8", variant: "simd128", kind: "int8" },
+];
 const PAD = 280; // the pad's CSS size (style.css)
 
 // --- The page, served from examples/web -----------------------------------------------------
@@ -125,6 +131,7 @@ const READ_PAGE = `
     us: Number(timing.dataset.us),
     top3: [...document.querySelectorAll("#top3 li")].map((li) => li.innerText.replace(/\\s+/g, " ").trim()),
     variant: document.getElementById("variant").innerText,
+    model: document.getElementById("model").innerText,
   };`;
 
 // --- The test -------------------------------------------------------------------------------
@@ -155,9 +162,9 @@ after(async () => {
 
 const summary = [];
 
-for (const variant of VARIANTS) {
-  test(`Chromium, ${variant}: drawn digits are read right, and the page shows its timing`, async () => {
-    await session.navigate(`${base}/?variant=${variant}`);
+for (const { name, query, variant, kind } of RUNS) {
+  test(`Chromium, ${name} (?${query}): drawn digits are read right, and the page shows its timing`, async () => {
+    await session.navigate(`${base}/?${query}`);
     const state = await session.waitFor(`return document.body.dataset.state !== "loading" && document.body.dataset.state`, {
       what: "the page to load its module",
     });
@@ -165,6 +172,7 @@ for (const variant of VARIANTS) {
     assert.equal(state, "ready", `the page did not start: ${status}`);
     const shown = await session.execute(READ_PAGE);
     assert.match(shown.variant, new RegExp(`WebAssembly ${variant}`), "the page names the module it runs");
+    assert.match(shown.model, new RegExp(`^${kind}\\b`), "the page names the model kind it runs");
 
     const pad = await session.find("#pad");
     const clear = await session.find("#clear");
@@ -202,10 +210,10 @@ for (const variant of VARIANTS) {
       assert.ok(us > 0, `the timing shown: "${timingText}"`);
       times.push(us);
       results.push({ ...drawing, got: Number(text), top3: page.top3, us });
-      console.log(`  ${variant} ${drawing.name.padEnd(13)} label ${drawing.label}: shows ${text}; top 3 ${page.top3.join(", ")}; ${timingText}`);
+      console.log(`  ${name} ${drawing.name.padEnd(13)} label ${drawing.label}: shows ${text}; top 3 ${page.top3.join(", ")}; ${timingText}`);
       const png = await session.screenshot();
-      writeFileSync(join(OUT, `${variant}-${drawing.name}.png`), png);
-      if (drawing.name === "hand-7") writeFileSync(join(OUT, variant === "simd128" ? "page.png" : "page-scalar.png"), png);
+      writeFileSync(join(OUT, `${name}-${drawing.name}.png`), png);
+      if (drawing.name === "hand-7") writeFileSync(join(OUT, name === "simd128" ? "page.png" : `page-${name}.png`), png);
     }
 
     const log = await session.browserLog();
@@ -215,9 +223,9 @@ for (const variant of VARIANTS) {
       results.filter((r) => r.name.startsWith(kind) && r.got !== r.label).map((r) => `${r.name}: label ${r.label}, shown ${r.got}`);
     assert.deepEqual(wrong("hand"), [], "every hand-made digit is read right");
     assert.ok(wrong("mnist").length <= 1, `traced test images read wrong: ${wrong("mnist").join("; ")}`);
-    if (wrong("mnist").length) console.log(`  ${variant}: one traced digit read wrong (allowed): ${wrong("mnist")}`);
+    if (wrong("mnist").length) console.log(`  ${name}: one traced digit read wrong (allowed): ${wrong("mnist")}`);
     times.sort((a, b) => a - b);
-    summary.push(`${variant}: ${times[times.length >> 1].toFixed(1)} µs per call (median of ${times.length} timing runs, ${times[0].toFixed(1)}–${times[times.length - 1].toFixed(1)})`);
+    summary.push(`${name}: ${times[times.length >> 1].toFixed(1)} µs per call (median of ${times.length} timing runs, ${times[0].toFixed(1)}–${times[times.length - 1].toFixed(1)})`);
   });
 }
 

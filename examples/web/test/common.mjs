@@ -48,7 +48,8 @@ export function mnistTest(dir = mnistDir()) {
 
 /**
  * The native build's digit and logits for each image: runs examples/web/native (built by
- * run-tests.sh; $CONSTNET_WEB_NATIVE overrides its path) on the raw pixels.
+ * run-tests.sh; $CONSTNET_WEB_NATIVE overrides its path) on the raw pixels, with an f32 or an
+ * int8 blob.
  */
 export function nativeReference(modelPath, pixels) {
   const bin = process.env.CONSTNET_WEB_NATIVE ?? join(ROOT, "target/web/native/release/constnet-web-native");
@@ -60,7 +61,8 @@ export function nativeReference(modelPath, pixels) {
     const [digit, ...logits] = line.split(" ").map(Number);
     return { digit, logits: Float32Array.from(logits) };
   });
-  // stderr: "constnet-web-native: kernels avx2+fma, 12.3 µs per image (…)"
+  // stderr: "constnet-web-native: kernels avx2+fma, 12.3 µs per image (…)", or
+  // "kernels int8 avx512vnni, …"
   const [, kernels, us] = run.stderr.match(/kernels ([^,]+), ([\d.]+) µs per image/) ?? [];
   return { rows, kernels, microseconds: Number(us) };
 }
@@ -78,3 +80,4 @@ export function topTwoGap(logits) {
 
 export const wasmPath = (variant) => join(PKG, `constnet-${variant}.wasm`);
 export const modelPath = () => process.env.CONSTNET_WEB_MODEL ?? join(PKG, "model.cnet");
+export const int8ModelPath = () => process.env.CONSTNET_WEB_INT8_MODEL ?? join(PKG, "model.int8.cnet");
