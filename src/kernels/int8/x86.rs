@@ -12,7 +12,6 @@
 //! [`qdense`], whose caller checked that the CPU supports the path and that every slice has the
 //! length its dimensions say; the raw pointers below stay inside those slices (argued where
 //! they are formed).
-#![allow(clippy::undocumented_unsafe_blocks)] // one argument for all, above
 
 use super::{BLOCK, Dst, GROUP, Int8Path, Output, QDense, QUAD, groups, stride};
 use core::arch::x86_64::*;
@@ -60,6 +59,7 @@ pub(super) fn has_avx2() -> bool {
 ///
 /// # Safety
 /// The CPU must support `path`; the shapes must have been checked ([`super::qdense`]).
+// SAFETY (contract): see `# Safety` above; `super::qdense` asserts both before calling.
 pub(super) unsafe fn qdense(
     path: Int8Path,
     l: &QDense<'_>,
@@ -67,6 +67,7 @@ pub(super) unsafe fn qdense(
     batch: usize,
     dst: &mut Dst<'_>,
 ) {
+    // SAFETY: the caller guarantees the CPU supports `path` and has checked the shapes.
     unsafe {
         match path {
             Int8Path::Avx512Vnni => enter_avx512vnni(l, x, batch, dst),
@@ -82,19 +83,25 @@ trait Acc: Copy {
     type X: Copy;
     /// A weight block, loaded as the path needs it.
     type W: Copy;
+    // SAFETY (contract): only inside this path's entry; pointers within the checked slices.
     unsafe fn zero() -> Self;
     /// # Safety: `p..p + 4` readable.
+    // SAFETY (contract): only inside this path's entry; pointers within the checked slices.
     unsafe fn load_x(p: *const u8) -> Self::X;
     /// # Safety: `p..p + 64` readable.
+    // SAFETY (contract): only inside this path's entry; pointers within the checked slices.
     unsafe fn load_w(p: *const i8) -> Self::W;
     /// `self += w · x` for the block's 16 rows × 4 inputs.
+    // SAFETY (contract): only inside this path's entry; pointers within the checked slices.
     unsafe fn step(self, x: Self::X, w: Self::W) -> Self;
     /// Adds the bias, requantizes and writes the group's valid rows (see [`emit`]).
+    // SAFETY (contract): only inside this path's entry; pointers within the checked slices.
     unsafe fn emit(self, l: &QDense<'_>, g: usize, s: usize, dst: &mut Dst<'_>);
 }
 
 /// The tile loop (see the module docs), MR samples × NG groups.
 #[inline(always)]
+// SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
 unsafe fn tiles<A: Acc, const MR: usize, const NG: usize>(
     l: &QDense<'_>,
     x: &[u8],
@@ -113,21 +120,25 @@ unsafe fn tiles<A: Acc, const MR: usize, const NG: usize>(
         }
         let mut s0 = 0;
         while s0 < batch {
-            // In bounds: each sample index is < batch and x holds batch rows of sx bytes.
             let mut xs = [x.as_ptr(); MR];
             for (i, p) in xs.iter_mut().enumerate() {
+                // SAFETY: in bounds: each sample index is < batch and x holds batch rows of sx bytes.
                 *p = unsafe { p.add((s0 + i).min(batch - 1) * sx) };
             }
+            // SAFETY: a zeroing intrinsic of this path, inside its entry (the module's contract).
             let mut acc = [[unsafe { A::zero() }; NG]; MR];
             for q in 0..quads {
-                // In bounds: block (g, q) with g < groups, q < quads lies in the packed weights.
+                // SAFETY: in bounds: block (g, q) with g < groups, q < quads lies in the packed weights.
                 let mut ws = [unsafe { A::load_w(w.add((gs[0] * quads + q) * BLOCK)) }; NG];
                 for j in 1..NG {
+                    // SAFETY: in bounds as above (gs[j] < groups).
                     ws[j] = unsafe { A::load_w(w.add((gs[j] * quads + q) * BLOCK)) };
                 }
                 for i in 0..MR {
+                    // SAFETY: in bounds: q < quads, and a sample row holds quads·4 bytes.
                     let xv = unsafe { A::load_x(xs[i].add(q * QUAD)) };
                     for j in 0..NG {
+                        // SAFETY: register arithmetic of this path, inside its entry.
                         acc[i][j] = unsafe { acc[i][j].step(xv, ws[j]) };
                     }
                 }
@@ -135,6 +146,7 @@ unsafe fn tiles<A: Acc, const MR: usize, const NG: usize>(
             for (i, acc) in acc.iter().enumerate() {
                 for (j, acc) in acc.iter().enumerate() {
                     if s0 + i < batch && g0 + j < groups {
+                        // SAFETY: s < batch and g < groups: `emit` writes only that sample's checked rows.
                         unsafe { acc.emit(l, gs[j], s0 + i, dst) };
                     }
                 }
@@ -149,6 +161,7 @@ unsafe fn tiles<A: Acc, const MR: usize, const NG: usize>(
 macro_rules! dispatch {
     ($acc:ty, $l:ident, $x:ident, $batch:ident, $dst:ident; one: $($g1:literal)|+; batch $mr:literal: $($gb:literal)|+) => {{
         let groups = groups($l.out);
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         unsafe {
             if $batch == 1 {
                 dispatch!(@pick $acc, 1, groups, $l, $x, $batch, $dst; $($g1)|+)
@@ -167,16 +180,19 @@ macro_rules! dispatch {
 }
 
 #[target_feature(enable = "avx512f,avx512vnni")]
+// SAFETY (contract): only on a CPU with these features, after `qdense` checked the shapes.
 unsafe fn enter_avx512vnni(l: &QDense<'_>, x: &[u8], batch: usize, dst: &mut Dst<'_>) {
     dispatch!(Vnni512, l, x, batch, dst; one: 1 | 8 | 4 | 2; batch 8: 1 | 2)
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
+// SAFETY (contract): only on a CPU with these features, after `qdense` checked the shapes.
 unsafe fn enter_avxvnni(l: &QDense<'_>, x: &[u8], batch: usize, dst: &mut Dst<'_>) {
     dispatch!(VnniYmm, l, x, batch, dst; one: 1 | 4 | 2; batch 4: 1)
 }
 
 #[target_feature(enable = "avx2")]
+// SAFETY (contract): only on a CPU with these features, after `qdense` checked the shapes.
 unsafe fn enter_avx2(l: &QDense<'_>, x: &[u8], batch: usize, dst: &mut Dst<'_>) {
     dispatch!(Madd, l, x, batch, dst; one: 1 | 2; batch 2: 1)
 }
@@ -189,25 +205,34 @@ impl Acc for Vnni512 {
     type X = __m512i;
     type W = __m512i;
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn zero() -> Self {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         Self(unsafe { _mm512_setzero_si512() })
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_x(p: *const u8) -> __m512i {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe { _mm512_set1_epi32(p.cast::<i32>().read_unaligned()) }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_w(p: *const i8) -> __m512i {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe { _mm512_loadu_si512(p.cast()) }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn step(self, x: __m512i, w: __m512i) -> Self {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         Self(unsafe { _mm512_dpbusd_epi32(self.0, x, w) })
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn emit(self, l: &QDense<'_>, g: usize, s: usize, dst: &mut Dst<'_>) {
         let o = g * GROUP;
-        // In bounds: the per-row constants hold whole groups.
+        // SAFETY: in bounds: the per-row constants hold whole groups.
         let r = unsafe {
             requantize512(
                 self.0,
@@ -221,6 +246,7 @@ impl Acc for Vnni512 {
             // a batch's epilogue when done value by value.
             let n = GROUP.min(l.out - o);
             let y = &mut y[s * stride(l.out) + o..][..n];
+            // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
             let bytes = unsafe {
                 let v = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
                 let v = _mm512_max_epi32(v, _mm512_set1_epi32(l.output.low()));
@@ -228,16 +254,18 @@ impl Acc for Vnni512 {
                 _mm512_cvtepi32_epi8(_mm512_add_epi32(v, _mm512_set1_epi32(128)))
             };
             if n == GROUP {
-                // In bounds: `y` holds exactly 16 bytes.
+                // SAFETY: in bounds: `y` holds exactly 16 bytes.
                 unsafe { _mm_storeu_si128(y.as_mut_ptr().cast(), bytes) };
             } else {
                 let mut all = [0u8; GROUP];
+                // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
                 unsafe { _mm_storeu_si128(all.as_mut_ptr().cast(), bytes) };
                 y.copy_from_slice(&all[..n]);
             }
             return;
         }
         let mut out = [0i32; GROUP];
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), r) };
         store(l, g, s, &out, dst);
     }
@@ -247,7 +275,9 @@ impl Acc for Vnni512 {
 /// arithmetic shift by `30 − shift`, then `(q + 1) >> 1` (equal to TFLite's rounding, and in
 /// range: `|q| < 2^30` for `|acc| < 2^29`).
 #[inline(always)]
+// SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
 unsafe fn requantize512(acc: __m512i, b: *const i32, m: *const i32, sh: *const i32) -> __m512i {
+    // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
     unsafe {
         let a = _mm512_add_epi32(acc, _mm512_loadu_si512(b.cast()));
         let m = _mm512_loadu_si512(m.cast());
@@ -271,15 +301,21 @@ impl Acc for VnniYmm {
     type X = __m256i;
     type W = [__m256i; 2];
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn zero() -> Self {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         Self(unsafe { [_mm256_setzero_si256(); 2] })
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_x(p: *const u8) -> __m256i {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_w(p: *const i8) -> [__m256i; 2] {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe {
             [
                 _mm256_loadu_si256(p.cast()),
@@ -288,7 +324,9 @@ impl Acc for VnniYmm {
         }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn step(self, x: __m256i, w: [__m256i; 2]) -> Self {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         unsafe {
             Self([
                 _mm256_dpbusd_avx_epi32(self.0[0], x, w[0]),
@@ -297,7 +335,9 @@ impl Acc for VnniYmm {
         }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn emit(self, l: &QDense<'_>, g: usize, s: usize, dst: &mut Dst<'_>) {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         unsafe { emit256(self.0, l, g, s, dst) }
     }
 }
@@ -311,17 +351,23 @@ impl Acc for Madd {
     type X = __m256i;
     type W = [__m256i; 4];
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn zero() -> Self {
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         Self(unsafe { [_mm256_setzero_si256(); 4] })
     }
     /// The 4 bytes as i16, repeated 4 times: one per row of a 4-row chunk.
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_x(p: *const u8) -> __m256i {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe { _mm256_cvtepu8_epi16(_mm_set1_epi32(p.cast::<i32>().read_unaligned())) }
     }
     /// The block as four chunks of 4 rows × 4 inputs, widened to i16.
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn load_w(p: *const i8) -> [__m256i; 4] {
+        // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
         unsafe {
             [
                 _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())),
@@ -332,35 +378,41 @@ impl Acc for Madd {
         }
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn step(self, x: __m256i, w: [__m256i; 4]) -> Self {
         let mut a = self.0;
         for c in 0..4 {
+            // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
             a[c] = unsafe { _mm256_add_epi32(a[c], _mm256_madd_epi16(w[c], x)) };
         }
         Self(a)
     }
     #[inline(always)]
+    // SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
     unsafe fn emit(self, l: &QDense<'_>, g: usize, s: usize, dst: &mut Dst<'_>) {
         // Lanes of chunk c: (row 4c, partial a), (4c, b), (4c+1, a), …; hadd pairs them as
         // rows [0 1 4 5 | 2 3 6 7], and the 64-bit permute puts them in order.
         let [a0, a1, a2, a3] = self.0;
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         let rows = unsafe {
             [
                 _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(a0, a1)),
                 _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(a2, a3)),
             ]
         };
+        // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
         unsafe { emit256(rows, l, g, s, dst) }
     }
 }
 
 /// Requantizes and writes 16 row sums held in two ymm.
 #[inline(always)]
+// SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
 unsafe fn emit256(v: [__m256i; 2], l: &QDense<'_>, g: usize, s: usize, dst: &mut Dst<'_>) {
     let o = g * GROUP;
     let mut out = [0i32; GROUP];
     for (h, v) in v.into_iter().enumerate() {
-        // In bounds: the per-row constants hold whole groups.
+        // SAFETY: in bounds: the per-row constants hold whole groups.
         unsafe {
             let at = o + 8 * h;
             let r = requantize256(
@@ -378,7 +430,9 @@ unsafe fn emit256(v: [__m256i; 2], l: &QDense<'_>, g: usize, s: usize, dst: &mut
 /// [`requantize512`] on 8 lanes; AVX2 has no 64-bit arithmetic shift, so it is a logical
 /// shift between two XORs with the sign.
 #[inline(always)]
+// SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
 unsafe fn requantize256(acc: __m256i, b: *const i32, m: *const i32, sh: *const i32) -> __m256i {
+    // SAFETY: reads the bytes the method's contract makes readable; this path's intrinsics.
     unsafe {
         let a = _mm256_add_epi32(acc, _mm256_loadu_si256(b.cast()));
         let m = _mm256_loadu_si256(m.cast());
@@ -396,7 +450,9 @@ unsafe fn requantize256(acc: __m256i, b: *const i32, m: *const i32, sh: *const i
 
 /// `p >> n` per 64-bit lane, arithmetic.
 #[inline(always)]
+// SAFETY (contract): only inside this path's `#[target_feature]` entry, with the pointers its caller vouches for.
 unsafe fn sra256(p: __m256i, n: __m256i) -> __m256i {
+    // SAFETY: this path's intrinsics, inside its `#[target_feature]` entry on a CPU that has them (`qdense` asserted it).
     unsafe {
         let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
         _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, sign), n), sign)
