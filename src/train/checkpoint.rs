@@ -213,7 +213,7 @@ pub fn decode_header(meta: &HashMap<String, String>) -> Result<Header, Checkpoin
             ));
         }
     }
-    let int = |key: &str| integer(meta, key).map_err(CheckpointProblem::Metadata);
+    let int = |key: &str| Meta(meta).number(key).map_err(CheckpointProblem::Metadata);
     let config = config_from_metadata(meta).map_err(CheckpointProblem::Metadata)?;
     config.validate().map_err(CheckpointProblem::Recipe)?;
     let header = Header {
@@ -278,14 +278,6 @@ fn fill<N: Network>(
         safetensors::copy_f32(bytes, &mut block[info.range()]);
     }
     Ok(())
-}
-
-/// The metadata value `key` as an integer.
-fn integer(m: &HashMap<String, String>, key: &str) -> Result<u64, String> {
-    m.get(key)
-        .ok_or(format!("metadata lacks {key:?}"))?
-        .parse::<u64>()
-        .map_err(|_| format!("metadata {key:?} is not a number"))
 }
 
 /// Floats are recorded by their bits, so a resumed run uses exactly the same values.
@@ -367,49 +359,101 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
 
 /// The recipe back from checkpoint metadata.
 fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
-    let get = |key: &str| {
-        m.get(key)
+    let meta = Meta(m);
+    let val = match m.get("val") {
+        None => 0,
+        Some(_) => {
+            usize::try_from(meta.number("val")?).map_err(|_| "val out of range".to_string())?
+        }
+    };
+    Ok(Config {
+        val,
+        augment: augment_from(&meta)?,
+        epochs: u32::try_from(meta.number("epochs")?)
+            .map_err(|_| "epochs out of range".to_string())?,
+        lr: bits(meta.get("lr")?)?,
+        optimizer: optimizer_from(&meta.fields("optimizer")?)?,
+        schedule: schedule_from(&meta.fields("schedule")?)?,
+        seed: meta.number("seed")?,
+        dropout: bits(meta.get("dropout")?)?,
+        init: init_from(&meta.fields("init")?)?,
+        log_every: meta.number("log_every")?,
+        threads: usize::try_from(meta.number("threads")?)
+            .map_err(|_| "threads out of range".to_string())?,
+    })
+}
+
+/// Checkpoint metadata, read value by value with errors naming the key.
+struct Meta<'a>(&'a HashMap<String, String>);
+
+impl Meta<'_> {
+    fn get(&self, key: &str) -> Result<&str, String> {
+        self.0
+            .get(key)
             .map(String::as_str)
             .ok_or(format!("metadata lacks {key:?}"))
-    };
-    let number = |key: &str| {
-        get(key)?
+    }
+
+    fn number(&self, key: &str) -> Result<u64, String> {
+        self.get(key)?
             .parse::<u64>()
             .map_err(|_| format!("metadata {key:?} is not a number"))
-    };
-    let bits = |s: &str| {
-        u32::from_str_radix(s, 16)
-            .map(f32::from_bits)
-            .map_err(|_| format!("bad float {s:?}"))
-    };
-    let flag = |s: &str| s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"));
-    let fields = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>());
-    let init = fields("init")?;
-    let init = match (init[0].parse::<Init>(), &init[1..]) {
-        (Ok(Init::Normal { .. }), [std]) => Init::Normal { std: bits(std)? },
-        (Ok(Init::Normal { .. }), _) => return Err(format!("bad init {init:?}")),
-        (Ok(named), []) => named,
-        (Ok(_), _) => return Err(format!("bad init {init:?}")),
-        (Err(e), _) => return Err(format!("metadata \"init\": {e}")),
-    };
-    let schedule = fields("schedule")?;
-    let kind = |name: &str| {
-        name.parse::<ScheduleChoice>()
-            .map_err(|e| format!("metadata \"schedule\": {e}"))
-    };
-    let schedule = match (kind(schedule[0])?, &schedule[1..]) {
-        (ScheduleChoice::Step { .. }, [every, gamma]) => ScheduleChoice::Step {
+    }
+
+    /// The value's space-separated fields.
+    fn fields(&self, key: &str) -> Result<Vec<&str>, String> {
+        self.get(key).map(|v| v.split(' ').collect())
+    }
+
+    /// An optional value of floats (by their bits).
+    fn floats(&self, key: &str) -> Result<Option<Vec<f32>>, String> {
+        self.0
+            .get(key)
+            .map(|v| v.split(' ').map(bits).collect())
+            .transpose()
+    }
+}
+
+/// A float recorded by [`float`].
+fn bits(s: &str) -> Result<f32, String> {
+    u32::from_str_radix(s, 16)
+        .map(f32::from_bits)
+        .map_err(|_| format!("bad float {s:?}"))
+}
+
+fn flag(s: &str) -> Result<bool, String> {
+    s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"))
+}
+
+fn init_from(init: &[&str]) -> Result<Init, String> {
+    match (init[0].parse::<Init>(), &init[1..]) {
+        (Ok(Init::Normal { .. }), [std]) => Ok(Init::Normal { std: bits(std)? }),
+        (Ok(Init::Normal { .. }), _) => Err(format!("bad init {init:?}")),
+        (Ok(named), []) => Ok(named),
+        (Ok(_), _) => Err(format!("bad init {init:?}")),
+        (Err(e), _) => Err(format!("metadata \"init\": {e}")),
+    }
+}
+
+fn schedule_from(schedule: &[&str]) -> Result<ScheduleChoice, String> {
+    let kind = schedule[0]
+        .parse::<ScheduleChoice>()
+        .map_err(|e| format!("metadata \"schedule\": {e}"))?;
+    match (kind, &schedule[1..]) {
+        (ScheduleChoice::Step { .. }, [every, gamma]) => Ok(ScheduleChoice::Step {
             every: every.parse().map_err(|_| "bad step schedule".to_string())?,
             gamma: bits(gamma)?,
-        },
-        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => s,
-        _ => return Err(format!("bad schedule {schedule:?}")),
-    };
-    let optimizer = fields("optimizer")?;
+        }),
+        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => Ok(s),
+        _ => Err(format!("bad schedule {schedule:?}")),
+    }
+}
+
+fn optimizer_from(optimizer: &[&str]) -> Result<OptimizerChoice, String> {
     let kind = optimizer[0]
         .parse::<OptimizerChoice>()
         .map_err(|e| format!("metadata \"optimizer\": {e}"))?;
-    let optimizer = match (kind, &optimizer[1..]) {
+    Ok(match (kind, &optimizer[1..]) {
         (OptimizerChoice::Adam(_), [b1, b2, eps, wd, decoupled, clip]) => {
             OptimizerChoice::Adam(AdamConfig {
                 beta1: bits(b1)?,
@@ -439,13 +483,11 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
             })
         }
         _ => return Err(format!("bad optimizer {optimizer:?}")),
-    };
-    let floats = |key: &str| -> Result<Option<Vec<f32>>, String> {
-        m.get(key)
-            .map(|v| v.split(' ').map(bits).collect())
-            .transpose()
-    };
-    let affine = match floats("augment.affine")?.as_deref() {
+    })
+}
+
+fn augment_from(meta: &Meta<'_>) -> Result<Augment, String> {
+    let affine = match meta.floats("augment.affine")?.as_deref() {
         None => None,
         Some(&[rotate, translate, scale, shear]) => Some(Affine {
             rotate,
@@ -455,27 +497,10 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
         }),
         Some(_) => return Err("bad metadata \"augment.affine\"".into()),
     };
-    let elastic = match floats("augment.elastic")?.as_deref() {
+    let elastic = match meta.floats("augment.elastic")?.as_deref() {
         None => None,
         Some(&[alpha, sigma]) => Some(Elastic { alpha, sigma }),
         Some(_) => return Err("bad metadata \"augment.elastic\"".into()),
     };
-    let val = match m.get("val") {
-        None => 0,
-        Some(_) => usize::try_from(number("val")?).map_err(|_| "val out of range".to_string())?,
-    };
-    Ok(Config {
-        val,
-        augment: Augment { affine, elastic },
-        epochs: u32::try_from(number("epochs")?).map_err(|_| "epochs out of range".to_string())?,
-        lr: bits(get("lr")?)?,
-        optimizer,
-        schedule,
-        seed: number("seed")?,
-        dropout: bits(get("dropout")?)?,
-        init,
-        log_every: number("log_every")?,
-        threads: usize::try_from(number("threads")?)
-            .map_err(|_| "threads out of range".to_string())?,
-    })
+    Ok(Augment { affine, elastic })
 }
