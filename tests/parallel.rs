@@ -5,8 +5,9 @@ mod common;
 
 use common::*;
 use constnet::data::mnist::{Mnist, OpenOptions};
-use constnet::train::{BatchReport, Config, EpochReport, Report, Run};
-use constnet::{MnistMlp, Network, Workspace};
+use constnet::parallel::Pacing;
+use constnet::train::{BatchReport, Config, EpochReport, OptimizerChoice, Report, Run};
+use constnet::{AdamConfig, MnistMlp, Network, Workspace};
 
 struct Losses(Vec<f32>);
 
@@ -114,4 +115,78 @@ fn two_threads_learn_the_real_data() {
         "one epoch on two threads: {:.2}%",
         100.0 * accuracy
     );
+}
+
+/// Trains `config` for `epochs` with the given pacing; `fail_at` makes the step hook fail once
+/// after that many steps (the epoch is aborted and then run on to its end).
+fn train_paced(
+    mnist: &Mnist,
+    config: &Config,
+    pacing: Pacing,
+    fail_at: Option<u64>,
+) -> (Run<MnistMlp>, Vec<f32>) {
+    let mut run = Run::<MnistMlp>::new(*config, mnist.train.count).unwrap();
+    run.set_pacing(pacing);
+    let mut losses = Losses(Vec::new());
+    let mut fail_at = fail_at;
+    while run.epoch < config.epochs {
+        let result = run.train_epoch(&mnist.train, &mut losses, |run| {
+            if fail_at == Some(run.steps) {
+                fail_at = None;
+                return Err("a hook that fails once".into());
+            }
+            Ok(())
+        });
+        assert!(result.is_ok() || fail_at.is_none(), "{result:?}");
+    }
+    (run, losses.0)
+}
+
+#[test]
+fn who_runs_which_part_changes_no_bit() {
+    // Alternate parks the workers every three steps and resumes them three steps later, so
+    // thread 0 runs every part of a third of the steps (across epoch ends, a partial last batch,
+    // dropout's per-part streams, augmentation's per-part warpers, and gradient clipping's extra
+    // barriers); aborting an epoch with the workers parked or not must release them.
+    let (_tmp, mnist) = synthetic("pace", 1000);
+    for (threads, clip, augment) in [
+        (2, 0.0, false),
+        (3, 0.0, true),
+        (2, 1.0, false),
+        (3, 0.5, true),
+    ] {
+        let mut config = Config {
+            threads,
+            dropout: 0.1,
+            log_every: 1,
+            epochs: 2,
+            augment: if augment {
+                Config::augmented().augment
+            } else {
+                Config::default().augment
+            },
+            ..Config::default()
+        };
+        config.optimizer = match config.optimizer {
+            OptimizerChoice::Adam(adam) => OptimizerChoice::Adam(AdamConfig {
+                clip_grad_norm: clip,
+                ..adam
+            }),
+            other => panic!("the default optimizer is Adam, not {other:?}"),
+        };
+        let (team, team_losses) = train_paced(&mnist, &config, Pacing::Team, None);
+        for fail_at in [None, Some(5), Some(8), Some(17)] {
+            let (mixed, losses) = train_paced(&mnist, &config, Pacing::Alternate, fail_at);
+            assert!(
+                bits(&team) == bits(&mixed),
+                "{threads} threads, clip {clip}, augment {augment}, failing at {fail_at:?}: \
+                 parking the workers changed the parameters"
+            );
+            if fail_at.is_none() {
+                assert_eq!(team_losses, losses);
+                assert!(mixed.steps_alone() > 0 && mixed.steps_alone() < mixed.steps);
+            }
+        }
+        assert_eq!(team.steps_alone(), 0);
+    }
 }

@@ -50,6 +50,7 @@ pub fn fit<N: Network>(
     let mut eval_ws = N::Workspace::<BATCH>::zeroed_box();
     let mut last = None;
     while run.epoch < run.config.epochs {
+        let alone_before = run.steps_alone();
         let (train_loss, seconds) = run.train_epoch(train, report, &mut after_step)?;
         let evaluation = evaluate(run.net().view(), test, &mut eval_ws);
         let val_accuracy = (!run.validation().is_empty()).then(|| {
@@ -72,6 +73,7 @@ pub fn fit<N: Network>(
             samples: train.count,
             val_accuracy,
             seconds,
+            steps_alone: run.steps_alone() - alone_before,
         };
         report.epoch(&epoch_report);
         after_epoch(run, &epoch_report)?;

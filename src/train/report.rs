@@ -46,6 +46,9 @@ pub struct EpochReport {
     pub val_accuracy: Option<f64>,
     /// Wall time of the epoch's training loop (evaluation excluded), in seconds.
     pub seconds: f64,
+    /// Steps of the epoch that one thread ran alone, because the other threads were slower
+    /// than doing their parts itself (another process kept their cores busy); same results.
+    pub steps_alone: u64,
 }
 
 /// Receives progress; the CLI prints it.

@@ -124,6 +124,18 @@ impl<N: Network> Run<N> {
         *self.last_checkpoint.borrow_mut() = Some((path, self.steps));
     }
 
+    /// How the threads choose between running as a team and on one thread (the results are
+    /// the same bits either way); by default `CONSTNET_PACE`'s, else by measurement.
+    pub fn set_pacing(&mut self, pacing: crate::parallel::Pacing) {
+        self.team.set_pacing(pacing);
+    }
+
+    /// Steps that one thread ran alone so far, the team's other threads being slower than
+    /// doing their parts itself (the results are the same).
+    pub fn steps_alone(&self) -> u64 {
+        self.team.steps_alone()
+    }
+
     /// Batches per epoch over the samples trained on (the last one may be partial, as with
     /// PyTorch's DataLoader).
     pub fn batches_per_epoch(&self) -> u64 {

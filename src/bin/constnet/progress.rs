@@ -138,8 +138,13 @@ impl Report for Console {
             Some(v) => format!("validation accuracy {:.2}%, ", 100.0 * v),
             None => String::new(),
         };
+        // Steps run on one thread: the other cores were busy (see the library's `parallel`).
+        let alone = match r.steps_alone {
+            0 => String::new(),
+            n => format!(" ({n} steps on one thread: the other cores were busy)"),
+        };
         self.line(format_args!(
-            "epoch {}: train loss {:.4}, train accuracy {:.2}%, {val}test accuracy {:.2}%, {:.2} s",
+            "epoch {}: train loss {:.4}, train accuracy {:.2}%, {val}test accuracy {:.2}%, {:.2} s{alone}",
             r.epoch,
             r.train_loss,
             100.0 * r.train_accuracy,
@@ -154,6 +159,7 @@ impl Report for Console {
             "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
             "seconds": r.seconds,
+            "steps_alone": r.steps_alone,
         }));
     }
 }

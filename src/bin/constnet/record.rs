@@ -90,6 +90,7 @@ impl MetricsLog {
             "test_accuracy": r.test_accuracy,
             "lr": shortest(r.lr),
             "seconds": r.seconds,
+            "steps_alone": r.steps_alone,
             "samples_per_sec": (r.samples as f64 / r.seconds.max(1e-9)).round(),
             "time": time,
         }));

@@ -35,6 +35,9 @@
 //! step or per epoch.
 #![deny(unsafe_code)]
 
+mod barrier;
+mod pace;
+
 use std::prelude::rust_2024::*;
 
 use crate::data::augment::{Augment, AugmentError, Warper};
@@ -49,79 +52,18 @@ use crate::model::{Network, Workspace, load_u8_batch, load_u8_images};
 use crate::optim::{AnyOptimizer, Optimizer, Schedule, clip_scale_of};
 
 use crate::step::forward_loss;
+use barrier::{Gate, SpinBarrier};
+pub use pace::Pacing;
+use pace::{Pace, Plan};
 use std::cell::UnsafeCell;
-use std::hint::spin_loop;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The most threads a team has: one shard of the batch each.
 pub const MAX_THREADS: usize = MAX_SHARDS;
-
-/// A barrier that spins briefly, then yields, then sleeps. On an idle machine the other
-/// threads arrive within microseconds and the wait costs nanoseconds, not a futex round trip
-/// (which matters at thousands of steps per second); on a busy machine a waiter soon stops
-/// burning the CPU time the threads it waits for need (as OpenMP runtimes spin for a bounded
-/// time, then block).
-struct SpinBarrier {
-    threads: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    sleepers: Mutex<()>,
-    wake: Condvar,
-}
-
-/// How long a waiter spins before it yields, and yields before it sleeps.
-const SPIN: Duration = Duration::from_micros(20);
-const YIELD: Duration = Duration::from_micros(200);
-
-impl SpinBarrier {
-    fn new(threads: usize) -> Self {
-        Self {
-            threads,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            sleepers: Mutex::new(()),
-            wake: Condvar::new(),
-        }
-    }
-
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            self.arrived.store(0, Ordering::Relaxed);
-            // Under the lock, so a thread between its last check and its sleep cannot miss it.
-            let _sleepers = self.sleepers.lock().expect("barrier lock");
-            self.generation.fetch_add(1, Ordering::Release);
-            self.wake.notify_all();
-            return;
-        }
-        let passed = || self.generation.load(Ordering::Acquire) != generation;
-        let start = Instant::now();
-        let mut spins = 0u32;
-        while !passed() {
-            spins += 1;
-            if !spins.is_multiple_of(64) {
-                spin_loop();
-                continue;
-            }
-            let waited = start.elapsed();
-            if waited < SPIN {
-                spin_loop();
-            } else if waited < YIELD {
-                std::thread::yield_now();
-            } else {
-                let mut sleepers = self.sleepers.lock().expect("barrier lock");
-                while !passed() {
-                    sleepers = self.wake.wait(sleepers).expect("barrier lock");
-                }
-                return;
-            }
-        }
-    }
-}
 
 /// The parameters, the optimizer with its state, and (for gradient clipping) the gradients:
 /// one copy, shared by the team's threads in phases.
@@ -344,6 +286,8 @@ struct Shared<N: Network, const B: usize> {
     job: Mutex<Option<Job>>,
     start: Barrier,
     step: SpinBarrier,
+    /// Where the workers wait while thread 0 runs steps alone.
+    gate: Gate,
     abort: AtomicBool,
     shutdown: AtomicBool,
 }
@@ -358,6 +302,10 @@ struct Augmenter {
 pub(crate) struct Team<N: Network, const B: usize> {
     shared: Arc<Shared<N, B>>,
     workers: Vec<JoinHandle<()>>,
+    /// Whether the next steps run on a team or on thread 0 alone.
+    pace: Pace,
+    /// Whether `abort` released the parked workers from the epoch.
+    released: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -401,6 +349,7 @@ impl<N: Network, const B: usize> Team<N, B> {
             job: Mutex::new(None),
             start: Barrier::new(threads),
             step: SpinBarrier::new(threads),
+            gate: Gate::new(),
             abort: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         });
@@ -413,7 +362,12 @@ impl<N: Network, const B: usize> Team<N, B> {
                     .expect("spawn a training thread")
             })
             .collect();
-        Ok(Self { shared, workers })
+        Ok(Self {
+            shared,
+            workers,
+            pace: Pace::new(threads, Pacing::from_env()),
+            released: false,
+        })
     }
 
     /// Threads in the team.
@@ -475,15 +429,35 @@ impl<N: Network, const B: usize> Team<N, B> {
         unsafe {
             self.shared.model.begin_epoch()
         };
-        self.shared.abort.store(false, Ordering::Relaxed);
         *lock(&self.shared.job) = Some(job);
         self.shared.start.wait();
+        // Only now: a worker leaving an aborted epoch may not have seen the flag until it
+        // reached the start barrier. The workers read it after the step's first barrier,
+        // which thread 0 reaches after this.
+        self.shared.abort.store(false, Ordering::Relaxed);
     }
 
-    /// Thread 0's part of step `b` of `job`; returns once every thread has finished the step.
+    /// Thread 0's part of step `b` of `job` (or all of it, when the team runs alone: see
+    /// [`pace`]); returns once every thread has finished the step.
     pub fn step(&mut self, job: &Job, b: u64) -> StepOutcome {
         let shared = &*self.shared;
-        let (batch, loss) = step(shared, job, b, 0).expect("thread 0 does not abort itself");
+        let plan = self.pace.plan(b + 1 < job.batches);
+        let (parts, barrier) = match plan {
+            Plan::Alone => (0..shared.threads, None),
+            Plan::Resume => {
+                shared.gate.resume(Some(b));
+                (0..1, Some(&shared.step))
+            }
+            Plan::Team { park_after } => {
+                if park_after {
+                    shared.gate.park_after(job.step + (b - job.first));
+                }
+                (0..1, Some(&shared.step))
+            }
+        };
+        let (batch, loss, waited) =
+            step(shared, job, b, parts, barrier).expect("thread 0 does not abort itself");
+        self.pace.record(plan, waited);
         let finite = shared.finite.iter().all(|f| f.load(Ordering::Relaxed)) && loss.is_finite();
         StepOutcome {
             batch,
@@ -495,12 +469,33 @@ impl<N: Network, const B: usize> Team<N, B> {
     /// Stops the workers' current epoch after the step they are in (call after a step, only if
     /// another step of the epoch follows).
     pub fn abort(&mut self) {
-        self.shared.abort.store(true, Ordering::Relaxed);
-        self.shared.step.wait();
+        if self.pace.alone() {
+            self.shared.gate.resume(None);
+            self.released = true;
+        } else {
+            self.shared.abort.store(true, Ordering::Relaxed);
+            self.shared.step.wait();
+        }
+    }
+
+    /// How the team chooses between running as a team and on one thread, from the next
+    /// epoch on.
+    pub fn set_pacing(&mut self, pacing: Pacing) {
+        self.pace.set_pacing(pacing);
+    }
+
+    /// Steps that thread 0 ran alone so far, the other threads being slower than doing their
+    /// parts itself (see [`pace`]).
+    pub fn steps_alone(&self) -> u64 {
+        self.pace.steps_alone()
     }
 
     /// Ends an epoch (after its last step, or after `abort`): the workers are idle again.
     pub fn finish(&mut self) {
+        if self.pace.alone() && !std::mem::take(&mut self.released) {
+            self.shared.gate.resume(None);
+        }
+        self.pace.end_epoch();
         // SAFETY: the workers have left the epoch's steps and wait at the start barrier.
         #[allow(unsafe_code)]
         unsafe {
@@ -521,42 +516,56 @@ impl<N: Network, const B: usize> Drop for Team<N, B> {
     }
 }
 
-/// Step `b` of `job` on thread `t`: phases A and B with the barriers between them. Returns the
-/// batch's size and mean loss, or `None` if the epoch was aborted before this step's update.
+/// Parts `parts` of step `b` of `job`, on one thread: phases A and B, with the team's
+/// `barrier` between them (`None` when one thread runs every part). Returns the batch's size,
+/// its mean loss and the time spent waiting at the barrier, or `None` if the epoch was aborted
+/// before this step's update.
 fn step<N: Network, const B: usize>(
     shared: &Shared<N, B>,
     job: &Job,
     b: u64,
-    t: usize,
-) -> Option<(usize, f32)> {
-    let threads = shared.threads;
+    parts: Range<usize>,
+    barrier: Option<&SpinBarrier>,
+) -> Option<(usize, f32, Duration)> {
+    let mut waited = Duration::ZERO;
+    let mut sync = || {
+        if let Some(barrier) = barrier {
+            let start = Instant::now();
+            barrier.wait();
+            waited += start.elapsed();
+        }
+    };
     let step = job.step + (b - job.first);
     let lr = job.schedule.lr(job.lr, step);
-    let batch = phase_a(shared, job, b, t);
+    let mut batch = 0;
+    for t in parts.clone() {
+        batch = phase_a(shared, job, b, t);
+    }
     let clip = job.clip_grad_norm;
-    if t == 0 && clip == 0.0 {
+    if parts.contains(&0) && clip == 0.0 {
         begin_step(shared, lr, 1.0);
     }
-    shared.step.wait();
+    sync();
     if shared.abort.load(Ordering::Relaxed) {
         return None;
     }
     // Read between the barriers: after the next one, the other threads go on to the next
     // step's losses.
-    let loss = (0..threads)
+    let loss = (0..shared.threads)
         .map(|u| {
             let samples = lock(&shared.shards[u]).1;
             samples as f32 / batch as f32 * f32::from_bits(shared.losses[u].load(Ordering::Relaxed))
         })
         .sum::<f32>();
-    let finite = if clip == 0.0 {
-        phase_b(shared, t, None)
+    if clip == 0.0 {
+        for t in parts {
+            shared.finite[t].store(phase_b(shared, t, None), Ordering::Relaxed);
+        }
     } else {
-        clipped_phase_b(shared, t, lr, clip)
-    };
-    shared.finite[t].store(finite, Ordering::Relaxed);
-    shared.step.wait();
-    Some((batch, loss))
+        clipped_phase_b(shared, parts, lr, clip, &mut sync);
+    }
+    sync();
+    Some((batch, loss, waited))
 }
 
 /// Thread 0 counts the optimizer's step and publishes its rule.
@@ -736,54 +745,63 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
     finite
 }
 
-/// Phase B with gradient clipping: store this thread's rows' gradients, agree on the global
-/// norm, then update the rows.
+/// Phase B with gradient clipping for parts `parts`: store their rows' gradients, agree on
+/// the global norm (`sync` waits for the other threads), then update the rows. Sets each
+/// part's finiteness.
 fn clipped_phase_b<N: Network, const B: usize>(
     shared: &Shared<N, B>,
-    t: usize,
+    parts: Range<usize>,
     lr: f32,
     clip: f32,
-) -> bool {
+    sync: &mut impl FnMut(),
+) {
     let threads = shared.threads;
-    phase_b(shared, t, Some(()));
-    let mut squares = 0.0;
-    for_own_rows::<N>(t, threads, |range| {
-        // SAFETY: phase B; these rows are this thread's own.
-        #[allow(unsafe_code)]
-        let rows = unsafe { shared.model.rows_mut(range) };
-        squares += Simd::run(SumSquares(rows.grads));
-    });
-    shared.norms[t].store(f32::to_bits(squares), Ordering::Relaxed);
-    shared.step.wait();
+    for t in parts.clone() {
+        phase_b(shared, t, Some(()));
+        let mut squares = 0.0;
+        for_own_rows::<N>(t, threads, |range| {
+            // SAFETY: phase B; these rows are this part's own.
+            #[allow(unsafe_code)]
+            let rows = unsafe { shared.model.rows_mut(range) };
+            squares += Simd::run(SumSquares(rows.grads));
+        });
+        shared.norms[t].store(f32::to_bits(squares), Ordering::Relaxed);
+    }
+    sync();
     let total = shared
         .norms
         .iter()
         .map(|n| f32::from_bits(n.load(Ordering::Relaxed)))
         .sum();
     let Some(scale) = clip_scale_of(total, clip) else {
-        shared.step.wait();
-        return false;
+        sync();
+        for t in parts {
+            shared.finite[t].store(false, Ordering::Relaxed);
+        }
+        return;
     };
-    if t == 0 {
+    if parts.contains(&0) {
         begin_step(shared, lr, scale);
     }
-    shared.step.wait();
+    sync();
     let rule = lock(&shared.rule).expect("thread 0 began the step");
-    let mut finite = true;
-    for_own_rows::<N>(t, threads, |range| {
-        // SAFETY: phase B; these rows are this thread's own.
-        #[allow(unsafe_code)]
-        let rows = unsafe { shared.model.rows_mut(range) };
-        finite &= Simd::run(Update {
-            rule: &rule,
-            params: rows.params,
-            grads: rows.grads,
-            first: rows.first,
-            second: rows.second,
-            third: rows.third,
+    for t in parts {
+        let mut finite = true;
+        for_own_rows::<N>(t, threads, |range| {
+            // SAFETY: phase B; these rows are this part's own.
+            #[allow(unsafe_code)]
+            let rows = unsafe { shared.model.rows_mut(range) };
+            finite &= Simd::run(Update {
+                rule: &rule,
+                params: rows.params,
+                grads: rows.grads,
+                first: rows.first,
+                second: rows.second,
+                third: rows.third,
+            });
         });
-    });
-    finite
+        shared.finite[t].store(finite, Ordering::Relaxed);
+    }
 }
 
 /// Calls `f` with each range of the flat block that holds thread `t`'s rows (weights and
@@ -814,16 +832,26 @@ pub fn on_worker_thread() -> bool {
 /// A worker's life: wait for an epoch, run its part of every step in lockstep, repeat.
 fn worker<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize) {
     WORKER.with(|w| w.set(true));
+    let mut parks = 0;
     loop {
         shared.start.wait();
         if shared.shutdown.load(Ordering::Relaxed) {
             return;
         }
         let job = lock(&shared.job).clone().expect("an epoch to run");
-        for b in job.first..job.batches {
-            if step(shared, &job, b, t).is_none() {
+        let mut b = job.first;
+        while b < job.batches {
+            if step(shared, &job, b, t..t + 1, Some(&shared.step)).is_none() {
                 break;
             }
+            b = if shared.gate.parks_after(job.step + (b - job.first)) {
+                match shared.gate.wait(&mut parks) {
+                    Some(resume_at) => resume_at,
+                    None => break,
+                }
+            } else {
+                b + 1
+            };
         }
     }
 }
