@@ -27,6 +27,11 @@
 //! starts the optimizer's step with the clipping factor (barrier), and each thread updates its
 //! rows (barrier).
 //!
+//! Contention. When another process keeps a core busy, a thread that shares it is descheduled
+//! for milliseconds and every barrier waits for it. Thread 0 then parks the workers and runs
+//! every thread's part of each step itself, in the same order (the same bits), trying the team
+//! again now and then: `pace` says when, `barrier` is where they wait.
+//!
 //! Sharing. Each workspace sits behind its own lock, written by its thread in phase A and read
 //! by all in phase B. The parameters and the optimizer state are written in phase B by disjoint
 //! row ranges and read by all in phase A: `Model` holds them, and its two `unsafe` accessors
@@ -711,29 +716,11 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
                 shared.model.rows_mut(b + rows.start..b + rows.end),
             )
         };
-        let sink = match (store, &rule) {
-            (Some(()), _) => GradientSink::Store {
-                dw: w.grads,
-                db: b.grads,
-                mode: crate::kernels::Mode::Overwrite,
-            },
-            (None, Some(rule)) => GradientSink::Apply {
-                rule,
-                w: ParamsAndState {
-                    params: w.params,
-                    first: w.first,
-                    second: w.second,
-                    third: w.third,
-                },
-                b: ParamsAndState {
-                    params: b.params,
-                    first: b.first,
-                    second: b.second,
-                    third: b.third,
-                },
-            },
-            (None, None) => unreachable!("thread 0 begins the step before phase B"),
-        };
+        let sink = sink(
+            w,
+            b,
+            store.map_or(Sink::Apply(rule.as_ref()), |()| Sink::Store),
+        );
         let shards = &parts[..threads];
         finite &= Simd::run(WeightGradients {
             out: rows.len(),
@@ -743,6 +730,35 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
         });
     }
     finite
+}
+
+/// Where phase B puts a layer's gradients: applied with the step's rule, or stored.
+enum Sink<'r> {
+    Apply(Option<&'r Rule>),
+    Store,
+}
+
+/// The kernel's sink for rows `w` and `b` of a layer's weights and biases.
+fn sink<'a>(w: Rows<'a>, b: Rows<'a>, sink: Sink<'a>) -> GradientSink<'a> {
+    let state = |r: Rows<'a>| ParamsAndState {
+        params: r.params,
+        first: r.first,
+        second: r.second,
+        third: r.third,
+    };
+    match sink {
+        Sink::Store => GradientSink::Store {
+            dw: w.grads,
+            db: b.grads,
+            mode: crate::kernels::Mode::Overwrite,
+        },
+        Sink::Apply(Some(rule)) => GradientSink::Apply {
+            rule,
+            w: state(w),
+            b: state(b),
+        },
+        Sink::Apply(None) => unreachable!("thread 0 begins the step before phase B"),
+    }
 }
 
 /// Phase B with gradient clipping for parts `parts`: store their rows' gradients, agree on
