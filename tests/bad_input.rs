@@ -404,9 +404,9 @@ fn bad_flags_and_values() {
         &["--lr", "--resume"],
     );
     usage(
-        "export without --raw",
+        "export without a format",
         &["export", "--model", "m"],
-        &["--raw"],
+        &["<--raw|--onnx>"],
     );
 
     // Images that are not images, or not files, or too large to be a digit.

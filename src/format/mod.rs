@@ -4,11 +4,15 @@
 //! - [`safetensors`]: PyTorch `state_dict` names and shapes, 64-byte-aligned data, a payload
 //!   checksum, atomic writes, optional memory-mapped use.
 //! - [`raw`]: a versioned little-endian blob read in place from `&'static [u8]` (no_std).
+//! - `onnx` (feature `onnx`): export as an ONNX model (`Gemm` and `Relu`) for deployment
+//!   runtimes; written, never read back as a model.
 //!
 //! Loading never trusts a file: every name, shape, dtype, offset and checksum is checked
 //! against the network's compile-time shapes before a single parameter is used, and the first
 //! thing wrong is reported with the file's name.
 
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod raw;
 #[cfg(feature = "std")]
 pub mod safetensors;
@@ -119,6 +123,9 @@ mod std_errors {
         /// Not a usable checkpoint (not one at all, or for another run), or a checkpoint that
         /// must not be written.
         Checkpoint(String),
+        /// The network cannot be exported to ONNX.
+        #[cfg(feature = "onnx")]
+        Onnx(super::onnx::OnnxError),
     }
 
     impl fmt::Display for ModelFileError {
@@ -184,6 +191,8 @@ mod std_errors {
                 ),
                 Problem::Quant(e) => write!(f, "unusable int8 model: {e}"),
                 Problem::Checkpoint(e) => write!(f, "checkpoint: {e}"),
+                #[cfg(feature = "onnx")]
+                Problem::Onnx(e) => write!(f, "{e}"),
             }
         }
     }
@@ -194,6 +203,8 @@ mod std_errors {
                 Problem::Io(e) => Some(e),
                 Problem::Raw(e) => Some(e),
                 Problem::Quant(e) => Some(e),
+                #[cfg(feature = "onnx")]
+                Problem::Onnx(e) => Some(e),
                 _ => None,
             }
         }
