@@ -1,7 +1,7 @@
 //! `constnet export --raw`: a model as the raw blob `no_std` programs embed.
 
-use crate::model_file::{self, Model};
-use constnet::{MnistMlp, format, quant};
+use crate::model_file::{self, Model, with_net};
+use constnet::{format, quant};
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -31,12 +31,15 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| args.model.with_extension("cnet"));
     match model_file::load_any(&args.model)? {
         Model::F32(net) => {
-            format::save_raw(&out, &*net)?;
+            let bytes = with_net!(&net, n => {
+                format::save_raw(&out, &**n)?;
+                std::fs::metadata(&out)?.len()
+            });
             say!(
-                "wrote {} ({} bytes, raw blob version {})",
+                "wrote {} ({bytes} bytes, raw blob version {}, network {})",
                 out.display(),
-                format::raw::blob_len::<MnistMlp>(),
-                format::raw::VERSION
+                format::raw::VERSION,
+                net.arch().layers()
             );
         }
         Model::Int8(q) => {
