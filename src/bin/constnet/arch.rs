@@ -149,9 +149,18 @@ impl Arch {
                     }
                 });
         }
-        let summary = format::inspect(path)?;
+        // A file that is not a readable model (or holds no layers: not a network's) goes to
+        // the reference's loader, whose error says what the file is.
+        let Ok(summary) = format::inspect(path) else {
+            return Ok(Arch::Reference);
+        };
+        // A checkpoint may prefix the names.
         let shape = |name: String| {
-            let t = summary.tensors.iter().find(|t| t.name == name)?;
+            let dotted = format!(".{name}");
+            let t = summary
+                .tensors
+                .iter()
+                .find(|t| t.name == name || t.name.ends_with(&dotted))?;
             Some(t.shape.clone())
         };
         // Layer i's output width from fc{i}.weight [out][in], while there are layers.
@@ -159,7 +168,10 @@ impl Arch {
             .map_while(|i| shape(format!("fc{i}.weight")))
             .map(|s| s.first().copied().unwrap_or(0))
             .collect();
-        let hidden = &outs[..outs.len().saturating_sub(1)];
+        if outs.is_empty() {
+            return Ok(Arch::Reference);
+        }
+        let hidden = &outs[..outs.len() - 1];
         let found = Arch::ALL.into_iter().find(|a| a.hidden() == hidden);
         let recorded = summary.metadata.get(HIDDEN_KEY);
         match (found, recorded) {
