@@ -46,7 +46,8 @@
 //! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules.
 //! - [`step`]: the training step, where a model meets an optimizer.
 //! - [`logits`]: predictions, accuracy and probabilities read off the logits.
-//! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches.
+//! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches, augmentation
+//!   (whose warp is the one kernel `data` calls, [`kernels::Warp`]).
 //! - [`format`]: safetensors model files and the raw blob for `no_std` embedding.
 //! - [`quant`]: post-training int8 quantization: the int8 network, its specification, its
 //!   files (the int8 kernels are in [`kernels::int8`]).

@@ -206,3 +206,79 @@ fn bad_parameters_and_sizes_are_refused_with_a_reason() {
     };
     assert!(Warper::new(bad, 28, 28).is_err());
 }
+
+/// Simard et al.'s field along x at rows `8..20`, columns `8..18` of a 28×28 image: uniform
+/// noise in ±1 per pixel, zero outside the image, smoothed by a Gaussian of σ truncated at 3σ
+/// (taps summing to 1), times α.
+fn simard_field(rng: &mut rand_xoshiro::Xoshiro256PlusPlus, e: Elastic) -> Vec<[f32; 28]> {
+    use rand_xoshiro::rand_core::Rng;
+    let r = (3.0 * e.sigma).ceil() as i32;
+    let taps: Vec<f32> = (-r..=r)
+        .map(|t| (-(t * t) as f32 / (2.0 * e.sigma * e.sigma)).exp())
+        .collect();
+    let sum: f32 = taps.iter().sum();
+    let noise: Vec<f32> = (0..784)
+        .map(|_| (rng.next_u32() >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        .collect();
+    (8..20)
+        .map(|y: i32| {
+            std::array::from_fn(|x| {
+                let mut v = 0.0;
+                for (i, ty) in (y - r..=y + r).zip(&taps) {
+                    for (j, tx) in (x as i32 - r..=x as i32 + r).zip(&taps) {
+                        if (0..28).contains(&i) && (0..28).contains(&j) {
+                            v += ty * tx / (sum * sum) * noise[(i * 28 + j) as usize];
+                        }
+                    }
+                }
+                e.alpha * v
+            })
+        })
+        .collect()
+}
+
+/// Mean square of the x displacement and its correlation with the displacement 4 pixels to
+/// the right, over pairs of (displacement here, displacement 4 to the right).
+fn spread_and_correlation(pairs: &[(f32, f32)]) -> (f32, f32) {
+    let n = pairs.len() as f32;
+    let square = pairs.iter().map(|(a, b)| a * a + b * b).sum::<f32>() / (2.0 * n);
+    let product = pairs.iter().map(|(a, b)| a * b).sum::<f32>() / n;
+    (square.sqrt(), product / square)
+}
+
+#[test]
+fn the_elastic_field_has_the_spread_and_smoothness_of_simards() {
+    // A ramp 8·x: bilinear sampling gives it back exactly, so a warped pixel reads the x of
+    // its source point, to 1/16 px.
+    let ramp: Vec<u8> = (0..784).map(|p| (8 * (p % 28)) as u8).collect();
+    let e = Elastic::DEFAULT;
+    let augment = Augment {
+        affine: None,
+        elastic: Some(e),
+    };
+    let mut warper = Warper::new(augment, 28, 28).unwrap();
+    let mut dst = vec![0u8; 784];
+    let (mut ours, mut simards) = (Vec::new(), Vec::new());
+    let mut r = common::rng(5);
+    for sample in 0..1000 {
+        warper.warp(&ramp, &mut dst, 0, 0, sample);
+        let field = simard_field(&mut r, e);
+        for y in 8..20 {
+            for x in 8..14 {
+                let at = |x: usize| f32::from(dst[y * 28 + x]) / 8.0 - x as f32;
+                ours.push((at(x), at(x + 4)));
+                simards.push((field[y - 8][x], field[y - 8][x + 4]));
+            }
+        }
+    }
+    let (ours, simards) = (
+        spread_and_correlation(&ours),
+        spread_and_correlation(&simards),
+    );
+    // Simard's: about 1.38 px and e^(−4²/(4σ²)) ≈ 0.78.
+    assert!(
+        (ours.0 / simards.0 - 1.0).abs() < 0.08 && (ours.1 - simards.1).abs() < 0.06,
+        "(rms displacement px, correlation at 4 px): ours {ours:?}, Simard's {simards:?}"
+    );
+    assert!((1.2..1.6).contains(&simards.0), "{simards:?}");
+}

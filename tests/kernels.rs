@@ -16,7 +16,8 @@ use common::*;
 use constnet::kernels::{
     self, Activation, AdamStep, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
     DenseForwardOne, Dims, Gemm, Gemv, GradientSink, InputGrad, Isa, LoadU8Batch, Mode,
-    ParamsAndState, Reference, RmsPropStep, Rule, SgdStep, Shard, Transpose, WeightGradients,
+    ParamsAndState, Reference, RmsPropStep, Rule, SgdStep, Shard, Transpose, WARP_SIDE, Warp,
+    WarpField, WeightGradients,
 };
 
 on_every_path!(
@@ -31,6 +32,7 @@ on_every_path!(
     gemv_and_dense_forward_one_match_reference,
     transpose_matches_reference_exactly,
     load_u8_batch_matches_reference_exactly,
+    warp_matches_reference_exactly,
     weight_gradients_over_shards_match_reference,
     fused_updates_equal_the_reference_exactly,
     shards_of_whole_vectors_give_the_bits_of_one,
@@ -988,5 +990,79 @@ fn shards_of_whole_vectors_give_the_bits_of_one<K: Backend>() {
             bits(&w1) == bits(&w2) && bits(&b1) == bits(&b2),
             "{out}x{inp} in {pieces} shards"
         );
+    }
+}
+
+/// Warps on `K` and on the reference: the same bytes, for every image size from 1 to 32 a
+/// side (odd ones, the MNIST one, the largest), affine maps from the identity to ones that
+/// send most points outside, fields from none to grids of every size with displacements of
+/// tens of pixels, and maps that make the sample points infinite or NaN.
+fn warp_matches_reference_exactly<K: Backend>() {
+    let mut r = rng(41);
+    let sides = [1, 2, 5, 15, 16, 17, 28, 31, WARP_SIDE];
+    for case in 0..300 {
+        let (rows, cols) = (sides[case % sides.len()], sides[case / 7 % sides.len()]);
+        let src: Vec<u8> = (0..rows * cols)
+            .map(|_| int(&mut r, 0, 255) as u8)
+            .collect();
+        let spread = [0.0, 0.3, 1.5, 40.0][case % 4];
+        let mut inverse = [1.0, 0.0, 0.0, 1.0];
+        for v in &mut inverse {
+            *v += uniform(&mut r, -spread, spread);
+        }
+        if case % 50 == 7 {
+            inverse[1] = f32::INFINITY; // points at ±inf and NaN
+        }
+        let shift = [
+            uniform(&mut r, -spread, spread),
+            uniform(&mut r, -spread, spread),
+        ];
+        let (ky, kx) = (int(&mut r, 1, WARP_SIDE), int(&mut r, 1, WARP_SIDE));
+        let noise: Vec<f32> = (0..2 * ky * kx)
+            .map(|_| uniform(&mut r, -1.0, 1.0))
+            .collect();
+        let weights = |r: &mut _, k: usize| -> Vec<f32> {
+            (0..k * WARP_SIDE)
+                .map(|_| uniform(r, 0.0, spread))
+                .collect()
+        };
+        let (wy, wx) = (weights(&mut r, ky), weights(&mut r, kx));
+        let field = (case % 3 != 0).then(|| WarpField {
+            ky,
+            kx,
+            noise: &noise,
+            wy: &wy,
+            wx: &wx,
+        });
+        let (mut got, mut want) = (vec![7u8; rows * cols], vec![9u8; rows * cols]);
+        K::run(Warp {
+            rows,
+            cols,
+            src: &src,
+            dst: &mut got,
+            inverse,
+            shift,
+            field,
+        });
+        Reference::run(Warp {
+            rows,
+            cols,
+            src: &src,
+            dst: &mut want,
+            inverse,
+            shift,
+            field,
+        });
+        if let Some(p) = (0..got.len()).find(|&p| got[p] != want[p]) {
+            panic!(
+                "warp case {case} ({rows}×{cols}, spread {spread}, field {}): pixel ({}, {}) \
+                 is {}, the reference says {}",
+                field.is_some(),
+                p % cols,
+                p / cols,
+                got[p],
+                want[p]
+            );
+        }
     }
 }

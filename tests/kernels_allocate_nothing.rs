@@ -6,7 +6,7 @@ mod common;
 use common::alloc_counter::{Counting, count};
 use constnet::kernels::{
     Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
-    Dims, Gemm, Gemv, InputGrad, Mode, Reference, Simd, Transpose,
+    Dims, Gemm, Gemv, InputGrad, Mode, Reference, Simd, Transpose, WARP_SIDE, Warp, WarpField,
 };
 
 #[global_allocator]
@@ -110,6 +110,36 @@ fn kernels_allocate_nothing<K: Backend>() {
                 cols: batch,
                 src: &x,
                 dst: &mut t,
+            });
+        });
+        assert_eq!(
+            allocations, 0,
+            "{out}x{inp}x{batch}: the kernels allocated {allocations} times"
+        );
+        // The warp of an augmented MNIST image: its scratch is on the stack.
+        let (src, mut dst) = ([9u8; 784], [0u8; 784]);
+        let (noise, wy, wx) = (
+            [0.5f32; 98],
+            [0.1f32; 7 * WARP_SIDE],
+            [0.1f32; 7 * WARP_SIDE],
+        );
+        let (_, allocations) = count(|| {
+            let field = Some(WarpField {
+                ky: 7,
+                kx: 7,
+                noise: &noise,
+                wy: &wy,
+                wx: &wx,
+            });
+            let (inverse, shift) = ([0.9, 0.1, -0.1, 1.1], [1.5, -0.5]);
+            K::run(Warp {
+                rows: 28,
+                cols: 28,
+                src: &src,
+                dst: &mut dst,
+                inverse,
+                shift,
+                field,
             });
         });
         assert_eq!(

@@ -53,11 +53,12 @@ mod simd;
 mod softmax;
 mod tile;
 mod update;
+mod warp;
 
 pub use ops::{
     DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
     Gemv, GradientSink, LoadU8Batch, MAX_SHARDS, ParamsAndState, Shard, SoftmaxXent, Stream,
-    SumSquares, Transpose, Update, WeightGradients,
+    SumSquares, Transpose, Update, WARP_SIDE, Warp, WarpField, WeightGradients,
 };
 #[cfg(feature = "std")]
 pub use simd::from_env;

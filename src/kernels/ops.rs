@@ -19,7 +19,7 @@ use super::op::Op;
 use super::simd::Vector;
 use super::update::Rule;
 use super::{Activation, InputGrad, Mode, check_len, reference};
-use super::{dense, gemm, gemv, layout, peak, softmax, update};
+use super::{dense, gemm, gemv, layout, peak, softmax, update, warp};
 
 /// The dimensions of a dense layer's products over a batch: w `[out][inp]`, x `[inp][batch]`,
 /// y and dz `[out][batch]`.
@@ -633,5 +633,87 @@ impl Op for Stream<'_, '_> {
     }
     fn reference(self) -> f32 {
         self.0.iter().flat_map(|s| s.iter()).sum()
+    }
+}
+
+/// The largest image side [`Warp`] takes, and the row stride of its elastic weights.
+pub const WARP_SIDE: usize = 32;
+
+/// Warps one `rows × cols` u8 image (both sides in `1..=`[`WARP_SIDE`]): for each output
+/// pixel p = (x, y), with centre `c = ((cols − 1)/2, (rows − 1)/2)`,
+///
+/// ```text
+/// q   = p + d(p)                          d: the elastic field, 0 without one
+/// s   = inverse·(q − c − shift) + c       evaluated as ((x + dx) − cx) − tx, then a·qx + b·qy + cx
+/// dst = bilinear(src, s), pixels outside the image 0, clamped to [0, 255], rounded half up
+/// ```
+///
+/// `d(p) = Σ_i wy[i][y] · Σ_j noise[i][j] · wx[j][x]`, one noise grid per axis, each sum
+/// taken from 0 in index order, so every path gives the reference's bits exactly.
+#[derive(Debug)]
+pub struct Warp<'a> {
+    /// Image rows.
+    pub rows: usize,
+    /// Image columns.
+    pub cols: usize,
+    /// The image, `[rows][cols]`.
+    pub src: &'a [u8],
+    /// The warped image, `[rows][cols]`, overwritten.
+    pub dst: &'a mut [u8],
+    /// The inverse of the affine map, row-major `[a, b, c, d]` (output offset → source offset).
+    pub inverse: [f32; 4],
+    /// The translation `(tx, ty)`, pixels.
+    pub shift: [f32; 2],
+    /// The elastic field, if any.
+    pub field: Option<WarpField<'a>>,
+}
+
+/// An elastic displacement field as a small grid of noise mapped to pixels by weights (see
+/// [`Warp`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WarpField<'a> {
+    /// Grid rows, `1..=`[`WARP_SIDE`].
+    pub ky: usize,
+    /// Grid columns, `1..=`[`WARP_SIDE`].
+    pub kx: usize,
+    /// The x displacement's grid `[ky][kx]`, then the y displacement's.
+    pub noise: &'a [f32],
+    /// Grid row i's weight at image row y: `wy[i][y]`, `[ky][WARP_SIDE]` (rows past `rows`
+    /// are read by some paths, never used).
+    pub wy: &'a [f32],
+    /// Grid column j's weight at image column x: `wx[j][x]`, `[kx][WARP_SIDE]`.
+    pub wx: &'a [f32],
+}
+
+impl Op for Warp<'_> {
+    type Output = ();
+    fn check(&self) {
+        let sides = 1..=WARP_SIDE;
+        assert!(
+            sides.contains(&self.rows) && sides.contains(&self.cols),
+            "warp: images must be 1 to {WARP_SIDE} pixels a side, not {}×{}",
+            self.rows,
+            self.cols
+        );
+        check_len("warp", "src", self.src.len(), self.rows, self.cols);
+        check_len("warp", "dst", self.dst.len(), self.rows, self.cols);
+        if let Some(f) = &self.field {
+            assert!(
+                sides.contains(&f.ky) && sides.contains(&f.kx),
+                "warp: the field's grid must be 1 to {WARP_SIDE} a side, not {}×{}",
+                f.ky,
+                f.kx
+            );
+            check_len("warp", "noise", f.noise.len(), 2 * f.ky, f.kx);
+            check_len("warp", "wy", f.wy.len(), f.ky, WARP_SIDE);
+            check_len("warp", "wx", f.wx.len(), f.kx, WARP_SIDE);
+        }
+    }
+    #[inline(always)]
+    fn simd<V: Vector>(self) {
+        warp::warp::<V>(self)
+    }
+    fn reference(self) {
+        reference::warp(self)
     }
 }

@@ -10,8 +10,8 @@
 
 use super::ops::{
     DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
-    Gemv, GradientSink, LoadU8Batch, ParamsAndState, SoftmaxXent, Transpose, Update,
-    WeightGradients,
+    Gemv, GradientSink, LoadU8Batch, ParamsAndState, SoftmaxXent, Transpose, Update, WARP_SIDE,
+    Warp, WarpField, WeightGradients,
 };
 use super::softmax::EXP_CUTOFF;
 use super::update::{AdamStep, RmsPropStep, Rule, SgdStep};
@@ -447,4 +447,67 @@ pub fn fma_peak(op: FmaPeak) -> f32 {
         }
     }
     acc.iter().sum()
+}
+
+/// Warps an image pixel by pixel (see [`Warp`]): the field summed at each pixel, then the
+/// bilinear blend of the four source pixels around the sample point.
+pub fn warp(op: Warp<'_>) {
+    let Warp {
+        rows,
+        cols,
+        src,
+        dst,
+        inverse: [a, b, c, d],
+        shift: [tx, ty],
+        field,
+    } = op;
+    let (cx, cy) = ((cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5);
+    for y in 0..rows {
+        for x in 0..cols {
+            let (dx, dy) = match &field {
+                Some(f) => (displacement(f, 0, x, y), displacement(f, 1, x, y)),
+                None => (0.0, 0.0),
+            };
+            let qx = x as f32 + dx - cx - tx;
+            let qy = y as f32 + dy - cy - ty;
+            let sx = a * qx + b * qy + cx;
+            let sy = c * qx + d * qy + cy;
+            dst[y * cols + x] = bilinear(src, rows, cols, sx, sy);
+        }
+    }
+}
+
+/// Axis `axis` (0: x, 1: y) of the field at pixel (x, y): `Σ_i wy[i][y]·Σ_j noise[i][j]·wx[j][x]`.
+fn displacement(f: &WarpField<'_>, axis: usize, x: usize, y: usize) -> f32 {
+    let noise = &f.noise[axis * f.ky * f.kx..][..f.ky * f.kx];
+    let mut sum = 0.0;
+    for i in 0..f.ky {
+        let mut row = 0.0;
+        for j in 0..f.kx {
+            row += noise[i * f.kx + j] * f.wx[j * WARP_SIDE + x];
+        }
+        sum += f.wy[i * WARP_SIDE + y] * row;
+    }
+    sum
+}
+
+/// The image at (sx, sy), blended from the four nearest pixels (0 outside the image), clamped
+/// to [0, 255] and rounded half up; 0 if the point is a pixel or more outside, or NaN.
+fn bilinear(src: &[u8], rows: usize, cols: usize, sx: f32, sy: f32) -> u8 {
+    if !(sx > -1.0 && sy > -1.0 && sx < cols as f32 && sy < rows as f32) {
+        return 0;
+    }
+    let (x0, y0) = (libm::floorf(sx), libm::floorf(sy));
+    let (fx, fy) = (sx - x0, sy - y0);
+    let at = |x: f32, y: f32| -> f32 {
+        if x >= 0.0 && y >= 0.0 && x < cols as f32 && y < rows as f32 {
+            f32::from(src[y as usize * cols + x as usize])
+        } else {
+            0.0
+        }
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    let v = top * (1.0 - fy) + bottom * fy;
+    libm::roundf(v.clamp(0.0, 255.0)) as u8
 }

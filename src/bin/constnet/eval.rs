@@ -1,10 +1,11 @@
 //! `constnet eval`: test accuracy, per-class accuracy and the confusion matrix of a model file.
 
 use crate::args::DataDir;
-use crate::model_file::{self, Model};
+use crate::model_file::{self, Model, with_net};
+use constnet::data::mnist::Split;
 use constnet::kernels::int8::Int8Path;
 use constnet::train::{self, Evaluation};
-use constnet::{MnistMlp, Network, Workspace};
+use constnet::{Network, Workspace};
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,6 +30,12 @@ pub struct Args {
     json: bool,
 }
 
+/// A f32 network's evaluation on `test`.
+fn evaluate<N: Network>(net: &N, test: &Split) -> Evaluation {
+    let mut ws = N::Workspace::<{ train::BATCH }>::zeroed_box();
+    train::evaluate(net.view(), test, &mut ws)
+}
+
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let test = args.data.open_test(!args.no_mmap)?;
     let models = args
@@ -40,10 +47,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     for (path, model) in args.model.iter().zip(&models) {
         let start = Instant::now();
         let e = match model {
-            Model::F32(net) => {
-                let mut ws = <MnistMlp as Network>::Workspace::<{ train::BATCH }>::zeroed_box();
-                train::evaluate(net.view(), &test, &mut ws)
-            }
+            Model::F32(net) => with_net!(net, n => evaluate(&**n, &test)),
             Model::Int8(q) => train::evaluate_int8(&q.view(), Int8Path::selected(), &test),
         };
         let seconds = start.elapsed().as_secs_f64();

@@ -1,8 +1,8 @@
 //! `constnet export`: a model as the raw blob `no_std` programs embed (`--raw`), or as an ONNX
 //! model for deployment runtimes (`--onnx`).
 
-use crate::model_file::{self, Model};
-use constnet::{MnistMlp, atomic_file, format, quant};
+use crate::model_file::{self, Model, with_net};
+use constnet::{Network, atomic_file, format, quant};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
@@ -40,19 +40,22 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| args.model.with_extension(extension));
     check_out(&out, &args.model)?;
     match (model_file::load_any(&args.model)?, args.onnx) {
-        (Model::F32(net), true) => onnx(&out, &net),
+        (Model::F32(net), true) => with_net!(&net, n => onnx(&out, &**n)),
         (Model::Int8(_), true) => Err(format!(
             "{}: an int8 model: ONNX export takes f32 models (export the model it was quantized from)",
             args.model.display()
         )
         .into()),
         (Model::F32(net), false) => {
-            format::save_raw(&out, &*net)?;
+            let bytes = with_net!(&net, n => {
+                format::save_raw(&out, &**n)?;
+                std::fs::metadata(&out)?.len()
+            });
             say!(
-                "wrote {} ({} bytes, raw blob version {})",
+                "wrote {} ({bytes} bytes, raw blob version {}, network {})",
                 out.display(),
-                format::raw::blob_len::<MnistMlp>(),
-                format::raw::VERSION
+                format::raw::VERSION,
+                net.arch().layers()
             );
             Ok(())
         }
@@ -85,7 +88,7 @@ fn check_out(out: &Path, model: &Path) -> Result<(), Box<dyn Error>> {
 }
 
 #[cfg(feature = "onnx")]
-fn onnx(out: &Path, net: &MnistMlp) -> Result<(), Box<dyn Error>> {
+fn onnx<N: Network>(out: &Path, net: &N) -> Result<(), Box<dyn Error>> {
     use format::onnx::{self, IR_VERSION, OPSET};
     onnx::save(out, net)?;
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
@@ -97,7 +100,7 @@ fn onnx(out: &Path, net: &MnistMlp) -> Result<(), Box<dyn Error>> {
 }
 
 #[cfg(not(feature = "onnx"))]
-fn onnx(out: &Path, _: &MnistMlp) -> Result<(), Box<dyn Error>> {
+fn onnx<N: Network>(out: &Path, _: &N) -> Result<(), Box<dyn Error>> {
     Err(format!(
         "{}: not written: this constnet was built without ONNX export (cargo feature onnx)",
         out.display()

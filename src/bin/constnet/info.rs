@@ -1,5 +1,6 @@
 //! `constnet info`: the SIMD paths this CPU runs, the network, and a model file's header.
 
+use crate::arch::{Arch, with_arch};
 use crate::model_file;
 use constnet::{MnistMlp, Network, format};
 use std::error::Error;
@@ -34,6 +35,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         let t = MnistMlp::tensor_info(i);
         say!("  {:<12} {:?}", t.name, t.shape);
     }
+    let others: Vec<String> = Arch::ALL[1..].iter().map(|a| a.layers()).collect();
+    say!("  other networks (--hidden): {}", others.join(", "));
     match args.model {
         Some(path) if model_file::is_raw_blob(&path) => raw_blob(&path),
         Some(path) => safetensors(&path),
@@ -42,12 +45,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
 }
 
 fn raw_blob(path: &Path) -> Result<(), Box<dyn Error>> {
-    format::load_raw::<MnistMlp>(path)?;
+    let arch = Arch::of_file(path)?;
     say!(
-        "model file: {} (raw blob, version {}, {} bytes, checksum verified)",
+        "model file: {} (raw blob, version {}, {} bytes, checksum verified, network {})",
         path.display(),
         format::raw::VERSION,
-        format::raw::blob_len::<MnistMlp>()
+        with_arch!(arch, N => format::raw::blob_len::<N>()),
+        arch.layers()
     );
     Ok(())
 }
@@ -91,14 +95,20 @@ fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
             t.offsets.1
         );
     }
-    match format::load::<MnistMlp>(path) {
-        Ok(_) => {
-            say!("  matches the network: yes");
+    match Arch::of_file(path)
+        .and_then(|a| with_arch!(a, N => format::load::<N>(path).map(|_| a).map_err(Into::into)))
+    {
+        Ok(a) => {
+            say!(
+                "  matches the network: yes, {} ({} parameters)",
+                a.layers(),
+                a.params()
+            );
             Ok(())
         }
         Err(e) => {
             say!("  matches the network: no");
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -114,6 +124,9 @@ fn training_record(metadata: &std::collections::HashMap<String, String>) {
         get("date").unwrap_or("?")
     );
     say!("    recipe: {}", get("recipe").unwrap_or("?"));
+    if let Some(hidden) = get("hidden") {
+        say!("    network: hidden {hidden}");
+    }
     say!(
         "    seed {}, threads {}, epochs {}",
         get("seed").unwrap_or("?"),

@@ -27,6 +27,7 @@ macro_rules! say_part {
     }};
 }
 
+mod arch;
 mod args;
 mod bench;
 #[cfg(feature = "download")]

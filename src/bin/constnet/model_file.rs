@@ -2,9 +2,11 @@
 //! else safetensors; f32 or int8 (an int8 blob's magic, or the int8 key in the safetensors
 //! metadata).
 
-use constnet::MnistMlp;
+use crate::arch::{Arch, Mlp512x256, Mlp800, Mlp1024x512, Mlp2048x1024};
 use constnet::format::{self, ModelFileError};
 use constnet::quant::{self, MNIST_DIMS, QuantMnistModel};
+use constnet::{MnistMlp, Network};
+use std::error::Error;
 use std::io::Read;
 use std::path::Path;
 
@@ -18,19 +20,71 @@ pub fn is_raw_blob(path: &Path) -> bool {
         .is_ok_and(|()| magic == format::raw::MAGIC)
 }
 
-/// Loads a f32 model file of either format, checked against the network.
-pub fn load(path: &Path) -> Result<Box<MnistMlp>, ModelFileError> {
+/// Loads a f32 model file of either format, checked against the network `N`.
+pub fn load<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
     if is_raw_blob(path) {
-        format::load_raw::<MnistMlp>(path)
+        format::load_raw::<N>(path)
     } else {
-        format::load::<MnistMlp>(path)
+        format::load::<N>(path)
     }
+}
+
+/// A f32 network of any of the architectures ([`Arch`]).
+pub enum Net {
+    /// 256,128,64.
+    Reference(Box<MnistMlp>),
+    /// 512,256.
+    H512x256(Box<Mlp512x256>),
+    /// 800.
+    H800(Box<Mlp800>),
+    /// 1024,512.
+    H1024x512(Box<Mlp1024x512>),
+    /// 2048,1024.
+    H2048x1024(Box<Mlp2048x1024>),
+}
+
+/// Runs `$body` with `$n` the `&Box<N>` a [`Net`] holds.
+macro_rules! with_net {
+    ($net:expr, $n:ident => $body:expr) => {
+        match $net {
+            $crate::model_file::Net::Reference($n) => $body,
+            $crate::model_file::Net::H512x256($n) => $body,
+            $crate::model_file::Net::H800($n) => $body,
+            $crate::model_file::Net::H1024x512($n) => $body,
+            $crate::model_file::Net::H2048x1024($n) => $body,
+        }
+    };
+}
+pub(crate) use with_net;
+
+impl Net {
+    /// Its architecture.
+    pub fn arch(&self) -> Arch {
+        match self {
+            Net::Reference(_) => Arch::Reference,
+            Net::H512x256(_) => Arch::H512x256,
+            Net::H800(_) => Arch::H800,
+            Net::H1024x512(_) => Arch::H1024x512,
+            Net::H2048x1024(_) => Arch::H2048x1024,
+        }
+    }
+}
+
+/// Loads a f32 model file of any architecture ([`Arch::of_file`]) and format.
+pub fn load_net(path: &Path) -> Result<Net, Box<dyn Error>> {
+    Ok(match Arch::of_file(path)? {
+        Arch::Reference => Net::Reference(load(path)?),
+        Arch::H512x256 => Net::H512x256(load(path)?),
+        Arch::H800 => Net::H800(load(path)?),
+        Arch::H1024x512 => Net::H1024x512(load(path)?),
+        Arch::H2048x1024 => Net::H2048x1024(load(path)?),
+    })
 }
 
 /// A model of either kind.
 pub enum Model {
-    /// The f32 network.
-    F32(Box<MnistMlp>),
+    /// A f32 network.
+    F32(Net),
     /// The int8 network.
     Int8(QuantMnistModel),
 }
@@ -45,11 +99,11 @@ impl Model {
     }
 }
 
-/// Loads a model file of any kind and format.
-pub fn load_any(path: &Path) -> Result<Model, ModelFileError> {
+/// Loads a model file of any kind, architecture and format.
+pub fn load_any(path: &Path) -> Result<Model, Box<dyn Error>> {
     if quant::file::is_int8(path) {
-        quant::file::load::<4>(path, &MNIST_DIMS).map(Model::Int8)
+        Ok(quant::file::load::<4>(path, &MNIST_DIMS).map(Model::Int8)?)
     } else {
-        load(path).map(Model::F32)
+        load_net(path).map(Model::F32)
     }
 }

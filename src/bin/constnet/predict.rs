@@ -1,7 +1,7 @@
 //! `constnet predict`: classify a test-set image or an image file, and draw it.
 
 use crate::args::DataDir;
-use crate::model_file::{self, Model};
+use crate::model_file::{self, Model, with_net};
 use clap::error::ErrorKind;
 use constnet::image::Polarity;
 use constnet::kernels::int8::Int8Path;
@@ -72,7 +72,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let mut logits = [0.0f32; 10];
     match model_file::load_any(&args.model)? {
-        Model::F32(net) => net.forward_one::<Simd>(&pixels, &mut logits),
+        Model::F32(net) => with_net!(net, n => n.forward_one::<Simd>(&pixels, &mut logits)),
         Model::Int8(q) => {
             // The int8 input is the byte itself.
             let bytes: Vec<u8> = pixels

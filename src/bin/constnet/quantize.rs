@@ -38,7 +38,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mnist = args.data.open(true)?;
-    let net = model_file::load(&args.model)?;
+    let arch = crate::arch::Arch::of_file(&args.model)?;
+    if arch != crate::arch::Arch::Reference {
+        return Err(format!(
+            "{}: int8 quantization handles the reference network 784→256→128→64→10, not {}",
+            args.model.display(),
+            arch.layers()
+        )
+        .into());
+    }
+    let net = model_file::load::<MnistMlp>(&args.model)?;
     let count = args.calibrate.min(mnist.train.count);
     let ranges = quant::calibrate(&*net, mnist.train.pixels(), count);
     let model = quant::quantize::<MnistMlp, 4>(&net, &ranges)?;

@@ -1,6 +1,7 @@
 //! `constnet train`: the recipe flags, the run (fresh or resumed), checkpoints and the saved
 //! model. What it prints, and how, is [`crate::progress`]'s.
 
+use crate::arch::{self, Arch, with_arch};
 use crate::args::{self, DataDir};
 use crate::progress::{Console, Output};
 use crate::record::{self, MetricsLog};
@@ -11,7 +12,7 @@ use constnet::data::mnist::Mnist;
 use constnet::train::{
     self, Config, Evaluation, OptimizerChoice, RecipeChoice, Run, ScheduleChoice,
 };
-use constnet::{Init, MnistMlp, Network, atomic_file, format};
+use constnet::{Init, Network, atomic_file, format};
 use serde_json::json;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -160,6 +161,10 @@ struct Recipe {
     /// Elastic distortion: the smoothing Gaussian's σ, pixels [default: 4]
     #[arg(long, value_name = "S", value_parser = args::non_negative, allow_negative_numbers = true)]
     elastic_sigma: Option<f32>,
+    /// The network's hidden widths: 256,128,64 (the reference), 512,256, 800, 1024,512 or
+    /// 2048,1024
+    #[arg(long, value_name = "WIDTHS", default_value = "256,128,64", value_parser = Arch::parse)]
+    hidden: Arch,
 }
 
 impl Recipe {
@@ -294,6 +299,16 @@ impl Recipe {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    // A resumed run's network is the checkpoint's.
+    let arch = match &args.resume {
+        Some(path) => Arch::of_file(path)?,
+        None => args.recipe.hidden,
+    };
+    with_arch!(arch, N => run_as::<N>(args))
+}
+
+/// `run` on the network `N`.
+fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
     let config = args.recipe.config(args.log_every)?;
     let keep_best_without_val = |val: usize| {
         if args.keep == "best" && val == 0 {
@@ -318,11 +333,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     refuse_data_files(&outputs, &mnist)?;
     let mut run = match &args.resume {
         Some(path) => {
-            let mut run = Run::<MnistMlp>::resume(path, mnist.train.count)?;
+            let mut run = Run::<N>::resume(path, mnist.train.count)?;
             run.config.log_every = args.log_every;
             run
         }
-        None => Run::<MnistMlp>::new(config, mnist.train.count)?,
+        None => Run::<N>::new(config, mnist.train.count)?,
     };
     keep_best_without_val(run.config.val)?;
     let output = match (args.quiet, args.json) {
@@ -400,8 +415,8 @@ fn open_data(args: &Args) -> Result<Mnist, Box<dyn Error>> {
 }
 
 /// The run's remaining epochs, with checkpoints and per-epoch saves as asked.
-fn fit(
-    run: &mut Run<MnistMlp>,
+fn fit<N: Network>(
+    run: &mut Run<N>,
     mnist: &Mnist,
     console: &mut Console,
     args: &Args,
@@ -435,7 +450,7 @@ fn fit(
 }
 
 /// After a step or an epoch: a SIGINT or SIGTERM stops the run here, saying what was kept.
-fn stop_if_signalled(run: &Run<MnistMlp>, args: &Args) -> Result<(), Box<dyn Error>> {
+fn stop_if_signalled<N: Network>(run: &Run<N>, args: &Args) -> Result<(), Box<dyn Error>> {
     let Some(signal) = signals::requested() else {
         return Ok(());
     };
@@ -462,12 +477,14 @@ fn stop_if_signalled(run: &Run<MnistMlp>, args: &Args) -> Result<(), Box<dyn Err
 }
 
 /// What is about to run: build, data and recipe (and where a resumed run resumes).
-fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Option<&Path>) {
+fn announce<N: Network>(console: &Console, run: &Run<N>, mnist: &Mnist, resume: Option<&Path>) {
     let version = env!("CARGO_PKG_VERSION");
     let kernels = constnet::kernels::selected().name();
+    let arch = Arch::of::<N>();
     console.line(format_args!(
-        "constnet {version}: kernels {kernels}, network 784→256→128→64→10 ({} parameters)",
-        MnistMlp::PARAMS
+        "constnet {version}: kernels {kernels}, network {} ({} parameters)",
+        arch.layers(),
+        N::PARAMS
     ));
     let (dir, train_len, test_len) = (mnist.dir.display(), mnist.train.count, mnist.test.count);
     console.line(format_args!(
@@ -486,7 +503,8 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
         "event": "start",
         "version": version,
         "kernels": kernels,
-        "parameters": MnistMlp::PARAMS,
+        "network": arch.layers(),
+        "parameters": N::PARAMS,
         "data": dir.to_string(),
         "train": train_len,
         "test": test_len,
@@ -499,7 +517,7 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
 
 /// Saves the run's model with its training record, unless its parameters are not finite: a
 /// diverged run must not replace a good model.
-fn save(run: &Run<MnistMlp>, out: &Path, accuracy: Option<f64>) -> Result<(), Box<dyn Error>> {
+fn save<N: Network>(run: &Run<N>, out: &Path, accuracy: Option<f64>) -> Result<(), Box<dyn Error>> {
     if !run.is_finite() {
         return Err(format!(
             "{}: not saved: the parameters are no longer finite after step {} (training diverged)",
@@ -508,7 +526,8 @@ fn save(run: &Run<MnistMlp>, out: &Path, accuracy: Option<f64>) -> Result<(), Bo
         )
         .into());
     }
-    let metadata = record::metadata(&run.config, run.epoch, accuracy);
+    let mut metadata = record::metadata(&run.config, run.epoch, accuracy);
+    metadata.insert(arch::HIDDEN_KEY.into(), Arch::of::<N>().name());
     format::save_with_metadata(out, run.net(), metadata)?;
     Ok(())
 }
