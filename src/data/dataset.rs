@@ -200,7 +200,7 @@ impl InMemory {
 
 /// The number of samples of `values` values and `labels` labels, `features` values each.
 fn check_shape(values: usize, labels: usize, features: usize) -> Result<usize, DatasetError> {
-    if features == 0 || values % features != 0 || values / features != labels {
+    if features == 0 || !values.is_multiple_of(features) || values / features != labels {
         return Err(DatasetError::Shape {
             values,
             labels,
