@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A screenshot, as text, of `constnet train`'s progress bar in a terminal 60 columns wide.
+# (In .ci/, not examples/: it is a tool for the closing notes, not part of the published crate.)
 #
 # Runs the command in a detached tmux session whose window is 60×16 (tmux is a real terminal
 # emulator on a pty: the bar sees a 60-column terminal, and `capture-pane` returns the screen as
 # drawn, after every cursor movement and line clear). The screen is read every 0.2 s; printed
 # are the last screen that still shows the bar, then the screen after the command ended.
 #
-# Usage: examples/progress-capture.sh [OUTPUT] [-- TRAIN ARGS...]
+# Usage: .ci/progress-capture.sh [OUTPUT] [-- TRAIN ARGS...]
 #   OUTPUT defaults to progress60.txt; train's arguments default to `--epochs 1`.
 #   The binary is target/release/constnet (built with `cargo build --release`), data from
 #   $MNIST_DIR as usual.
