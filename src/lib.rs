@@ -2,29 +2,13 @@
 //!
 //! # Example
 //!
-//! Declare a network, train a step, classify a sample (the README's library example):
+//! Declare a network, train it on a dataset with the [`train::Trainer`] builder, classify
+//! images; then the explicit path for experts (the README's library example, also
+//! `examples/library.rs`):
 //!
 //! ```
-//! use constnet::prelude::*;
-//!
-//! constnet::network! {
-//!     /// 784→128→10 with ReLU.
-//!     pub struct Mlp { fc1: Dense<784, 128>, fc2: Dense<128, 10> }
-//! }
-//!
-//! let mut rng = constnet::data::derived_rng(0, 0, 0);
-//! let mut net = Mlp::new_boxed(Init::PyTorch, &mut rng);
-//! let (mut grads, mut adam) = (Mlp::zeroed_box(), Adam::<Mlp>::new_boxed(AdamConfig::DEFAULT));
-//! let mut ws = <Mlp as Network>::Workspace::<64>::zeroed_box();
-//! let rows = vec![0.5f32; 2 * 784];
-//! set_input::<_, Simd>(&mut *ws, &rows, 2);
-//! ws.labels_mut(2).copy_from_slice(&[3, 7]);
-//! let loss = train_step::<Simd, _, _, 64>(&mut *net, &mut *grads, &mut *adam, &mut ws, 2, 1e-3, None);
-//! assert!(loss.is_finite());
-//! let mut logits = [0.0f32; 10];
-//! net.forward_one::<Simd>(&rows[..784], &mut logits);
-//! let digit: usize = net.predict(&[0u8; 784]); // a 28×28 image as bytes
-//! assert!(digit < 10);
+#![cfg_attr(feature = "std", doc = include_str!("../examples/library.rs"))]
+#![cfg_attr(not(feature = "std"), doc = "fn main() {}")]
 //! ```
 //!
 //! # Map
@@ -100,7 +84,7 @@ pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_ba
 pub use layers::{Dense, DenseMut, DenseRef, Dropout, Init};
 pub use model::{
     Network, NetworkView, PREDICT_MAX_INPUT, PREDICT_MAX_OUTPUT, TensorInfo, Workspace,
-    load_u8_batch, set_input,
+    load_f32_batch, load_u8_batch, set_input,
 };
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;

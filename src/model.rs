@@ -346,6 +346,39 @@ pub fn load_u8_batch<W: Workspace, K: Backend>(
     }
 }
 
+/// Loads the samples at `indices` of float rows (`rows` holds rows of `W::INPUT` floats each)
+/// into the workspace, in both layouts, labels copied: [`load_u8_batch`] for features that
+/// are not bytes.
+///
+/// # Panics
+/// If an index is out of range or there are more indices than the workspace's batch.
+pub fn load_f32_batch<W: Workspace, K: Backend>(
+    ws: &mut W,
+    rows: &[f32],
+    labels: &[u8],
+    indices: &[u32],
+) {
+    let batch = indices.len();
+    assert!(
+        batch <= W::BATCH,
+        "load_f32_batch: {batch} samples exceed the workspace's batch of {}",
+        W::BATCH
+    );
+    let (features, batch_rows) = ws.input_mut(batch);
+    for (dst, &i) in batch_rows.chunks_exact_mut(W::INPUT).zip(indices) {
+        dst.copy_from_slice(&rows[i as usize * W::INPUT..][..W::INPUT]);
+    }
+    K::run(Transpose {
+        rows: batch,
+        cols: W::INPUT,
+        src: batch_rows,
+        dst: features,
+    });
+    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
+        *l = u32::from(labels[i as usize]);
+    }
+}
+
 /// Loads `indices.len()` images stored one after another in `images` (`W::INPUT` bytes each,
 /// augmented copies, say) with the labels of samples `indices`: [`load_u8_batch`] for images
 /// that are not in the dataset's order.

@@ -216,7 +216,7 @@ fn checkpoints_round_trip_the_whole_run_state() {
     let data = tmp.path("data");
     std::fs::create_dir(&data).unwrap();
     write_synthetic_mnist(&data, 300, 50);
-    let mnist = Mnist::open(&data, "test", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&data, OpenOptions::default()).unwrap();
     let sgd = Config {
         epochs: 3,
         lr: 0.05,
@@ -274,6 +274,15 @@ fn checkpoints_round_trip_the_whole_run_state() {
             threads: 2,
             ..rmsprop
         },
+        // Other batch sizes (6 and 4 batches per epoch, so step 7 is in epoch 2): the
+        // checkpoint records the size and the resumed run keeps it. 50 splits into shards of
+        // 25, not a whole number of vectors.
+        Config {
+            batch: 50,
+            threads: 2,
+            ..adam
+        },
+        Config { batch: 75, ..sgd },
     ] {
         let mut straight = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
         let mut stopped = Run::<MnistMlp>::new(config, mnist.train.count).unwrap();
@@ -390,4 +399,43 @@ fn a_diverging_run_stops_naming_the_epoch_the_step_and_the_last_checkpoint() {
     // The checkpoint it names holds finite parameters.
     let run = Run::<MnistMlp>::resume(&ckpt, 640).unwrap();
     assert!((0..MnistMlp::TENSORS).all(|i| run.net().tensor(i).iter().all(|x| x.is_finite())));
+}
+
+/// The batch size is part of the recipe a checkpoint records: written, read back, validated
+/// like the other values, and read as the reference's 64 from checkpoints that predate it.
+#[test]
+fn checkpoints_record_and_validate_the_batch_size() {
+    use constnet::train::checkpoint::{Header, decode_header, encode_header};
+    let header = |batch| Header {
+        config: Config {
+            batch,
+            ..Config::default()
+        },
+        train_len: 1000,
+        epoch: 0,
+        steps: 3,
+        optimizer_steps: 3,
+    };
+    let meta = encode_header(&header(100));
+    assert_eq!(meta["batch"], "100");
+    assert_eq!(decode_header(&meta).unwrap(), header(100));
+    let mut old = encode_header(&header(64));
+    old.remove("batch");
+    assert_eq!(decode_header(&old).unwrap().config.batch, 64);
+    for bad in [0, 257] {
+        let err = decode_header(&encode_header(&header(bad))).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointProblem::Recipe(e) if e.field == "batch"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("in 1..=256"), "{err}");
+    }
+    // The position is checked against the recorded size: 1000 samples in batches of 100 are
+    // 10 steps per epoch, so step 12 is not in epoch 0.
+    let mut far = encode_header(&header(100));
+    far.insert("step".into(), "12".into());
+    assert!(matches!(
+        decode_header(&far),
+        Err(CheckpointProblem::Position(_))
+    ));
 }

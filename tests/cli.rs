@@ -404,6 +404,81 @@ fn json_lines_parse() {
     assert_eq!(confusion, 10000);
 }
 
+/// `--batch-size N` trains with N samples per step (here one epoch on the first 3,000 MNIST
+/// training images, against the first 2,000 test images), alone and on two threads; the
+/// recipe line, the step count and the model's record say so; sizes outside 1..=256 are
+/// usage errors naming the range.
+#[test]
+fn batch_size_trains_and_out_of_range_sizes_are_refused() {
+    for bad in ["0", "257", "-3"] {
+        usage_error(
+            &["train", "--batch-size", bad],
+            &["--batch-size", "in 1..=256"],
+        );
+    }
+    usage_error(
+        &["train", "--resume", "x.ckpt", "--batch-size", "32"],
+        &["--batch-size", "--resume"],
+    );
+    let tmp = TempDir::new("cli-batch");
+    let data = tmp.path("data");
+    std::fs::create_dir(&data).unwrap();
+    let mnist = constnet::data::Mnist::open(&mnist_dir(), Default::default()).unwrap();
+    let part = |split: &constnet::data::Split, n: usize| {
+        (
+            idx_images(n as u32, 28, 28, &split.pixels()[..n * 784]),
+            idx_labels(&split.labels()[..n]),
+        )
+    };
+    let (images, labels) = part(&mnist.train, 3000);
+    std::fs::write(data.join("train-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
+    let (images, labels) = part(&mnist.test, 2000);
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), labels).unwrap();
+    for (batch, threads, steps) in [("32", "1", 94), ("100", "2", 30), ("1", "1", 3000)] {
+        let model = tmp.path(&format!("b{batch}.safetensors"));
+        let out = constnet(
+            &[
+                "train",
+                "--epochs",
+                "1",
+                "--json",
+                "--batch-size",
+                batch,
+                "--threads",
+                threads,
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                model.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(out.code, Some(0), "batch {batch}: {}", out.stderr);
+        let events: Vec<Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let recipe = events[0]["recipe"].as_str().unwrap();
+        assert!(recipe.contains(&format!("batch {batch},")), "{recipe}");
+        let epoch = events.iter().find(|e| e["event"] == "epoch").unwrap();
+        let log = std::fs::read_to_string(tmp.path(&format!("b{batch}.metrics.jsonl"))).unwrap();
+        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["step"], steps, "{last}");
+        let loss = epoch["train_loss"].as_f64().unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "{epoch}");
+        let accuracy = epoch["test_accuracy"].as_f64().unwrap();
+        assert!(
+            accuracy > 0.6,
+            "batch {batch}: test accuracy {accuracy}, chance is 0.1"
+        );
+        let meta = constnet::format::inspect(&model).unwrap().metadata;
+        assert_eq!(meta["constnet.batch"], batch);
+    }
+}
+
 /// The flags' names are the library's: each round-trips through Display and FromStr, and
 /// unknown names are refused with the list.
 #[test]

@@ -10,7 +10,7 @@ use constnet::{MnistMlp, Network, Simd, Workspace};
 use std::fs;
 
 fn open(dir: &std::path::Path) -> Result<Mnist, DataError> {
-    Mnist::open(dir, "from the test", OpenOptions::default())
+    Mnist::open(dir, OpenOptions::default())
 }
 
 #[test]
@@ -30,7 +30,6 @@ fn opens_raw_files_under_both_spellings_mapped_or_read() {
     for map in [true, false] {
         let mnist = Mnist::open(
             &tmp.0,
-            "test",
             OpenOptions {
                 map,
                 ..OpenOptions::default()

@@ -25,7 +25,7 @@ impl Report for Quiet {
 /// at ~10 %, a linear model at ~92 %).
 #[test]
 fn three_epochs_of_cosine_training_reach_97_percent() {
-    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&mnist_dir(), OpenOptions::default()).unwrap();
     let config = Config {
         epochs: 3,
         schedule: ScheduleChoice::Cosine,
@@ -172,7 +172,7 @@ fn the_cli_trains_evaluates_predicts_inspects_and_exports() {
     );
 
     // The same image as PGM and as PNG files predicts the same.
-    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&mnist_dir(), OpenOptions::default()).unwrap();
     let pixels = mnist.test.images().image(0);
     let pgm = tmp.path("seven.pgm");
     let mut bytes = b"P5\n# test image 0\n28 28\n255\n".to_vec();

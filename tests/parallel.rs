@@ -21,7 +21,7 @@ impl Report for Losses {
 fn synthetic(tag: &str, train: u32) -> (TempDir, Mnist) {
     let tmp = TempDir::new(tag);
     write_synthetic_mnist(&tmp.0, train, 10);
-    let mnist = Mnist::open(&tmp.0, "test", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&tmp.0, OpenOptions::default()).unwrap();
     (tmp, mnist)
 }
 
@@ -98,7 +98,7 @@ fn more_threads_train_the_same_up_to_rounding() {
 
 #[test]
 fn two_threads_learn_the_real_data() {
-    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&mnist_dir(), OpenOptions::default()).unwrap();
     let config = Config {
         threads: 2,
         ..Config::default()

@@ -322,7 +322,7 @@ fn quantize_multiplier_represents_the_real_multiplier() {
 #[test]
 fn quantized_model_classifies_like_the_f32_model_and_every_path_agrees_on_mnist() {
     use constnet::data::mnist::{Mnist, OpenOptions};
-    let mnist = Mnist::open(&common::mnist_dir(), "test", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&common::mnist_dir(), OpenOptions::default()).unwrap();
     let mut r = rng(83);
     let net = MnistMlp::new_boxed(Init::PyTorch, &mut r);
     let ranges = quant::calibrate(&*net, mnist.train.pixels(), 500);

@@ -101,7 +101,7 @@ fn gz_cache_follows_the_gz_content_not_its_date() {
     let tmp = TempDir::new("gz-fresh");
     let data = tmp.path("data");
     fs::create_dir(&data).unwrap();
-    let open = || Mnist::open(&data, "test", OpenOptions::default()).unwrap();
+    let open = || Mnist::open(&data, OpenOptions::default()).unwrap();
     let compress_all = |train: u32, salt_dir: &Path| {
         write_synthetic_mnist(salt_dir, train, 10);
         for name in constnet::data::mnist::FILES {

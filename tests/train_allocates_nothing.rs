@@ -102,7 +102,7 @@ fn a_whole_epoch_with_batch_assembly_allocates_nothing_on_any_thread() {
     use constnet::data::mnist::{Mnist, OpenOptions};
     use constnet::train::{Config, Run};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mnist = Mnist::open(&common::mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&common::mnist_dir(), OpenOptions::default()).unwrap();
     let rmsprop = constnet::train::OptimizerChoice::RmsProp(constnet::RmsPropConfig {
         momentum: 0.9,
         centered: true,

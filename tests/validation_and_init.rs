@@ -23,7 +23,7 @@ fn the_validation_split_is_fixed_disjoint_and_reported() {
     let data = tmp.path("data");
     std::fs::create_dir(&data).unwrap();
     write_synthetic_mnist(&data, 300, 50);
-    let mnist = Mnist::open(&data, "test", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&data, OpenOptions::default()).unwrap();
     let config = |seed| Config {
         epochs: 2,
         val: 60,

@@ -1,6 +1,6 @@
 //! The MNIST dataset on disk: four IDX files in one directory, raw or gzip-compressed.
 //!
-//! Where: `--data DIR`, else `$MNIST_DIR`, else `./data/mnist` ([`data_dir`]). Each file is
+//! Where: a directory the caller names, else `$MNIST_DIR`, else `./data/mnist` ([`data_dir`]). Each file is
 //! looked for under both common spellings (`train-images-idx3-ubyte` and
 //! `train-images.idx3-ubyte`), raw first, then `.gz`. A `.gz` file is decompressed once into a
 //! cache (`.constnet-cache/` beside it, or the user's cache directory when the data directory is
@@ -16,6 +16,7 @@
 //! Checking costs one CRC pass over each file per run (a few milliseconds for MNIST).
 #![forbid(unsafe_code)]
 
+use super::dataset::{Dataset, Rows, SharedData};
 use super::idx::{self, IdxError, Images};
 use super::mmap::Bytes;
 use crate::atomic_file::write_atomic;
@@ -36,7 +37,7 @@ pub const FILES: [&str; 4] = [
 
 /// Where the files come from, for the error that says how to get them.
 pub const SOURCE_HINT: &str = "download them (the .gz files are fine) from a mirror of Yann LeCun's MNIST page, \
-e.g. https://ossci-datasets.s3.amazonaws.com/mnist/, into that directory, or point --data / MNIST_DIR at a directory that has them";
+e.g. https://ossci-datasets.s3.amazonaws.com/mnist/, into that directory";
 
 /// Why the dataset could not be opened.
 #[derive(Debug)]
@@ -45,8 +46,6 @@ pub enum DataError {
     Missing {
         /// The directory searched.
         dir: PathBuf,
-        /// How that directory was chosen.
-        chosen_by: &'static str,
         /// Canonical names of the files looked for: all four, or the test set's two.
         wanted: &'static [&'static str],
         /// Canonical names of the files not found.
@@ -99,15 +98,12 @@ impl fmt::Display for DataError {
         match self {
             DataError::Missing {
                 dir,
-                chosen_by,
                 wanted,
                 missing,
             } => {
-                writeln!(
-                    f,
-                    "MNIST files not found in {} ({chosen_by})",
-                    dir.display()
-                )?;
+                // The first line names the directory alone: a program that knows how the
+                // directory was chosen can say so after it.
+                writeln!(f, "MNIST files not found in {}", dir.display())?;
                 let count = if wanted.len() == 4 { "four" } else { "two" };
                 writeln!(
                     f,
@@ -155,18 +151,26 @@ impl std::error::Error for DataError {
     }
 }
 
-/// The data directory: `flag` if given, else `$MNIST_DIR`, else `./data/mnist`; with how it
-/// was chosen.
-pub fn data_dir(flag: Option<&Path>) -> (PathBuf, &'static str) {
-    if let Some(dir) = flag {
-        return (dir.to_path_buf(), "from --data");
+/// How [`data_dir`] chose the data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirSource {
+    /// The caller named it (a command-line flag, say).
+    Given,
+    /// `$MNIST_DIR`.
+    Env,
+    /// Neither: `./data/mnist`.
+    Default,
+}
+
+/// The data directory: `given` if any, else `$MNIST_DIR` (unless empty), else
+/// `./data/mnist`; with how it was chosen.
+pub fn data_dir(given: Option<&Path>) -> (PathBuf, DirSource) {
+    if let Some(dir) = given {
+        return (dir.to_path_buf(), DirSource::Given);
     }
     match std::env::var_os("MNIST_DIR") {
-        Some(dir) if !dir.is_empty() => (PathBuf::from(dir), "from MNIST_DIR"),
-        _ => (
-            PathBuf::from("data/mnist"),
-            "the default; set --data or MNIST_DIR to change it",
-        ),
+        Some(dir) if !dir.is_empty() => (PathBuf::from(dir), DirSource::Env),
+        _ => (PathBuf::from("data/mnist"), DirSource::Default),
     }
 }
 
@@ -224,15 +228,6 @@ impl Split {
         &self.labels[8..]
     }
 
-    /// The split's bytes, shared: what a worker thread keeps for an epoch (cloning it does not
-    /// allocate).
-    pub fn shared(&self) -> SharedSplit {
-        SharedSplit {
-            images: Arc::clone(&self.images),
-            labels: Arc::clone(&self.labels),
-        }
-    }
-
     /// The images as a parsed view.
     pub fn images(&self) -> Images<'_> {
         Images {
@@ -244,22 +239,23 @@ impl Split {
     }
 }
 
-/// A split's pixel and label bytes behind reference counts.
-#[derive(Clone)]
-pub struct SharedSplit {
-    images: Arc<Bytes>,
-    labels: Arc<Bytes>,
-}
-
-impl SharedSplit {
-    /// All pixels (see [`Split::pixels`]).
-    pub fn pixels(&self) -> &[u8] {
-        &self.images[16..]
+impl Dataset for Split {
+    fn len(&self) -> usize {
+        self.count
     }
-
-    /// All labels (see [`Split::labels`]).
-    pub fn labels(&self) -> &[u8] {
-        &self.labels[8..]
+    fn features(&self) -> usize {
+        self.rows * self.cols
+    }
+    fn rows(&self) -> Rows<'_> {
+        Rows::U8(self.pixels())
+    }
+    fn labels(&self) -> &[u8] {
+        Split::labels(self)
+    }
+    /// The split's bytes, shared: what a worker thread keeps for an epoch (cloning it does not
+    /// allocate).
+    fn shared(&self) -> SharedData {
+        SharedData::from_idx(Arc::clone(&self.images), 16, Arc::clone(&self.labels), 8)
     }
 }
 
@@ -298,14 +294,9 @@ impl Default for OpenOptions {
 }
 
 impl Mnist {
-    /// Finds, validates and maps the four files in `dir` (`chosen_by` says how `dir` was
-    /// chosen, for the error message).
-    pub fn open(
-        dir: &Path,
-        chosen_by: &'static str,
-        options: OpenOptions,
-    ) -> Result<Self, DataError> {
-        let paths = find_all(dir, chosen_by, &FILES)?;
+    /// Finds, validates and maps the four files in `dir`.
+    pub fn open(dir: &Path, options: OpenOptions) -> Result<Self, DataError> {
+        let paths = find_all(dir, &FILES)?;
         let train = open_split(&paths[0], FILES[0], &paths[1], FILES[1], options)?;
         let test = open_split(&paths[2], FILES[2], &paths[3], FILES[3], options)?;
         let mut files = paths.clone();
@@ -326,22 +317,14 @@ impl Mnist {
 
     /// Finds, validates and maps only the test set's two files in `dir`: what evaluation and
     /// prediction need (the training files are 47 MB more).
-    pub fn open_test(
-        dir: &Path,
-        chosen_by: &'static str,
-        options: OpenOptions,
-    ) -> Result<Split, DataError> {
-        let paths = find_all(dir, chosen_by, &FILES[2..])?;
+    pub fn open_test(dir: &Path, options: OpenOptions) -> Result<Split, DataError> {
+        let paths = find_all(dir, &FILES[2..])?;
         open_split(&paths[0], FILES[2], &paths[1], FILES[3], options)
     }
 }
 
 /// The paths of `names` in `dir`, or which of them are missing.
-fn find_all(
-    dir: &Path,
-    chosen_by: &'static str,
-    names: &'static [&'static str],
-) -> Result<Vec<PathBuf>, DataError> {
+fn find_all(dir: &Path, names: &'static [&'static str]) -> Result<Vec<PathBuf>, DataError> {
     let found: Vec<Option<PathBuf>> = names
         .iter()
         .map(|name| find(dir, name))
@@ -355,7 +338,6 @@ fn find_all(
     if !missing.is_empty() {
         return Err(DataError::Missing {
             dir: dir.to_path_buf(),
-            chosen_by,
             wanted: names,
             missing,
         });

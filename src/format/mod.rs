@@ -178,7 +178,7 @@ mod std_errors {
                 ),
                 Problem::IsCheckpoint => write!(
                     f,
-                    "a training checkpoint, not a model file: continue its run with `constnet train --resume`, or use the model file that run saves"
+                    "a training checkpoint, not a model file: resume its run from it, or use the model file that run saves"
                 ),
                 Problem::Raw(e) => write!(f, "{e}"),
                 Problem::DtypeOf {

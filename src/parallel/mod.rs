@@ -47,13 +47,13 @@ use std::prelude::rust_2024::*;
 
 use crate::data::augment::{Augment, AugmentError, Warper};
 use crate::data::batch::{derived_rng, stream};
-use crate::data::mnist::SharedSplit;
+use crate::data::dataset::{Rows as DataRows, SharedData};
 use crate::kernels::{
     Backend, GradientSink, MAX_SHARDS, ParamsAndState, Rule, STATES, Shard, Simd, SumSquares,
     Update, WeightGradients,
 };
 use crate::layers::Dropout;
-use crate::model::{Network, Workspace, load_u8_batch, load_u8_images};
+use crate::model::{Network, Workspace, load_f32_batch, load_u8_batch, load_u8_images};
 use crate::optim::{AnyOptimizer, Optimizer, Schedule, clip_scale_of};
 
 use crate::step::forward_loss;
@@ -236,7 +236,7 @@ impl<N: Network> Model<N> {
 #[derive(Clone)]
 pub(crate) struct Job {
     /// The training data.
-    pub data: SharedSplit,
+    pub data: SharedData,
     /// Samples per batch.
     pub batch: usize,
     /// Batches of the epoch to run: `first..batches`.
@@ -605,10 +605,9 @@ fn phase_a<N: Network, const B: usize>(
         return batch;
     }
     let samples = &indices[range.clone()];
-    match shared.augmenters.get(t) {
-        Some(augmenter) => {
+    match (shared.augmenters.get(t), job.data.rows()) {
+        (Some(augmenter), DataRows::U8(pixels)) => {
             let Augmenter { warper, images } = &mut *lock(augmenter);
-            let pixels = job.data.pixels();
             for (j, &i) in samples.iter().enumerate() {
                 let n = N::INPUT;
                 let (src, dst) = (&pixels[i as usize * n..][..n], &mut images[j * n..][..n]);
@@ -616,7 +615,7 @@ fn phase_a<N: Network, const B: usize>(
             }
             load_u8_images::<_, Simd>(&mut **ws, images, job.data.labels(), samples);
         }
-        None => load_u8_batch::<_, Simd>(&mut **ws, job.data.pixels(), job.data.labels(), samples),
+        (_, rows) => load_rows::<_, Simd>(&mut **ws, rows, job.data.labels(), samples),
     }
     let step = job.step + (b - job.first);
     // Thread 0 draws from the same stream as a single-threaded run.
@@ -631,6 +630,19 @@ fn phase_a<N: Network, const B: usize>(
     net.backward_inputs::<Simd, B>(&mut ws, range.len());
     shared.losses[t].store(loss.to_bits(), Ordering::Relaxed);
     batch
+}
+
+/// Loads the samples at `indices` of a dataset's rows, bytes or floats, into the workspace.
+pub(crate) fn load_rows<W: Workspace, K: Backend>(
+    ws: &mut W,
+    rows: DataRows<'_>,
+    labels: &[u8],
+    indices: &[u32],
+) {
+    match rows {
+        DataRows::U8(pixels) => load_u8_batch::<W, K>(ws, pixels, labels, indices),
+        DataRows::F32(rows) => load_f32_batch::<W, K>(ws, rows, labels, indices),
+    }
 }
 
 /// One [`Augmenter`] per thread if `augment` is on (images are `N::INPUT` pixels, square),

@@ -149,8 +149,7 @@ pub fn from_bytes<const L: usize>(bytes: &[u8], dims: &[usize]) -> Result<QuantM
     let decoded = decode(bytes)?;
     if decoded.metadata.get(FORMAT_KEY).map(String::as_str) != Some("1") {
         return Err(Problem::Parse(format!(
-            "not an int8 model file (no {FORMAT_KEY:?} = \"1\" in its metadata; \
-             make one with `constnet quantize`)"
+            "not an int8 model file (no {FORMAT_KEY:?} = \"1\" in its metadata)"
         )));
     }
     let mut params = Vec::with_capacity(L);

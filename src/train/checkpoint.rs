@@ -152,7 +152,7 @@ impl<N: Network> Run<N> {
     pub fn resume_bytes(bytes: &[u8], train_len: usize) -> Result<Self, CheckpointProblem> {
         if bytes.starts_with(&crate::format::raw::MAGIC) {
             return Err(CheckpointProblem::NotACheckpoint(
-                "a raw parameter blob (written by `constnet export --raw`): a model for inference, not a training run".into(),
+                "a raw parameter blob: a model for inference, not a training run".into(),
             ));
         }
         let decoded = safetensors::decode(bytes).map_err(CheckpointProblem::File)?;
@@ -226,7 +226,7 @@ pub fn decode_header(meta: &HashMap<String, String>) -> Result<Header, Checkpoin
         optimizer_steps: int("optimizer.t")?,
     };
     let (step, epoch, epochs) = (header.steps, header.epoch, u64::from(config.epochs));
-    let per_epoch = header.train_len.div_ceil(BATCH) as u64;
+    let per_epoch = header.train_len.div_ceil(config.batch) as u64;
     let fits = per_epoch > 0
         && u64::from(epoch) <= epochs
         && step <= epochs * per_epoch
@@ -295,6 +295,7 @@ fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
     m.insert("dropout".into(), float(c.dropout));
     m.insert("log_every".into(), c.log_every.to_string());
     m.insert("threads".into(), c.threads.to_string());
+    m.insert("batch".into(), c.batch.to_string());
     let init = match c.init {
         Init::Normal { std } => format!("{} {}", c.init, float(std)),
         other => other.to_string(),
@@ -366,7 +367,15 @@ fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
             usize::try_from(meta.number("val")?).map_err(|_| "val out of range".to_string())?
         }
     };
+    // Checkpoints written before the batch size was a choice trained with the reference's.
+    let batch = match m.get("batch") {
+        None => BATCH,
+        Some(_) => {
+            usize::try_from(meta.number("batch")?).map_err(|_| "batch out of range".to_string())?
+        }
+    };
     Ok(Config {
+        batch,
         val,
         augment: augment_from(&meta)?,
         epochs: u32::try_from(meta.number("epochs")?)

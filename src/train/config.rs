@@ -12,8 +12,15 @@ use crate::optim::{
 };
 use std::fmt;
 
-/// Samples per training batch: the reference recipe's 64.
+/// Samples per training batch in the reference recipe ([`Config::batch`]'s default), and per
+/// evaluation batch.
 pub const BATCH: usize = 64;
+
+/// The largest training batch ([`Config::batch`]): the batch workspaces are allocated this
+/// large whatever the batch, so that one compiled size serves every batch. A workspace holds
+/// a batch of `n` packed in its first `n` columns, so a smaller batch touches only that part,
+/// and computes the same bits as in a workspace of exactly its size.
+pub const MAX_BATCH: usize = 256;
 
 /// Which optimizer to train with.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,6 +189,8 @@ pub struct Config {
     pub val: usize,
     /// Augmentation of each training sample (none by default).
     pub augment: Augment,
+    /// Samples per training batch, 1 to [`MAX_BATCH`] ([`BATCH`] by default).
+    pub batch: usize,
 }
 
 impl Default for Config {
@@ -199,6 +208,7 @@ impl Default for Config {
             threads: 1,
             val: 0,
             augment: Augment::NONE,
+            batch: BATCH,
         }
     }
 }
@@ -244,8 +254,8 @@ impl fmt::Display for Config {
         }
         write!(
             f,
-            " schedule, {} epochs, batch {BATCH}, seed {}",
-            self.epochs, self.seed
+            " schedule, {} epochs, batch {}, seed {}",
+            self.epochs, self.batch, self.seed
         )?;
         match self.init {
             Init::PyTorch => {}
@@ -442,8 +452,15 @@ impl Config {
         if !unit(self.dropout) {
             return bad("dropout", &self.dropout, "in [0, 1)");
         }
-        if !(1..=crate::parallel::MAX_THREADS.min(BATCH)).contains(&self.threads) {
-            return bad("threads", &self.threads, "in 1..=16");
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return bad("batch", &self.batch, "in 1..=256");
+        }
+        if !(1..=crate::parallel::MAX_THREADS.min(self.batch)).contains(&self.threads) {
+            return bad(
+                "threads",
+                &self.threads,
+                "in 1..=16 and at most the batch size",
+            );
         }
         if let Err(why) = self.augment.validate() {
             return bad("augment", &self.augment.name(), why);

@@ -4,11 +4,12 @@
 use std::prelude::rust_2024::*;
 
 use super::BATCH;
-use crate::data::Split;
+use crate::data::{Dataset, Split};
 use crate::kernels::Simd;
 use crate::kernels::int8::Int8Path;
 use crate::logits::argmax;
-use crate::model::{Network, NetworkView, Workspace, load_u8_batch};
+use crate::model::{Network, NetworkView, Workspace};
+use crate::parallel::load_rows;
 use crate::quant::{QuantNet, argmax as argmax_i32};
 
 /// Test-set results: accuracy, per-class accuracy and the confusion matrix.
@@ -35,31 +36,35 @@ impl Evaluation {
     }
 }
 
-/// Runs the network over a split in batches of [`BATCH`] and compares with the labels.
+/// Runs the network over a dataset in batches of [`BATCH`] and compares with the labels.
+///
+/// # Panics
+/// If the dataset's rows are not as wide as the network's input or a label is not one of its
+/// classes ([`crate::data::dataset::check`] says so without panicking).
 pub fn evaluate<'a, V: NetworkView<'a>>(
     view: V,
-    split: &Split,
+    split: &(impl Dataset + ?Sized),
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
-    evaluate_first(view, split, split.count, ws)
+    evaluate_first(view, split, split.len(), ws)
 }
 
 /// [`evaluate`] on the split's first `n` samples (all of them if it has fewer): the training
 /// accuracy of a run is measured on a fixed part of the training set, at a sixth of the cost.
 pub fn evaluate_first<'a, V: NetworkView<'a>>(
     view: V,
-    split: &Split,
+    split: &(impl Dataset + ?Sized),
     n: usize,
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
-    let indices: Vec<u32> = (0..n.min(split.count) as u32).collect();
+    let indices: Vec<u32> = (0..n.min(split.len()) as u32).collect();
     evaluate_samples(view, split, &indices, ws)
 }
 
 /// [`evaluate`] on the samples `indices` of a split only (a validation split).
 pub fn evaluate_samples<'a, V: NetworkView<'a>>(
     view: V,
-    split: &Split,
+    split: &(impl Dataset + ?Sized),
     indices: &[u32],
     ws: &mut <V::Net as Network>::Workspace<BATCH>,
 ) -> Evaluation {
@@ -68,7 +73,7 @@ pub fn evaluate_samples<'a, V: NetworkView<'a>>(
     let mut predictions = [0u32; BATCH];
     for chunk in indices.chunks(BATCH) {
         let batch = chunk.len();
-        load_u8_batch::<_, Simd>(ws, split.pixels(), split.labels(), chunk);
+        load_rows::<_, Simd>(ws, split.rows(), split.labels(), chunk);
         view.forward::<Simd, BATCH>(ws, batch, None);
         argmax(classes, batch, ws.logits(batch), &mut predictions[..batch]);
         for (&p, &label) in predictions[..batch].iter().zip(ws.labels(batch)) {

@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: a run's whole state in a file, and resuming from it.
 //! - [`eval`]: a network against a split's labels.
 //! - [`report`]: what a run tells its caller.
+//! - [`trainer`]: [`Trainer`], the common case in one call.
 //!
 //! Randomness is derived from the seed per purpose and position
 //! ([`crate::data::derived_rng`]): the initial parameters, each epoch's order and each step's
@@ -17,19 +18,21 @@ pub mod config;
 pub mod eval;
 pub mod report;
 pub mod run;
+pub mod trainer;
 
 pub use checkpoint::{CheckpointError, CheckpointProblem};
 pub use config::{
-    BATCH, Config, InvalidConfig, OptimizerChoice, ParseOptimizerError, ParseRecipeError,
-    ParseScheduleError, RecipeChoice, ScheduleChoice,
+    BATCH, Config, InvalidConfig, MAX_BATCH, OptimizerChoice, ParseOptimizerError,
+    ParseRecipeError, ParseScheduleError, RecipeChoice, ScheduleChoice,
 };
 pub use eval::{Evaluation, evaluate, evaluate_first, evaluate_int8, evaluate_samples};
 pub use report::{BatchReport, EpochReport, Report, TrainError};
 pub use run::Run;
+pub use trainer::{Trained, Trainer};
 
 use std::prelude::rust_2024::*;
 
-use crate::data::Split;
+use crate::data::Dataset;
 use crate::model::{Network, Workspace};
 use std::error::Error;
 
@@ -39,10 +42,14 @@ pub const TRAIN_ACCURACY_SAMPLES: usize = 10_000;
 
 /// Trains `run` for its remaining epochs, evaluating on `test` (and on the run's validation
 /// samples of `train`, if it holds some out) after each; `after_epoch` sees the report.
+///
+/// Any [`Dataset`] will do: MNIST's files ([`crate::data::Split`]) or rows in memory
+/// ([`crate::data::InMemory`]); the same rows give the same bits either way. For the common
+/// case without hooks, see [`Trainer`].
 pub fn fit<N: Network>(
     run: &mut Run<N>,
-    train: &Split,
-    test: &Split,
+    train: &(impl Dataset + ?Sized),
+    test: &(impl Dataset + ?Sized),
     report: &mut dyn Report,
     mut after_step: impl FnMut(&Run<N>) -> Result<(), Box<dyn Error>>,
     mut after_epoch: impl FnMut(&Run<N>, &EpochReport) -> Result<(), Box<dyn Error>>,
@@ -70,7 +77,7 @@ pub fn fit<N: Network>(
             test_accuracy: evaluation.accuracy(),
             lr: schedule.lr(run.config.lr, run.steps.saturating_sub(1)),
             steps: run.steps,
-            samples: train.count,
+            samples: train.len(),
             val_accuracy,
             seconds,
             steps_alone: run.steps_alone() - alone_before,

@@ -92,7 +92,7 @@ impl fmt::Display for TrainError {
                 write!(
                     f,
                     "the loss, a gradient or a parameter became {loss} at epoch {epoch}, batch {batch} (step {}); \
-                     training stopped (lower --lr, or use --clip-grad-norm)",
+                     training stopped (a lower learning rate or gradient clipping may help)",
                     step + 1
                 )?;
                 match checkpoint {
@@ -101,7 +101,7 @@ impl fmt::Display for TrainError {
                         "; the last good checkpoint is {} (step {at})",
                         path.display()
                     ),
-                    None => write!(f, "; no checkpoint was written (--checkpoint-every N)"),
+                    None => write!(f, "; no checkpoint was written"),
                 }
             }
         }

@@ -3,9 +3,9 @@
 
 use std::prelude::rust_2024::*;
 
-use super::{BATCH, BatchReport, Config, InvalidConfig, Report, TrainError};
-use crate::data::Split;
+use super::{BatchReport, Config, InvalidConfig, MAX_BATCH, Report, TrainError};
 use crate::data::batch::{derived_rng, stream};
+use crate::data::dataset::{Dataset, DatasetError, Rows};
 use crate::model::Network;
 use crate::optim::{AnyOptimizer, Schedule};
 
@@ -22,8 +22,8 @@ use std::time::Instant;
 /// allocated per batch or per epoch.
 pub struct Run<N: Network> {
     /// The parameters, the optimizer and the threads that train them (see
-    /// [`crate::parallel`]).
-    team: Team<N, BATCH>,
+    /// [`crate::parallel`]), with workspaces for the largest batch (see [`MAX_BATCH`]).
+    team: Team<N, MAX_BATCH>,
     /// The recipe.
     pub config: Config,
     /// Epochs completed.
@@ -139,7 +139,7 @@ impl<N: Network> Run<N> {
     /// Batches per epoch over the samples trained on (the last one may be partial, as with
     /// PyTorch's DataLoader).
     pub fn batches_per_epoch(&self) -> u64 {
-        self.team.train_len().div_ceil(BATCH) as u64
+        self.team.train_len().div_ceil(self.config.batch) as u64
     }
 
     /// The per-step learning-rate schedule of this run.
@@ -152,16 +152,18 @@ impl<N: Network> Run<N> {
         self.net().flat().iter().all(|x| x.is_finite())
     }
 
-    /// Trains one epoch on `train`, reporting progress; returns the epoch's mean loss and its
-    /// wall time in seconds. `after_step` runs after every optimizer step (checkpoints hook in
-    /// there; it sees the run but cannot change it, since the other threads are already on the
-    /// next step).
+    /// Trains one epoch on `train` (the dataset the run was created for: `train_len`
+    /// samples), reporting progress; returns the epoch's mean loss and its wall time in
+    /// seconds. `after_step` runs after every optimizer step (checkpoints hook in there; it
+    /// sees the run but cannot change it, since the other threads are already on the next
+    /// step). Fails before training if the dataset does not fit the network or the run.
     pub fn train_epoch(
         &mut self,
-        train: &Split,
+        train: &(impl Dataset + ?Sized),
         report: &mut dyn Report,
         mut after_step: impl FnMut(&Self) -> Result<(), Box<dyn Error>>,
     ) -> Result<(f32, f64), Box<dyn Error>> {
+        self.check_data(train)?;
         let start = Instant::now();
         let job = self.job(train);
         self.team.shuffle(self.config.seed, u64::from(self.epoch));
@@ -176,12 +178,30 @@ impl<N: Network> Run<N> {
         ))
     }
 
+    /// Refuses a training set that does not fit the network, is not the size the run was
+    /// created for, or holds floats where augmentation needs byte images.
+    fn check_data(&self, train: &(impl Dataset + ?Sized)) -> Result<(), Box<dyn Error>> {
+        crate::data::dataset::check(train, N::INPUT, N::OUTPUT)?;
+        if train.len() != self.train_len {
+            let message = format!(
+                "the training set has {} samples; this run was created for {}",
+                train.len(),
+                self.train_len
+            );
+            return Err(message.into());
+        }
+        if self.config.augment.is_on() && matches!(train.rows(), Rows::F32(_)) {
+            return Err(DatasetError::AugmentNeedsBytes.into());
+        }
+        Ok(())
+    }
+
     /// What the threads need for the rest of the current epoch.
-    fn job(&self, train: &Split) -> Job {
+    fn job(&self, train: &(impl Dataset + ?Sized)) -> Job {
         let batches = self.batches_per_epoch();
         Job {
             data: train.shared(),
-            batch: BATCH,
+            batch: self.config.batch,
             first: self.steps - u64::from(self.epoch) * batches,
             batches,
             step: self.steps,

@@ -123,7 +123,7 @@ pub fn mnist_dir() -> std::path::PathBuf {
     });
     assert!(
         found,
-        "this test needs the MNIST files, not found in {} ({chosen_by}); set MNIST_DIR to the directory \
+        "this test needs the MNIST files, not found in {} (chosen: {chosen_by:?}); set MNIST_DIR to the directory \
          holding train-images-idx3-ubyte etc. (.ci/run uses ../shared/data/mnist)",
         dir.display()
     );

@@ -29,11 +29,8 @@ fn main() {
         std::process::exit(1);
     }
     if std::env::args().any(|a| a == "--bench") {
-        let (train, test) = match constnet::data::Mnist::open(
-            &constnet::data::mnist::data_dir(None).0,
-            "MNIST_DIR",
-            Default::default(),
-        ) {
+        let dir = constnet::data::mnist::data_dir(None).0;
+        let (train, test) = match constnet::data::Mnist::open(&dir, Default::default()) {
             Ok(m) => (m.train, m.test),
             Err(_) => (
                 constnet::bench::synthetic_split(60000),

@@ -8,9 +8,9 @@
 use clap::builder::{OsStringValueParser, PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches};
-use constnet::data::mnist::{self, Mnist, OpenOptions};
+use constnet::data::mnist::{self, DirSource, Mnist, OpenOptions};
 use constnet::data::{DataError, Split};
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -61,6 +61,15 @@ pub fn threads(text: &str) -> Result<usize, String> {
     checked(text, |n: &usize| (1..=64).contains(n), "in 1..=64")
 }
 
+/// A training batch size, 1 to the compiled maximum.
+pub fn batch_size(text: &str) -> Result<usize, String> {
+    const MAX: usize = constnet::train::MAX_BATCH;
+    let why = format!("in 1..={MAX}");
+    // Parsed signed, so that a negative size is told the range too.
+    let n = checked(text, |n: &i64| (1..=MAX as i64).contains(n), &why)?;
+    Ok(n as usize)
+}
+
 /// A duration in seconds, in (0, 60].
 pub fn seconds(text: &str) -> Result<f64, String> {
     checked(
@@ -98,33 +107,87 @@ pub fn all_cores() -> usize {
 pub struct DataDir {
     /// The directory.
     pub dir: PathBuf,
-    /// "from --data", "from MNIST_DIR" or "the default; …".
-    pub chosen_by: &'static str,
+    /// Which of the three chose it.
+    pub source: DirSource,
 }
 
 impl DataDir {
     /// Whether the directory was named (by --data or $MNIST_DIR) rather than the default.
     pub fn explicit(&self) -> bool {
-        // data_dir's "from --data" and "from MNIST_DIR"; the default says "the default; …".
-        self.chosen_by.starts_with("from ")
+        self.source != DirSource::Default
+    }
+
+    /// How the directory was chosen, in the words of the command line.
+    pub fn chosen_by(&self) -> &'static str {
+        match self.source {
+            DirSource::Given => "from --data",
+            DirSource::Env => "from MNIST_DIR",
+            DirSource::Default => "the default; set --data or MNIST_DIR to change it",
+        }
     }
 
     /// Opens and validates the four files, memory-mapped if `map`.
-    pub fn open(&self, map: bool) -> Result<Mnist, DataError> {
+    pub fn open(&self, map: bool) -> Result<Mnist, DataDirError> {
         let options = OpenOptions {
             map,
             ..OpenOptions::default()
         };
-        Mnist::open(&self.dir, self.chosen_by, options)
+        Mnist::open(&self.dir, options).map_err(|error| self.error(error))
     }
 
     /// Opens and validates only the test set's two files.
-    pub fn open_test(&self, map: bool) -> Result<Split, DataError> {
+    pub fn open_test(&self, map: bool) -> Result<Split, DataDirError> {
         let options = OpenOptions {
             map,
             ..OpenOptions::default()
         };
-        Mnist::open_test(&self.dir, self.chosen_by, options)
+        Mnist::open_test(&self.dir, options).map_err(|error| self.error(error))
+    }
+
+    fn error(&self, error: DataError) -> DataDirError {
+        DataDirError {
+            error,
+            chosen_by: self.chosen_by(),
+        }
+    }
+}
+
+/// The library's [`DataError`] in the command line's words: a missing file's message says how
+/// the directory was chosen and which flags choose another.
+#[derive(Debug)]
+pub struct DataDirError {
+    /// The library's error.
+    pub error: DataError,
+    /// [`DataDir::chosen_by`].
+    pub chosen_by: &'static str,
+}
+
+impl DataDirError {
+    /// Whether the directory holds none of the files looked for.
+    pub fn all_missing(&self) -> bool {
+        matches!(&self.error, DataError::Missing { wanted, missing, .. } if missing.len() == wanted.len())
+    }
+}
+
+impl Display for DataDirError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let DataError::Missing { .. } = self.error else {
+            return write!(f, "{}", self.error);
+        };
+        // The library's first line names the directory; how it was chosen goes after it.
+        let text = self.error.to_string();
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        write!(
+            f,
+            "{first} ({})\n{rest}, or point --data / MNIST_DIR at a directory that has them",
+            self.chosen_by
+        )
+    }
+}
+
+impl std::error::Error for DataDirError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -154,8 +217,8 @@ impl clap::FromArgMatches for DataDir {
             // From $MNIST_DIR or absent: the library reads the variable the same way.
             _ => None,
         };
-        let (dir, chosen_by) = mnist::data_dir(flag.map(PathBuf::as_path));
-        Ok(Self { dir, chosen_by })
+        let (dir, source) = mnist::data_dir(flag.map(PathBuf::as_path));
+        Ok(Self { dir, source })
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     // Synthetic images stand in only for MNIST absent from the default directory: a directory
     // named by --data or $MNIST_DIR, or files that are there but damaged, are errors.
     let mnist = match args.data.open(true) {
-        Err(e) if args.data.explicit() || !matches!(e, DataError::Missing { .. }) => {
+        Err(e) if args.data.explicit() || !matches!(e.error, DataError::Missing { .. }) => {
             return Err(e.into());
         }
         other => other,
@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
             Err(_) => say!(
                 "data: MNIST not found in {} ({}); timing on synthetic images of the same size",
                 args.data.dir.display(),
-                args.data.chosen_by
+                args.data.chosen_by()
             ),
         }
     }

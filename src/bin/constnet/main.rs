@@ -127,14 +127,38 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("constnet: error: {e}");
-                if cfg!(feature = "download")
-                    && matches!(e.downcast_ref(), Some(DataError::Missing { .. }))
-                {
-                    eprintln!("  or run 'constnet download --dir DIR' (MNIST or Fashion-MNIST)");
+                if let Some(hint) = hint(&*e) {
+                    eprintln!("  {hint}");
                 }
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// What to do about a library error, in the command line's words (the library's messages name
+/// no flags or commands).
+fn hint(e: &(dyn Error + 'static)) -> Option<String> {
+    use constnet::format::{ModelFileError, Problem};
+    let missing = |e: &args::DataDirError| matches!(e.error, DataError::Missing { .. });
+    if cfg!(feature = "download") && e.downcast_ref().is_some_and(missing) {
+        return Some("or run 'constnet download --dir DIR' (MNIST or Fashion-MNIST)".into());
+    }
+    if e.is::<constnet::train::TrainError>() {
+        return Some(
+            "lower --lr or use --clip-grad-norm; --checkpoint-every N writes checkpoints to resume from"
+                .into(),
+        );
+    }
+    match e.downcast_ref::<ModelFileError>() {
+        Some(ModelFileError {
+            path,
+            problem: Problem::IsCheckpoint,
+        }) => Some(format!(
+            "continue its run with 'constnet train --resume {}'",
+            path.display()
+        )),
+        _ => None,
     }
 }
 

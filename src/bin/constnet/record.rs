@@ -128,6 +128,7 @@ pub fn metadata(
     put("recipe", config.to_string());
     put("seed", config.seed.to_string());
     put("threads", config.threads.to_string());
+    put("batch", config.batch.to_string());
     put("epochs", epochs.to_string());
     if let Some(a) = test_accuracy {
         put("test_accuracy", format!("{a:.4}"));

@@ -137,6 +137,10 @@ struct Recipe {
     /// Threads splitting each batch; a run is reproducible for a given N [default: all cores]
     #[arg(long, value_name = "N", value_parser = args::threads, allow_negative_numbers = true)]
     threads: Option<usize>,
+    /// Samples per batch, 1 to 256 (the batch workspaces' compiled size)
+    #[arg(long, value_name = "N", default_value_t = Config::default().batch,
+          value_parser = args::batch_size, allow_negative_numbers = true)]
+    batch_size: usize,
     /// Hold out the last N samples of a fixed shuffle of the training set for validation
     #[arg(long, value_name = "N", default_value_t = 0)]
     val: usize,
@@ -293,7 +297,10 @@ impl Recipe {
             dropout: self.dropout,
             init,
             log_every,
-            threads: self.threads.unwrap_or_else(args::all_cores),
+            threads: self
+                .threads
+                .unwrap_or_else(|| args::all_cores().min(self.batch_size)),
+            batch: self.batch_size,
         })
     }
 }
@@ -398,14 +405,12 @@ fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
 fn open_data(args: &Args) -> Result<Mnist, Box<dyn Error>> {
     match args.data.open(!args.no_mmap) {
         #[cfg(feature = "download")]
-        Err(constnet::data::DataError::Missing { missing, .. })
-            if missing.len() == constnet::data::mnist::FILES.len() && !args.no_download =>
-        {
+        Err(e) if e.all_missing() && !args.no_download => {
             let dir = &args.data.dir;
             eprintln!(
                 "MNIST is not in {} ({}): downloading it (--no-download refuses)",
                 dir.display(),
-                args.data.chosen_by
+                args.data.chosen_by()
             );
             crate::download::fetch(crate::download::Dataset::Mnist, dir)?;
             Ok(args.data.open(!args.no_mmap)?)
