@@ -2,9 +2,9 @@
 //! else safetensors; f32 or int8 (an int8 blob's magic, or the int8 key in the safetensors
 //! metadata).
 
-use constnet::MnistMlp;
-use constnet::format::{self, ModelFileError};
+use constnet::format::{self, ModelFileError, Problem};
 use constnet::quant::{self, MNIST_DIMS, QuantMnistModel};
+use constnet::{MnistMlp, MnistMlpBn, Params};
 use std::io::Read;
 use std::path::Path;
 
@@ -18,12 +18,26 @@ pub fn is_raw_blob(path: &Path) -> bool {
         .is_ok_and(|()| magic == format::raw::MAGIC)
 }
 
-/// Loads a f32 model file of either format, checked against the network.
+/// Loads a f32 model file of either format, checked against the network. A safetensors file
+/// of the reference network with batch norms (`train --arch reference-bn`) is folded on load
+/// into the plain network, which computes the same logits at no extra cost.
 pub fn load(path: &Path) -> Result<Box<MnistMlp>, ModelFileError> {
     if is_raw_blob(path) {
-        format::load_raw::<MnistMlp>(path)
-    } else {
-        format::load::<MnistMlp>(path)
+        return format::load_raw::<MnistMlp>(path);
+    }
+    let plain = format::load::<MnistMlp>(path);
+    match plain {
+        Err(ref e) if matches!(&e.problem, Problem::UnexpectedTensor(name) if name.starts_with("bn")) =>
+        {
+            let Ok(with_bn) = format::load::<MnistMlpBn>(path) else {
+                return plain;
+            };
+            let mut folded = MnistMlp::zeroed_box();
+            constnet::fold_batch_norms(&*with_bn, &mut *folded)
+                .expect("MnistMlpBn folds into MnistMlp");
+            Ok(folded)
+        }
+        other => other,
     }
 }
 

@@ -11,7 +11,7 @@ use constnet::data::mnist::Mnist;
 use constnet::train::{
     self, Config, Evaluation, OptimizerChoice, RecipeChoice, Run, ScheduleChoice,
 };
-use constnet::{Init, MnistMlp, Network, atomic_file, format};
+use constnet::{Init, MnistMlp, MnistMlpBn, Network, atomic_file, format};
 use serde_json::json;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,13 @@ pub struct Args {
     #[arg(long, value_name = "WHICH", default_value = "last",
           value_parser = ["last", "best"])]
     keep: String,
+    /// The network: reference (784→256→128→64→10) or reference-bn (the same with batch
+    /// normalization after each hidden layer, trained on one thread; its model file is folded
+    /// into the reference network by eval, predict, quantize and export). Give it again with
+    /// --resume
+    #[arg(long, value_name = "NAME", default_value = "reference",
+          value_parser = ["reference", "reference-bn"])]
+    arch: String,
     // Last: its help heading applies to the flags that follow it.
     #[command(flatten)]
     recipe: Recipe,
@@ -294,7 +301,20 @@ impl Recipe {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let config = args.recipe.config(args.log_every)?;
+    match args.arch.as_str() {
+        "reference-bn" => run_on::<MnistMlpBn>(args),
+        _ => run_on::<MnistMlp>(args),
+    }
+}
+
+/// `constnet train` on network `N`.
+fn run_on<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
+    let mut config = args.recipe.config(args.log_every)?;
+    // Batch statistics are taken over the whole batch: one thread unless asked otherwise
+    // (which the run then refuses, saying why).
+    if N::BATCH_NORMS > 0 && args.recipe.threads.is_none() {
+        config.threads = 1;
+    }
     let keep_best_without_val = |val: usize| {
         if args.keep == "best" && val == 0 {
             let message = "--keep best needs a validation split (--val N)";
@@ -318,11 +338,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     refuse_data_files(&outputs, &mnist)?;
     let mut run = match &args.resume {
         Some(path) => {
-            let mut run = Run::<MnistMlp>::resume(path, mnist.train.count)?;
+            let mut run = Run::<N>::resume(path, mnist.train.count)?;
             run.config.log_every = args.log_every;
             run
         }
-        None => Run::<MnistMlp>::new(config, mnist.train.count)?,
+        None => Run::<N>::new(config, mnist.train.count)?,
     };
     keep_best_without_val(run.config.val)?;
     let output = match (args.quiet, args.json) {
@@ -400,8 +420,8 @@ fn open_data(args: &Args) -> Result<Mnist, Box<dyn Error>> {
 }
 
 /// The run's remaining epochs, with checkpoints and per-epoch saves as asked.
-fn fit(
-    run: &mut Run<MnistMlp>,
+fn fit<N: Network>(
+    run: &mut Run<N>,
     mnist: &Mnist,
     console: &mut Console,
     args: &Args,
@@ -435,7 +455,7 @@ fn fit(
 }
 
 /// After a step or an epoch: a SIGINT or SIGTERM stops the run here, saying what was kept.
-fn stop_if_signalled(run: &Run<MnistMlp>, args: &Args) -> Result<(), Box<dyn Error>> {
+fn stop_if_signalled<N: Network>(run: &Run<N>, args: &Args) -> Result<(), Box<dyn Error>> {
     let Some(signal) = signals::requested() else {
         return Ok(());
     };
@@ -462,12 +482,17 @@ fn stop_if_signalled(run: &Run<MnistMlp>, args: &Args) -> Result<(), Box<dyn Err
 }
 
 /// What is about to run: build, data and recipe (and where a resumed run resumes).
-fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Option<&Path>) {
+fn announce<N: Network>(console: &Console, run: &Run<N>, mnist: &Mnist, resume: Option<&Path>) {
     let version = env!("CARGO_PKG_VERSION");
     let kernels = constnet::kernels::selected().name();
+    let norms = if N::BATCH_NORMS > 0 {
+        " with batch norms"
+    } else {
+        ""
+    };
     console.line(format_args!(
-        "constnet {version}: kernels {kernels}, network 784→256→128→64→10 ({} parameters)",
-        MnistMlp::PARAMS
+        "constnet {version}: kernels {kernels}, network 784→256→128→64→10{norms} ({} parameters)",
+        N::PARAMS
     ));
     let (dir, train_len, test_len) = (mnist.dir.display(), mnist.train.count, mnist.test.count);
     console.line(format_args!(
@@ -486,7 +511,7 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
         "event": "start",
         "version": version,
         "kernels": kernels,
-        "parameters": MnistMlp::PARAMS,
+        "parameters": N::PARAMS,
         "data": dir.to_string(),
         "train": train_len,
         "test": test_len,
@@ -499,7 +524,7 @@ fn announce(console: &Console, run: &Run<MnistMlp>, mnist: &Mnist, resume: Optio
 
 /// Saves the run's model with its training record, unless its parameters are not finite: a
 /// diverged run must not replace a good model.
-fn save(run: &Run<MnistMlp>, out: &Path, accuracy: Option<f64>) -> Result<(), Box<dyn Error>> {
+fn save<N: Network>(run: &Run<N>, out: &Path, accuracy: Option<f64>) -> Result<(), Box<dyn Error>> {
     if !run.is_finite() {
         return Err(format!(
             "{}: not saved: the parameters are no longer finite after step {} (training diverged)",
