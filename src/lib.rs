@@ -41,7 +41,8 @@
 //!   gradients and each optimizer moment) as one flat block, walked as one slice.
 //! - [`kernels`]: the SIMD products on every instruction set and their scalar
 //!   [`kernels::reference`].
-//! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), dropout, initialisation.
+//! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), `BatchNorm<N>`, dropout,
+//!   initialisation.
 //! - [`model`]: [`network!`] composes layers into a network and its workspace.
 //! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules.
 //! - [`step`]: the training step, where a model meets an optimizer.

@@ -227,7 +227,9 @@ pub fn fold_into_dense(bn: [&[f32]; 4], w: &mut [f32], b: &mut [f32]) {
     let [weight, bias, mean, var] = bn;
     let n = b.len();
     assert!(
-        n > 0 && w.len() % n == 0 && [weight, bias, mean, var].iter().all(|t| t.len() == n),
+        n > 0
+            && w.len().is_multiple_of(n)
+            && [weight, bias, mean, var].iter().all(|t| t.len() == n),
         "fold: w is [N][IN], b and the batch norm's tensors [N]"
     );
     for (j, (row, b)) in w
