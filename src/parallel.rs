@@ -24,7 +24,7 @@
 //!
 //! Batch normalization needs the statistics of the whole batch in the middle of the forward
 //! pass; a team does not split that, so a network with batch norms trains on one thread
-//! ([`Team::new`] refuses more). Its weight and bias are then updated in phase B after the
+//! (`Team::new` refuses more). Its weight and bias are then updated in phase B after the
 //! dense layers' rows, and its running statistics after the step, while the thread is alone
 //! with the model.
 //!
