@@ -137,7 +137,7 @@ pub mod __private {
         BatchNormRef, BatchNormWork, Dense, DenseMut, DenseRef, DenseWork, Dropout, Init,
     };
     pub use crate::model::{
-        Network, NetworkView, TensorInfo, Workspace, block_len, param_count, storage_len,
+        Network, NetworkView, TensorInfo, Workspace, block_len, one, param_count, storage_len,
         tensor_offset,
     };
     pub use crate::params::{Params, padded};

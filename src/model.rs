@@ -470,6 +470,12 @@ pub const fn storage_len(layers: &[(usize, usize)], norms: &[usize]) -> usize {
     tensor_offset(layers, norms, 2 * layers.len() + 4 * norms.len())
 }
 
+/// 1 for any `n`: counts batch norms in `network!`'s array lengths.
+#[doc(hidden)]
+pub const fn one(_n: usize) -> usize {
+    1
+}
+
 /// The number of parameters (padding excluded) of dense layers and batch normalizations.
 #[doc(hidden)]
 pub const fn param_count(layers: &[(usize, usize)], norms: &[usize]) -> usize {
@@ -562,10 +568,12 @@ macro_rules! __network_define {
         #[bytemuck(crate = "constnet::__private::bytemuck")]
         #[repr(C)]
         $vis struct $name {
+            // Sums and calls only: bytemuck's derive parses these lengths (without syn's "full").
             block: $crate::__private::Aligned<
-                [f32; $crate::__private::storage_len(&[$(({ $in }, { $out }),)+], &[$($({ $n },)?)+])],
+                [f32; 0 $( + $crate::__private::padded(($in) * ($out)) + $crate::__private::padded($out)
+                    $( + 4 * $crate::__private::padded($n) )? )+],
             >,
-            tracked: [u64; <[usize]>::len(&[$($({ $n },)?)+])],
+            tracked: [u64; 0 $($( + $crate::__private::one($n) )?)+],
         }
 
         const _: () = {
