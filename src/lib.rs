@@ -25,7 +25,8 @@
 //!   gradients and each optimizer moment) as one flat block, walked as one slice.
 //! - [`kernels`]: the SIMD products on every instruction set and their scalar
 //!   [`kernels::reference`].
-//! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), dropout, initialisation.
+//! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), `BatchNorm<N>`, dropout,
+//!   initialisation.
 //! - [`model`]: [`network!`] composes layers into a network and its workspace.
 //! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules.
 //! - [`step`]: the training step, where a model meets an optimizer.
@@ -81,10 +82,10 @@ pub mod train;
 pub use aligned::AlignedVec;
 pub use aligned::{Aligned, Flat};
 pub use kernels::{Activation, Backend, InputGrad, Mode, Reference, Simd, simd_backend};
-pub use layers::{Dense, DenseMut, DenseRef, Dropout, Init};
+pub use layers::{BatchNorm, Dense, DenseMut, DenseRef, Dropout, Init};
 pub use model::{
-    Network, NetworkView, PREDICT_MAX_INPUT, PREDICT_MAX_OUTPUT, TensorInfo, Workspace,
-    load_f32_batch, load_u8_batch, set_input,
+    FoldMismatch, Network, NetworkView, PREDICT_MAX_INPUT, PREDICT_MAX_OUTPUT, TensorInfo,
+    Workspace, fold_batch_norms, load_f32_batch, load_u8_batch, set_input,
 };
 #[cfg(feature = "alloc")]
 pub use optim::AnyOptimizer;
@@ -117,8 +118,13 @@ pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;
 pub mod __private {
     pub use crate::aligned::{Aligned, Flat};
     pub use crate::kernels::{Backend, Mode};
-    pub use crate::layers::{Dense, DenseMut, DenseRef, DenseWork, Dropout, Init};
-    pub use crate::model::{Network, NetworkView, TensorInfo, Workspace, block_len, tensor_offset};
+    pub use crate::layers::{
+        BatchNormRef, BatchNormWork, Dense, DenseMut, DenseRef, DenseWork, Dropout, Init,
+    };
+    pub use crate::model::{
+        Network, NetworkView, TensorInfo, Workspace, block_len, one, param_count, storage_len,
+        tensor_offset,
+    };
     pub use crate::params::{Params, padded};
     pub use bytemuck::{self, Zeroable};
     pub use rand_xoshiro::rand_core::Rng;
@@ -136,6 +142,21 @@ network! {
         fc1: Dense<784, 256>,
         fc2: Dense<256, 128>,
         fc3: Dense<128, 64>,
+        fc4: Dense<64, 10>,
+    }
+}
+
+network! {
+    /// The reference network with batch normalization after each hidden layer (before its
+    /// ReLU): PyTorch's `fc1, bn1 = nn.BatchNorm1d(256), …, fc4`. Folded
+    /// ([`model::fold_batch_norms`]) it is a [`MnistMlp`].
+    pub struct MnistMlpBn {
+        fc1: Dense<784, 256>,
+        bn1: BatchNorm<256>,
+        fc2: Dense<256, 128>,
+        bn2: BatchNorm<128>,
+        fc3: Dense<128, 64>,
+        bn3: BatchNorm<64>,
         fc4: Dense<64, 10>,
     }
 }

@@ -82,8 +82,15 @@ pub trait Network: Params {
     const OUTPUT: usize;
     /// Dense layers.
     const LAYERS: usize;
-    /// Parameter tensors: a weight and a bias per layer.
+    /// Tensors: a weight and a bias per dense layer, then a weight and a bias per batch
+    /// normalization, then its running mean and running variance.
     const TENSORS: usize;
+    /// The tensors the optimizer trains, the first `PARAM_TENSORS` of them ([`Params::flat`]);
+    /// the rest are buffers (batch normalizations' running statistics) stored after that block,
+    /// with no gradient and no optimizer state.
+    const PARAM_TENSORS: usize;
+    /// Batch normalizations.
+    const BATCH_NORMS: usize;
     /// Parameters in all (padding excluded).
     const PARAMS: usize;
     /// Buffers for a batch of up to `B` samples.
@@ -96,8 +103,21 @@ pub trait Network: Params {
     /// A view over parameter tensors stored elsewhere (a memory map, a `static` blob), in the
     /// order of [`Network::tensor_info`]; `None` if a length is wrong.
     fn view_from_tensors<'a>(tensors: &[&'a [f32]]) -> Option<Self::View<'a>>;
-    /// Name, shape and offset of tensor `i < TENSORS`.
+    /// Name, shape and offset of tensor `i < TENSORS` (in [`Network::storage`]).
     fn tensor_info(i: usize) -> TensorInfo;
+    /// The name of batch normalization `k` (`"bn1"`): its tensors are `bn1.weight`, … and its
+    /// count of training batches `bn1.num_batches_tracked`.
+    fn batch_norm_name(k: usize) -> &'static str;
+    /// The dense layer batch normalization `k` follows.
+    fn batch_norm_layer(k: usize) -> usize;
+    /// Every tensor: the parameter block ([`Params::flat`]), then the buffers.
+    fn storage(&self) -> &[f32];
+    /// Every tensor, mutably.
+    fn storage_mut(&mut self) -> &mut [f32];
+    /// Each batch normalization's `num_batches_tracked`.
+    fn batches_tracked(&self) -> &[u64];
+    /// Each batch normalization's `num_batches_tracked`, mutably.
+    fn batches_tracked_mut(&mut self) -> &mut [u64];
     /// Draws fresh parameters, layer by layer in order.
     fn init<R: Rng + ?Sized>(&mut self, init: Init, rng: &mut R);
     /// The first half of the backward pass, after [`Network::forward`] and the loss: from the
@@ -112,13 +132,38 @@ pub trait Network: Params {
 
     /// Tensor `i` as a flat slice.
     fn tensor(&self, i: usize) -> &[f32] {
-        &self.flat()[Self::tensor_info(i).range()]
+        &self.storage()[Self::tensor_info(i).range()]
     }
 
     /// Tensor `i` as a flat mutable slice.
     fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
         let range = Self::tensor_info(i).range();
-        &mut self.flat_mut()[range]
+        &mut self.storage_mut()[range]
+    }
+
+    /// Moves each batch normalization's running statistics towards those of the training
+    /// batch of `batch` samples last run through `ws` by [`Network::forward_train`], and
+    /// counts it (see [`crate::layers::batchnorm::update_running`]).
+    fn update_running_stats<const B: usize>(&mut self, ws: &Self::Workspace<B>, batch: usize) {
+        for k in 0..Self::BATCH_NORMS {
+            let (mean, var) = ws.batch_norm_stats(k);
+            let at = Self::PARAM_TENSORS + 2 * k;
+            let (m, v) = (
+                Self::tensor_info(at).range(),
+                Self::tensor_info(at + 1).range(),
+            );
+            let (front, back) = self.storage_mut().split_at_mut(v.start);
+            let counted = crate::layers::batchnorm::update_running(
+                mean,
+                var,
+                batch,
+                &mut front[m],
+                &mut back[..v.len()],
+            );
+            if counted {
+                self.batches_tracked_mut()[k] += 1;
+            }
+        }
     }
 
     /// Layer `l`'s (inputs, outputs).
@@ -141,7 +186,8 @@ pub trait Network: Params {
     }
 
     /// Forward pass over the batch in `ws` (see [`set_input`]); the logits land in
-    /// [`Workspace::logits`]. With `dropout`, hidden activations are dropped (training).
+    /// [`Workspace::logits`]. With `dropout`, hidden activations are dropped. Batch
+    /// normalizations use their running statistics (evaluation).
     fn forward<K: Backend, const B: usize>(
         &self,
         ws: &mut Self::Workspace<B>,
@@ -149,6 +195,18 @@ pub trait Network: Params {
         dropout: Option<&mut Dropout<'_>>,
     ) {
         self.view().forward::<K, B>(ws, batch, dropout);
+    }
+
+    /// [`Network::forward`] in training mode: batch normalizations use the batch's own
+    /// statistics and keep what the backward pass and
+    /// [`Network::update_running_stats`] need. The same as `forward` without batch norms.
+    fn forward_train<K: Backend, const B: usize>(
+        &self,
+        ws: &mut Self::Workspace<B>,
+        batch: usize,
+        dropout: Option<&mut Dropout<'_>>,
+    ) {
+        self.view().forward_train::<K, B>(ws, batch, dropout);
     }
 
     /// Logits for one sample: x `[INPUT]`, logits `[OUTPUT]`. Uses only stack buffers.
@@ -210,7 +268,7 @@ pub trait Network: Params {
 }
 
 /// Every layer's weight and bias gradients from the buffers [`Network::backward_inputs`]
-/// filled: `grads (mode)= …`.
+/// filled: `grads (mode)= …` (batch normalizations' included).
 pub fn weight_gradients<N: Network, K: Backend, const B: usize>(
     grads: &mut N,
     ws: &N::Workspace<B>,
@@ -236,6 +294,17 @@ pub fn weight_gradients<N: Network, K: Backend, const B: usize>(
             mode,
         });
     }
+    for k in 0..N::BATCH_NORMS {
+        let (dweight, dbias) = ws.batch_norm_grads(k);
+        let at = 2 * N::LAYERS + 2 * k;
+        for (t, g) in [(at, dweight), (at + 1, dbias)] {
+            let out = &mut grads.flat_mut()[N::tensor_info(t).range()];
+            match mode {
+                Mode::Overwrite => out.copy_from_slice(g),
+                Mode::Accumulate => out.iter_mut().zip(g).for_each(|(o, g)| *o += g),
+            }
+        }
+    }
 }
 
 /// Borrowed parameters of a network: the inference passes.
@@ -244,6 +313,13 @@ pub trait NetworkView<'a>: Copy {
     type Net: Network;
     /// See [`Network::forward`].
     fn forward<K: Backend, const B: usize>(
+        self,
+        ws: &mut <Self::Net as Network>::Workspace<B>,
+        batch: usize,
+        dropout: Option<&mut Dropout<'_>>,
+    );
+    /// See [`Network::forward_train`].
+    fn forward_train<K: Backend, const B: usize>(
         self,
         ws: &mut <Self::Net as Network>::Workspace<B>,
         batch: usize,
@@ -286,6 +362,10 @@ pub trait Workspace: bytemuck::Zeroable + Sized + Send + Sync {
     fn x_rows(&self, l: usize, batch: usize) -> &[f32];
     /// The factor dropout applied to hidden activations in the last forward pass (1 without).
     fn dropout_scale(&self) -> f32;
+    /// Batch normalization `k`'s weight and bias gradients from the last backward pass.
+    fn batch_norm_grads(&self, k: usize) -> (&[f32], &[f32]);
+    /// Batch normalization `k`'s mean and biased variance of the last training batch.
+    fn batch_norm_stats(&self, k: usize) -> (&[f32], &[f32]);
 
     /// All-zero buffers on the heap, without a stack temporary.
     #[cfg(feature = "alloc")]
@@ -408,63 +488,143 @@ pub fn load_u8_images<W: Workspace, K: Backend>(
     }
 }
 
-/// The length of a flat block holding dense layers of these (inputs, outputs), each tensor
-/// padded to whole cache lines.
+/// The length of a network's parameter block: its dense layers' tensors (weight and bias of
+/// each, in order), then each batch normalization's weight and bias; every tensor padded to
+/// whole cache lines.
 #[doc(hidden)]
-pub const fn block_len(layers: &[(usize, usize)]) -> usize {
-    tensor_offset(layers, 2 * layers.len())
+pub const fn block_len(layers: &[(usize, usize)], norms: &[usize]) -> usize {
+    tensor_offset(layers, norms, 2 * layers.len() + 2 * norms.len())
 }
 
-/// Where tensor `i` (weight `2l`, bias `2l + 1`) starts in such a block.
+/// The length of a network's whole storage: the parameter block, then each batch
+/// normalization's running mean and running variance (buffers the optimizer never sees).
 #[doc(hidden)]
-pub const fn tensor_offset(layers: &[(usize, usize)], i: usize) -> usize {
+pub const fn storage_len(layers: &[(usize, usize)], norms: &[usize]) -> usize {
+    tensor_offset(layers, norms, 2 * layers.len() + 4 * norms.len())
+}
+
+/// 1 for any `n`: counts batch norms in `network!`'s array lengths.
+#[doc(hidden)]
+pub const fn one(_n: usize) -> usize {
+    1
+}
+
+/// The number of parameters (padding excluded) of dense layers and batch normalizations.
+#[doc(hidden)]
+pub const fn param_count(layers: &[(usize, usize)], norms: &[usize]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < layers.len() {
+        n += layers[i].0 * layers[i].1 + layers[i].1;
+        i += 1;
+    }
+    i = 0;
+    while i < norms.len() {
+        n += 2 * norms[i];
+        i += 1;
+    }
+    n
+}
+
+/// Where tensor `i` starts in such a storage: dense weight `2l`, bias `2l + 1`; then batch
+/// norm `k`'s weight and bias; then each one's running mean and running variance.
+#[doc(hidden)]
+pub const fn tensor_offset(layers: &[(usize, usize)], norms: &[usize], i: usize) -> usize {
     let (mut at, mut t) = (0, 0);
-    while t < i {
+    let dense = 2 * layers.len();
+    while t < i && t < dense {
         let (inp, out) = layers[t / 2];
         at += crate::params::padded(if t % 2 == 0 { inp * out } else { out });
+        t += 1;
+    }
+    while t < i {
+        at += crate::params::padded(norms[((t - dense) / 2) % norms.len()]);
         t += 1;
     }
     at
 }
 
 /// Declares a network: a struct of [`Dense`](crate::layers::Dense) layers with ReLU between
-/// them and no activation after the last, its parameters in one flat block, and its
-/// [`Network`] implementation. See [`crate::model`].
+/// them and no activation after the last, optionally a
+/// [`BatchNorm`](crate::layers::BatchNorm) after a hidden layer (before its ReLU), its
+/// parameters in one flat block, and its [`Network`] implementation. See [`crate::model`].
+///
+/// ```
+/// constnet::network! {
+///     /// 784→256→10 with batch normalization after the hidden layer.
+///     pub struct MlpBn { fc1: Dense<784, 256>, bn1: BatchNorm<256>, fc2: Dense<256, 10> }
+/// }
+/// ```
 ///
 /// The expansion names this crate `constnet` (for bytemuck's derive), so depend on it under
 /// that name.
 ///
-/// Field names become the tensor names of model files (`fc1.weight`, `fc1.bias`, …), so the
-/// reference network's `fc1`…`fc4` match PyTorch's `state_dict`; each name is also a method
-/// returning that layer's parameters ([`DenseRef`](crate::layers::DenseRef)).
+/// Field names become the tensor names of model files (`fc1.weight`, `fc1.bias`, …,
+/// `bn1.weight`, `bn1.running_mean`, …), so the reference network's `fc1`…`fc4` match PyTorch's
+/// `state_dict`; each name is also a method returning that layer's parameters
+/// ([`DenseRef`](crate::layers::DenseRef), [`BatchNormRef`](crate::layers::BatchNormRef)).
 #[macro_export]
 macro_rules! network {
     (
         $(#[$attr:meta])*
-        $vis:vis struct $name:ident {
-            $first:ident : Dense<$in0:tt, $out0:tt>
-            $(, $layer:ident : Dense<$in:tt, $out:tt>)* $(,)?
-        }
+        $vis:vis struct $name:ident { $($body:tt)* }
+    ) => {
+        $crate::__network_units!({ $(#[$attr])* $vis struct $name } [] $($body)*);
+    };
+}
+
+/// Reads `network!`'s fields into units: a dense layer and the batch norm after it, if any.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __network_units {
+    ($head:tt [$($u:tt)*] $l:ident : Dense<$i:tt, $o:tt>, $bn:ident : BatchNorm<$n:tt> $(, $($rest:tt)*)?) => {
+        $crate::__network_units!($head [$($u)* ($l, $i, $o, [$bn, $n])] $($($rest)*)?);
+    };
+    ($head:tt [$($u:tt)*] $l:ident : Dense<$i:tt, $o:tt> $(, $($rest:tt)*)?) => {
+        $crate::__network_units!($head [$($u)* ($l, $i, $o, [])] $($($rest)*)?);
+    };
+    ($head:tt [($fl:ident, $fi:tt, $fo:tt, $fb:tt) $($u:tt)*]) => {
+        $crate::__network_define!($head ($fl, $fi) [($fl, $fi, $fo, $fb) $($u)*]);
+    };
+}
+
+/// Defines the network of `network!` from its units.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __network_define {
+    (
+        { $(#[$attr:meta])* $vis:vis struct $name:ident }
+        ($first:ident, $in0:tt)
+        [$( ($layer:ident, $in:tt, $out:tt, [$($bn:ident, $n:tt)?]) )+]
     ) => {
         $(#[$attr])*
         #[derive(Clone, $crate::__private::Zeroable)]
         #[bytemuck(crate = "constnet::__private::bytemuck")]
         #[repr(C)]
         $vis struct $name {
+            // Sums and calls only: bytemuck's derive parses these lengths (without syn's "full").
             block: $crate::__private::Aligned<
-                [f32; $crate::__private::padded(($in0) * ($out0)) + $crate::__private::padded($out0)
-                    $(+ $crate::__private::padded(($in) * ($out)) + $crate::__private::padded($out))*],
+                [f32; 0 $( + $crate::__private::padded(($in) * ($out)) + $crate::__private::padded($out)
+                    $( + 4 * $crate::__private::padded($n) )? )+],
             >,
+            tracked: [u64; 0 $($( + $crate::__private::one($n) )?)+],
         }
 
         const _: () = {
             use $crate::__private::*;
 
             /// Each layer's (inputs, outputs).
-            const LAYERS: &[(usize, usize)] = &[({ $in0 }, { $out0 }) $(, ({ $in }, { $out }))*];
-            const LEN: usize = block_len(LAYERS);
-            const TENSORS: usize = 2 * LAYERS.len();
-            const _: () = assert!(core::mem::size_of::<$name>() == 4 * LEN, "network!: the block's length");
+            const LAYERS: &[(usize, usize)] = &[$(({ $in }, { $out }),)+];
+            /// Each batch normalization's features.
+            const NORMS: &[usize] = &[$($({ $n },)?)+];
+            const LEN: usize = block_len(LAYERS, NORMS);
+            const STORAGE: usize = storage_len(LAYERS, NORMS);
+            const DENSE_TENSORS: usize = 2 * LAYERS.len();
+            const PARAM_TENSORS: usize = DENSE_TENSORS + 2 * NORMS.len();
+            const TENSORS: usize = DENSE_TENSORS + 4 * NORMS.len();
+            const _: () = assert!(
+                core::mem::size_of::<$name>() == (4 * STORAGE + 8 * NORMS.len()).next_multiple_of(64),
+                "network!: the block's length"
+            );
             // Each layer's input width must be the previous layer's output width.
             const _: () = {
                 let mut i = 1;
@@ -473,6 +633,9 @@ macro_rules! network {
                     i += 1;
                 }
             };
+            $($(
+                const _: () = assert!({ $n } == { $out }, concat!("network!: ", stringify!($bn), "'s width differs from its dense layer's output width"));
+            )?)+
 
             /// Buffers for a batch of up to `B` samples.
             #[derive(Zeroable)]
@@ -482,8 +645,10 @@ macro_rules! network {
                 input: Aligned<[[f32; B]; $in0]>,
                 labels: [u32; B],
                 scale: f32,
-                $first: DenseWork<{ $in0 }, { $out0 }, B>,
-                $( $layer: DenseWork<{ $in }, { $out }, B>, )*
+                $(
+                    $layer: DenseWork<{ $in }, { $out }, B>,
+                    $( $bn: BatchNormWork<{ $n }, B>, )?
+                )+
             }
 
             impl<const B: usize> Workspace for Ws<B> {
@@ -494,8 +659,10 @@ macro_rules! network {
                     input: Aligned([[0.0; B]; $in0]),
                     labels: [0; B],
                     scale: 1.0,
-                    $first: DenseWork::ZEROED,
-                    $( $layer: DenseWork::ZEROED, )*
+                    $(
+                        $layer: DenseWork::ZEROED,
+                        $( $bn: BatchNormWork::ZEROED, )?
+                    )+
                 };
 
                 fn input_mut(&mut self, batch: usize) -> (&mut [f32], &mut [f32]) {
@@ -511,34 +678,59 @@ macro_rules! network {
                     &self.labels[..batch]
                 }
                 fn logits(&self, batch: usize) -> &[f32] {
-                    $crate::__network_last!(self; $first $(, $layer)*).y(batch)
+                    $crate::__network_last!(self; $($layer),+).y(batch)
                 }
                 fn loss_buffers(&mut self, batch: usize) -> (&[f32], &[u32], &mut [f32]) {
-                    let (logits, dlogits) = $crate::__network_last!(self; $first $(, $layer)*).y_and_dz_mut(batch);
+                    let (logits, dlogits) = $crate::__network_last!(self; $($layer),+).y_and_dz_mut(batch);
                     (logits, &self.labels[..batch], dlogits)
                 }
                 fn dz(&self, l: usize, batch: usize) -> &[f32] {
-                    [self.$first.dz(batch) $(, self.$layer.dz(batch))*][l]
+                    [$(self.$layer.dz(batch)),+][l]
                 }
                 fn x_rows(&self, l: usize, batch: usize) -> &[f32] {
-                    [self.$first.x_rows(batch) $(, self.$layer.x_rows(batch))*][l]
+                    [$(self.$layer.x_rows(batch)),+][l]
                 }
                 fn dropout_scale(&self) -> f32 {
                     self.scale
+                }
+                fn batch_norm_grads(&self, k: usize) -> (&[f32], &[f32]) {
+                    let all: &[(&[f32], &[f32])] = &[$($(self.$bn.grads(),)?)+];
+                    all[k]
+                }
+                fn batch_norm_stats(&self, k: usize) -> (&[f32], &[f32]) {
+                    let all: &[(&[f32], &[f32])] = &[$($(self.$bn.stats(),)?)+];
+                    all[k]
                 }
             }
 
             /// The parameters, borrowed.
             #[derive(Clone, Copy)]
             $vis struct View<'a> {
-                $first: DenseRef<'a, { $in0 }, { $out0 }>,
-                $( $layer: DenseRef<'a, { $in }, { $out }>, )*
+                $(
+                    $layer: DenseRef<'a, { $in }, { $out }>,
+                    $( $bn: BatchNormRef<'a, { $n }>, )?
+                )+
             }
 
-            /// The parameters, mutably borrowed layer by layer.
+            /// The dense layers' parameters, mutably borrowed layer by layer.
             struct Mut<'a> {
-                $first: DenseMut<'a, { $in0 }, { $out0 }>,
-                $( $layer: DenseMut<'a, { $in }, { $out }>, )*
+                $( $layer: DenseMut<'a, { $in }, { $out }>, )+
+            }
+
+            impl<'a> View<'a> {
+                /// The forward pass, in training mode (batch statistics) or not.
+                #[allow(unused_variables)]
+                fn run_forward<K: Backend, const B: usize>(
+                    self,
+                    ws: &mut Ws<B>,
+                    batch: usize,
+                    mut dropout: Option<&mut Dropout<'_>>,
+                    train: bool,
+                ) {
+                    assert!(batch <= B, "forward: batch {batch} exceeds the workspace's {B}");
+                    ws.scale = dropout.as_ref().map_or(1.0, |d| d.scale());
+                    $crate::__network_forward!(self, ws, batch, K, dropout, train, [&ws.input.flat()[..$in0 * batch]]; $(($layer, [$($bn)?])),+);
+                }
             }
 
             impl<'a> NetworkView<'a> for View<'a> {
@@ -548,26 +740,38 @@ macro_rules! network {
                     self,
                     ws: &mut Ws<B>,
                     batch: usize,
-                    mut dropout: Option<&mut Dropout<'_>>,
+                    dropout: Option<&mut Dropout<'_>>,
                 ) {
-                    assert!(batch <= B, "forward: batch {batch} exceeds the workspace's {B}");
-                    ws.scale = dropout.as_ref().map_or(1.0, |d| d.scale());
-                    $crate::__network_forward!(self, ws, batch, K, dropout, [&ws.input.flat()[..$in0 * batch]]; $first $(, $layer)*);
+                    self.run_forward::<K, B>(ws, batch, dropout, false);
+                }
+
+                fn forward_train<K: Backend, const B: usize>(
+                    self,
+                    ws: &mut Ws<B>,
+                    batch: usize,
+                    dropout: Option<&mut Dropout<'_>>,
+                ) {
+                    self.run_forward::<K, B>(ws, batch, dropout, true);
                 }
 
                 fn forward_one<K: Backend>(self, x: &[f32], logits: &mut [f32]) {
-                    $crate::__network_forward_one!(self, K, [x], logits; $first $(, $layer)*);
+                    $crate::__network_forward_one!(self, K, [x], logits; $(($layer, [$($bn)?])),+);
                 }
 
                 fn tensor(self, i: usize) -> &'a [f32] {
-                    [self.$first.w.as_flattened(), &self.$first.b[..] $(, self.$layer.w.as_flattened(), &self.$layer.b[..])*][i]
+                    let all: [&'a [f32]; TENSORS] = [
+                        $(self.$layer.w.as_flattened(), &self.$layer.b[..],)+
+                        $($(&self.$bn.weight[..], &self.$bn.bias[..],)?)+
+                        $($(&self.$bn.running_mean[..], &self.$bn.running_var[..],)?)+
+                    ];
+                    all[i]
                 }
             }
 
             impl $name {
-                /// Each layer's parameters, mutably.
+                /// Each dense layer's parameters, mutably.
                 fn layers_mut(&mut self) -> Mut<'_> {
-                    let mut parts: [&mut [f32]; TENSORS] = Default::default();
+                    let mut parts: [&mut [f32]; DENSE_TENSORS] = Default::default();
                     let mut rest = &mut self.block.0[..];
                     for (i, part) in parts.iter_mut().enumerate() {
                         let len = <Self as Network>::tensor_info(i).len();
@@ -577,33 +781,38 @@ macro_rules! network {
                     }
                     let mut parts = parts.into_iter();
                     Mut {
-                        $first: DenseMut::from_slices(parts.next().unwrap(), parts.next().unwrap()).expect("the block layout"),
-                        $( $layer: DenseMut::from_slices(parts.next().unwrap(), parts.next().unwrap()).expect("the block layout"), )*
+                        $( $layer: DenseMut::from_slices(parts.next().unwrap(), parts.next().unwrap()).expect("the block layout"), )+
                     }
                 }
 
-                /// This layer's parameters.
-                #[allow(dead_code)]
-                $vis fn $first(&self) -> DenseRef<'_, { $in0 }, { $out0 }> {
-                    self.view().$first
-                }
                 $(
                     /// This layer's parameters.
                     #[allow(dead_code)]
                     $vis fn $layer(&self) -> DenseRef<'_, { $in }, { $out }> {
                         self.view().$layer
                     }
-                )*
+                    $(
+                        /// This batch normalization's tensors.
+                        #[allow(dead_code)]
+                        $vis fn $bn(&self) -> BatchNormRef<'_, { $n }> {
+                            self.view().$bn
+                        }
+                    )?
+                )+
             }
 
             impl Params for $name {
                 const LEN: usize = LEN;
-                const ZEROED: Self = Self { block: Aligned([0.0; LEN]) };
+                const ZEROED: Self = Self { block: Aligned([0.0; STORAGE]), tracked: [0; NORMS.len()] };
                 fn flat(&self) -> &[f32] {
-                    &self.block.0
+                    &self.block.0[..LEN]
                 }
                 fn flat_mut(&mut self) -> &mut [f32] {
-                    &mut self.block.0
+                    &mut self.block.0[..LEN]
+                }
+                fn copy_from(&mut self, other: &Self) {
+                    self.block.0.copy_from_slice(&other.block.0);
+                    self.tracked = other.tracked;
                 }
             }
 
@@ -612,7 +821,9 @@ macro_rules! network {
                 const OUTPUT: usize = LAYERS[LAYERS.len() - 1].1;
                 const LAYERS: usize = LAYERS.len();
                 const TENSORS: usize = TENSORS;
-                const PARAMS: usize = $in0 * $out0 + $out0 $(+ $in * $out + $out)*;
+                const PARAM_TENSORS: usize = PARAM_TENSORS;
+                const BATCH_NORMS: usize = NORMS.len();
+                const PARAMS: usize = param_count(LAYERS, NORMS);
                 type Workspace<const B: usize> = Ws<B>;
                 type View<'a> = View<'a>;
 
@@ -621,45 +832,162 @@ macro_rules! network {
                     Self::view_from_tensors(&tensors).expect("the block holds every tensor")
                 }
 
+                #[allow(unused_mut, unused_variables)]
                 fn view_from_tensors<'a>(tensors: &[&'a [f32]]) -> Option<View<'a>> {
                     if tensors.len() != TENSORS {
                         return None;
                     }
-                    let mut t = tensors.iter();
+                    let (dense, norms) = tensors.split_at(DENSE_TENSORS);
+                    let (params, stats) = norms.split_at(PARAM_TENSORS - DENSE_TENSORS);
+                    let (mut d, mut p, mut s) = (dense.iter(), params.iter(), stats.iter());
                     Some(View {
-                        $first: DenseRef::from_slices(t.next()?, t.next()?)?,
-                        $( $layer: DenseRef::from_slices(t.next()?, t.next()?)?, )*
+                        $(
+                            $layer: DenseRef::from_slices(d.next()?, d.next()?)?,
+                            $( $bn: BatchNormRef::from_slices(p.next()?, p.next()?, s.next()?, s.next()?)?, )?
+                        )+
                     })
                 }
 
                 fn tensor_info(i: usize) -> TensorInfo {
                     const NAMES: &[(&str, &[usize])] = &[
-                        (concat!(stringify!($first), ".weight"), &[$out0, $in0]),
-                        (concat!(stringify!($first), ".bias"), &[$out0]),
                         $(
                             (concat!(stringify!($layer), ".weight"), &[$out, $in]),
                             (concat!(stringify!($layer), ".bias"), &[$out]),
-                        )*
+                        )+
+                        $($(
+                            (concat!(stringify!($bn), ".weight"), &[$n]),
+                            (concat!(stringify!($bn), ".bias"), &[$n]),
+                        )?)+
+                        $($(
+                            (concat!(stringify!($bn), ".running_mean"), &[$n]),
+                            (concat!(stringify!($bn), ".running_var"), &[$n]),
+                        )?)+
                     ];
                     let (name, shape) = NAMES[i];
-                    TensorInfo { name, shape, offset: tensor_offset(LAYERS, i) }
+                    TensorInfo { name, shape, offset: tensor_offset(LAYERS, NORMS, i) }
+                }
+
+                fn batch_norm_name(k: usize) -> &'static str {
+                    const NAMES: &[&str] = &[$($(stringify!($bn),)?)+];
+                    NAMES[k]
+                }
+
+                fn batch_norm_layer(k: usize) -> usize {
+                    // Whether each dense layer has a batch norm after it.
+                    const FOLLOWED: &[bool] = &[$(<[&str]>::len(&[$(stringify!($bn))?]) == 1,)+];
+                    (0..FOLLOWED.len()).filter(|&l| FOLLOWED[l]).nth(k).expect("a batch norm")
+                }
+
+                fn storage(&self) -> &[f32] {
+                    &self.block.0
+                }
+
+                fn storage_mut(&mut self) -> &mut [f32] {
+                    &mut self.block.0
+                }
+
+                fn batches_tracked(&self) -> &[u64] {
+                    &self.tracked
+                }
+
+                fn batches_tracked_mut(&mut self) -> &mut [u64] {
+                    &mut self.tracked
                 }
 
                 fn init<R: Rng + ?Sized>(&mut self, init: Init, rng: &mut R) {
                     let layers = self.layers_mut();
-                    layers.$first.init(init, rng);
-                    $( layers.$layer.init(init, rng); )*
+                    $( layers.$layer.init(init, rng); )+
+                    $crate::model::init_batch_norms(self);
                 }
 
                 fn backward_inputs<K: Backend, const B: usize>(&self, ws: &mut Ws<B>, batch: usize) {
                     assert!(batch <= B, "backward: batch {batch} exceeds the workspace's {B}");
                     let net = self.view();
                     let scale = ws.scale;
-                    $crate::__network_backward!(net, ws, batch, K, scale; $first $(, $layer)*);
+                    $crate::__network_backward!(net, ws, batch, K, scale; $(($layer, [$($bn)?])),+);
                 }
             }
         };
     };
+}
+
+/// `plain`'s dense layers differ from those of the network folded into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoldMismatch {
+    /// The first tensor that differs (its name in the network with batch norms), or the
+    /// first batch-norm tensor when `plain` has batch norms itself.
+    pub tensor: &'static str,
+}
+
+impl core::fmt::Display for FoldMismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "cannot fold: the plain network has no tensor {} of the same shape (or has batch norms)",
+            self.tensor
+        )
+    }
+}
+
+impl core::error::Error for FoldMismatch {}
+
+/// Folds `net`'s batch normalizations (with their running statistics: evaluation) into the
+/// dense layers before them, writing the result into `plain`, a network of the same dense
+/// layers (names and shapes) without batch norms: its logits are `net`'s in evaluation mode,
+/// up to rounding, at no cost for the normalization (see
+/// [`crate::layers::batchnorm::fold_into_dense`]). For the reference network with batch norms,
+/// `plain` is [`crate::MnistMlp`], which every tool reads. Allocates nothing.
+pub fn fold_batch_norms<N: Network, P: Network>(
+    net: &N,
+    plain: &mut P,
+) -> Result<(), FoldMismatch> {
+    let dense = 2 * N::LAYERS;
+    if P::BATCH_NORMS > 0 || P::TENSORS != dense {
+        let tensor = N::tensor_info(dense.min(N::TENSORS - 1)).name;
+        return Err(FoldMismatch { tensor });
+    }
+    for i in 0..dense {
+        let (a, b) = (N::tensor_info(i), P::tensor_info(i));
+        if a.name != b.name || a.shape != b.shape {
+            return Err(FoldMismatch { tensor: a.name });
+        }
+        plain.tensor_mut(i).copy_from_slice(net.tensor(i));
+    }
+    for k in 0..N::BATCH_NORMS {
+        let l = N::batch_norm_layer(k);
+        let (p, s) = (dense + 2 * k, N::PARAM_TENSORS + 2 * k);
+        let bn = [
+            net.tensor(p),
+            net.tensor(p + 1),
+            net.tensor(s),
+            net.tensor(s + 1),
+        ];
+        let (w, b) = (
+            P::tensor_info(2 * l).range(),
+            P::tensor_info(2 * l + 1).range(),
+        );
+        let (front, back) = plain.storage_mut().split_at_mut(b.start);
+        crate::layers::batchnorm::fold_into_dense(bn, &mut front[w], &mut back[..b.len()]);
+    }
+    Ok(())
+}
+
+/// Sets every batch normalization of `net` to PyTorch's initial state: weight 1, bias 0,
+/// running mean 0, running variance 1, no batches tracked.
+#[doc(hidden)]
+pub fn init_batch_norms<N: Network>(net: &mut N) {
+    let dense = 2 * N::LAYERS;
+    for i in dense..N::TENSORS {
+        let j = i - dense;
+        let which = if i < N::PARAM_TENSORS {
+            j % 2
+        } else {
+            2 + j % 2
+        };
+        net.tensor_mut(i)
+            .fill(crate::layers::batchnorm::initial_value(which));
+    }
+    net.batches_tracked_mut().fill(0);
 }
 
 /// Expands to the last layer's field of `$ws`.
@@ -670,48 +998,65 @@ macro_rules! __network_last {
     ($ws:ident; $l:ident, $($rest:ident),+) => { $crate::__network_last!($ws; $($rest),+) };
 }
 
-/// Forward through the layers in order: ReLU (and dropout) after each but the last.
+/// Forward through the units in order: a hidden dense layer runs with ReLU, or without it and
+/// then its batch normalization (which applies the ReLU); dropout after each but the last.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __network_forward {
-    ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, [$x:expr]; $l:ident) => {
+    ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, $train:ident, [$x:expr]; ($l:ident, [])) => {
         $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::kernels::Activation::Identity);
     };
-    ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, [$x:expr]; $l:ident, $($rest:ident),+) => {
+    ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, $train:ident, [$x:expr]; ($l:ident, []), $($rest:tt),+) => {
         $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::kernels::Activation::Relu);
         if let Some(d) = $drop.as_mut() {
             d.apply($ws.$l.y_mut($batch));
         }
-        $crate::__network_forward!($net, $ws, $batch, $K, $drop, [$ws.$l.y($batch)]; $($rest),+);
+        $crate::__network_forward!($net, $ws, $batch, $K, $drop, $train, [$ws.$l.y($batch)]; $($rest),+);
+    };
+    ($net:ident, $ws:ident, $batch:ident, $K:ident, $drop:ident, $train:ident, [$x:expr]; ($l:ident, [$bn:ident]), $($rest:tt),+) => {
+        $net.$l.forward::<$K>($x, $ws.$l.y_mut($batch), $batch, $crate::kernels::Activation::Identity);
+        $net.$bn.forward($ws.$l.y($batch), &mut $ws.$bn, $batch, $train);
+        if let Some(d) = $drop.as_mut() {
+            d.apply($ws.$bn.y_mut($batch));
+        }
+        $crate::__network_forward!($net, $ws, $batch, $K, $drop, $train, [$ws.$bn.y($batch)]; $($rest),+);
     };
 }
 
-/// Forward for one sample through stack buffers.
+/// Forward for one sample through stack buffers (batch normalization with its running
+/// statistics).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __network_forward_one {
-    ($net:ident, $K:ident, [$x:expr], $out:ident; $l:ident) => {
+    ($net:ident, $K:ident, [$x:expr], $out:ident; ($l:ident, [])) => {
         $net.$l.forward_one::<$K>($x, $out, $crate::kernels::Activation::Identity);
     };
-    ($net:ident, $K:ident, [$x:expr], $out:ident; $l:ident, $($rest:ident),+) => {
+    ($net:ident, $K:ident, [$x:expr], $out:ident; ($l:ident, []), $($rest:tt),+) => {
         let mut hidden = $net.$l.output_one();
         $net.$l.forward_one::<$K>($x, &mut hidden, $crate::kernels::Activation::Relu);
         $crate::__network_forward_one!($net, $K, [&hidden], $out; $($rest),+);
     };
+    ($net:ident, $K:ident, [$x:expr], $out:ident; ($l:ident, [$bn:ident]), $($rest:tt),+) => {
+        let mut hidden = $net.$l.output_one();
+        $net.$l.forward_one::<$K>($x, &mut hidden, $crate::kernels::Activation::Identity);
+        $net.$bn.forward_one(&mut hidden);
+        $crate::__network_forward_one!($net, $K, [&hidden], $out; $($rest),+);
+    };
 }
 
-/// The input gradients, through the layers in reverse: the recursion runs the later layers
-/// first. Each layer after the first fills its batch-major input from the previous layer's
-/// output and writes the previous layer's `dz` through the ReLU mask.
+/// The input gradients, through the units in reverse: the recursion runs the later layers
+/// first. Each layer after the first fills its batch-major input from the previous unit's
+/// output and writes the previous unit's `dz` through the ReLU mask; a batch normalization
+/// then carries it back to its dense layer's `dz` (and keeps its own weight gradients).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __network_backward {
-    ($net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $first:ident $(, $rest:ident)*) => {
-        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $first; $($rest),*);
+    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:tt; ) => {};
+    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:tt; $cur:tt $(, $rest:tt)*) => {
+        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $cur; $($rest),*);
+        $crate::__network_backward!(@step $net, $ws, $batch, $K, $scale; $prev; $cur);
     };
-    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:ident; ) => {};
-    (@after $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $prev:ident; $l:ident $(, $rest:ident)*) => {
-        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $l; $($rest),*);
+    (@step $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; ($prev:ident, []); ($l:ident, $lb:tt)) => {
         {
             let (x, dx) = $ws.$prev.y_and_dz_mut($batch);
             let work = &mut $ws.$l;
@@ -719,5 +1064,18 @@ macro_rules! __network_backward {
             let grad = $crate::kernels::InputGrad::Relu { x, scale: $scale };
             $net.$l.backward_input::<$K>(work.dz($batch), dx, grad, $batch);
         }
+    };
+    (@step $net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; ($prev:ident, [$pbn:ident]); ($l:ident, $lb:tt)) => {
+        {
+            let (x, dx) = $ws.$pbn.y_and_dz_mut($batch);
+            let work = &mut $ws.$l;
+            work.set_x_rows::<$K>(x, $batch);
+            let grad = $crate::kernels::InputGrad::Relu { x, scale: $scale };
+            $net.$l.backward_input::<$K>(work.dz($batch), dx, grad, $batch);
+        }
+        $net.$pbn.backward(&mut $ws.$pbn, $ws.$prev.dz_mut($batch), $batch);
+    };
+    ($net:ident, $ws:ident, $batch:ident, $K:ident, $scale:ident; $first:tt $(, $rest:tt)*) => {
+        $crate::__network_backward!(@after $net, $ws, $batch, $K, $scale; $first; $($rest),*);
     };
 }

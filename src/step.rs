@@ -20,7 +20,7 @@ use core::ops::Range;
 
 use crate::kernels::STATES;
 use crate::kernels::{
-    Backend, GradientSink, Mode, ParamsAndState, Rule, Shard, SoftmaxXent, WeightGradients,
+    Backend, GradientSink, Mode, ParamsAndState, Rule, Shard, SoftmaxXent, Update, WeightGradients,
 };
 use crate::layers::Dropout;
 use crate::model::{Network, Workspace};
@@ -55,10 +55,12 @@ where
 {
     if opt.clip_grad_norm() > 0.0 {
         let loss = forward_backward::<K, N, B>(net, grads, ws, batch, dropout);
+        net.update_running_stats(ws, batch);
         let finite = opt.step::<K>(net, grads, lr);
         return if finite { loss } else { f32::NAN };
     }
     let loss = forward_loss::<K, N, B>(net, ws, batch, batch, dropout);
+    net.update_running_stats(ws, batch);
     net.backward_inputs::<K, B>(ws, batch);
     let rule = opt.begin_step(lr, 1.0);
     let finite = apply_weight_gradients::<K, N, O, B>(net, opt, ws, batch, &rule);
@@ -66,8 +68,9 @@ where
 }
 
 /// Every layer's weight and bias gradients, computed from `ws` after
-/// [`Network::backward_inputs`] and applied by `rule` straight from the product's registers.
-/// Returns whether every gradient and updated parameter was finite.
+/// [`Network::backward_inputs`] and applied by `rule` straight from the product's registers
+/// (batch normalizations' from the workspace). Returns whether every gradient and updated
+/// parameter was finite.
 fn apply_weight_gradients<K, N, O, const B: usize>(
     net: &mut N,
     opt: &mut O,
@@ -102,6 +105,21 @@ where
             shards: &shards,
             sink,
         });
+    }
+    for k in 0..N::BATCH_NORMS {
+        let (dweight, dbias) = ws.batch_norm_grads(k);
+        let at = 2 * N::LAYERS + 2 * k;
+        for (t, grads) in [(at, dweight), (at + 1, dbias)] {
+            let part = blocks.take(N::tensor_info(t).range());
+            finite &= K::run(Update {
+                rule,
+                params: part.params,
+                grads,
+                first: part.first,
+                second: part.second,
+                third: part.third,
+            });
+        }
     }
     finite
 }
@@ -138,8 +156,9 @@ impl<'a> Blocks<'a> {
     }
 }
 
-/// Forward, loss and backward, leaving the gradients (overwritten) in `grads`: a training step
-/// without the update, for gradient checks. Returns the mean loss.
+/// Forward (in training mode), loss and backward, leaving the gradients (overwritten) in
+/// `grads`: a training step without the update, for gradient checks; batch normalizations'
+/// running statistics are left alone. Returns the mean loss.
 ///
 /// # Panics
 /// If `batch` is 0 or exceeds the workspace.
@@ -180,7 +199,7 @@ where
         (1..=B).contains(&batch),
         "a training step needs 1 to {B} samples, not {batch}"
     );
-    net.forward::<K, B>(ws, batch, dropout);
+    net.forward_train::<K, B>(ws, batch, dropout);
     let (logits, labels, dlogits) = ws.loss_buffers(batch);
     let classes = N::OUTPUT;
     let whole_batch = of;

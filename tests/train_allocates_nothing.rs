@@ -6,8 +6,8 @@ mod common;
 use common::alloc_counter::{Counting, SERIAL, count, count_all_threads};
 use constnet::Params;
 use constnet::{
-    Adam, AdamConfig, Dropout, Init, MnistMlp, Network, NetworkView, RmsProp, RmsPropConfig, Simd,
-    Workspace, set_input, train_step,
+    Adam, AdamConfig, Dropout, Init, MnistMlp, MnistMlpBn, Network, NetworkView, RmsProp,
+    RmsPropConfig, Simd, Workspace, set_input, train_step,
 };
 
 #[global_allocator]
@@ -90,6 +90,72 @@ fn training_and_inference_allocate_nothing() {
     assert!(logits.iter().all(|l| l.is_finite()));
 }
 
+/// The same with batch normalization: training steps (fused and clipped updates, running
+/// statistics), evaluation passes and one-sample inference.
+#[test]
+fn batch_norm_training_and_inference_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const B: usize = 64;
+    let mut r = common::rng(52);
+    let mut net = MnistMlpBn::new_boxed(Init::PyTorch, &mut r);
+    let mut grads = MnistMlpBn::zeroed_box();
+    let mut adam = Adam::<MnistMlpBn>::new_boxed(AdamConfig::DEFAULT);
+    let mut clipped = Adam::<MnistMlpBn>::new_boxed(AdamConfig {
+        clip_grad_norm: 1.0,
+        ..AdamConfig::DEFAULT
+    });
+    let mut ws = <MnistMlpBn as Network>::Workspace::<B>::zeroed_box();
+    let rows: Vec<f32> = (0..B * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+    let labels: Vec<u32> = (0..B as u32).map(|i| i % 10).collect();
+    let mut dropout_rng = common::rng(53);
+    let mut logits = [0.0f32; 10];
+    let (losses, allocations) = count(|| {
+        let mut losses = [0.0f32; 60];
+        for (step, loss) in losses.iter_mut().enumerate() {
+            let batch = if step % 4 == 3 { 17 } else { B };
+            set_input::<_, Simd>(&mut *ws, &rows[..batch * 784], batch);
+            ws.labels_mut(batch).copy_from_slice(&labels[..batch]);
+            let mut dropout = Dropout::new(0.2, &mut dropout_rng).unwrap();
+            let opt = if step % 2 == 0 {
+                &mut adam
+            } else {
+                &mut clipped
+            };
+            *loss = train_step::<Simd, MnistMlpBn, _, B>(
+                &mut net,
+                &mut grads,
+                &mut **opt,
+                &mut ws,
+                batch,
+                1e-3,
+                Some(&mut dropout),
+            );
+        }
+        losses
+    });
+    assert_eq!(
+        allocations, 0,
+        "60 training steps with batch norms allocated"
+    );
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert_eq!(net.batches_tracked(), &[60; 3]);
+    let view = net.view();
+    let ((), allocations) = count(|| {
+        for i in 0..1000 {
+            let x = &rows[(i % B) * 784..][..784];
+            view.forward_one::<Simd>(x, &mut logits);
+            if i % 100 == 0 {
+                net.forward::<Simd, B>(&mut ws, B, None);
+            }
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "1000 inference calls with batch norms allocated"
+    );
+    assert!(logits.iter().all(|l| l.is_finite()));
+}
+
 struct Silent;
 
 impl constnet::train::Report for Silent {
@@ -144,6 +210,20 @@ fn a_whole_epoch_with_batch_assembly_allocates_nothing_on_any_thread() {
         assert!(loss.is_finite() && loss < 1.5, "epoch loss {loss}");
         assert_eq!(run.steps, 938);
     }
+    // With batch norms (one thread): running statistics updated after every step.
+    let config = Config {
+        dropout: 0.1,
+        ..Config::default()
+    };
+    let mut run = Run::<MnistMlpBn>::new(config, mnist.train.count).unwrap();
+    let (result, allocations) = count_all_threads(|| {
+        run.train_epoch(&mnist.train, &mut Silent, |_| Ok(()))
+            .map(|(loss, _)| loss)
+    });
+    let loss = result.unwrap();
+    assert_eq!(allocations, 0, "an epoch with batch norms allocated");
+    assert!(loss.is_finite() && loss < 1.5, "epoch loss {loss}");
+    assert_eq!(run.net().batches_tracked(), &[938; 3]);
 }
 
 #[test]

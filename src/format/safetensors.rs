@@ -51,16 +51,74 @@ pub fn encode(
     entries: &[Entry<'_>],
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, Problem> {
-    let typed: Vec<TypedEntry> = entries
-        .iter()
-        .map(|e| TypedEntry {
-            name: e.name.clone(),
-            dtype: Dtype::F32,
-            shape: e.shape.clone(),
-            bytes: e.values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        })
-        .collect();
+    let typed: Vec<TypedEntry> = entries.iter().map(Entry::typed).collect();
     encode_typed(&typed, metadata)
+}
+
+impl Entry<'_> {
+    /// The entry as f32 little-endian bytes.
+    pub fn typed(&self) -> TypedEntry {
+        TypedEntry {
+            name: self.name.clone(),
+            dtype: Dtype::F32,
+            shape: self.shape.clone(),
+            bytes: self.values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// The name of batch normalization `k`'s count of training batches, with `prefix/` before it
+/// if `prefix` is not empty (checkpoints): `bn1.num_batches_tracked`.
+pub fn tracked_name<N: Network>(prefix: &str, k: usize) -> String {
+    let name = N::batch_norm_name(k);
+    match prefix {
+        "" => format!("{name}.num_batches_tracked"),
+        _ => format!("{prefix}/{name}.num_batches_tracked"),
+    }
+}
+
+/// Each batch normalization's `num_batches_tracked` as PyTorch stores it: an int64 scalar
+/// (shape `[]`).
+pub fn tracked_entries<N: Network>(prefix: &str, net: &N) -> Vec<TypedEntry> {
+    (0..N::BATCH_NORMS)
+        .map(|k| TypedEntry {
+            name: tracked_name::<N>(prefix, k),
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: net.batches_tracked()[k].to_le_bytes().to_vec(),
+        })
+        .collect()
+}
+
+/// Reads each batch normalization's `num_batches_tracked` (int64 scalars, not negative).
+pub fn read_tracked<N: Network>(decoded: &Decoded<'_>, prefix: &str) -> Result<Vec<u64>, Problem> {
+    (0..N::BATCH_NORMS)
+        .map(|k| {
+            let name = tracked_name::<N>(prefix, k);
+            let view = decoded
+                .tensors
+                .tensor(&name)
+                .map_err(|_| Problem::MissingTensor(name.clone()))?;
+            if view.dtype() != Dtype::I64 {
+                let found = format!("{:?}", view.dtype());
+                return Err(Problem::Dtype { name, found });
+            }
+            if !view.shape().is_empty() {
+                let found = view.shape().to_vec();
+                return Err(Problem::Shape {
+                    name,
+                    expected: Vec::new(),
+                    found,
+                });
+            }
+            let bytes: [u8; 8] = view
+                .data()
+                .try_into()
+                .map_err(|_| Problem::Parse(format!("{name}: an int64 scalar is 8 bytes")))?;
+            u64::try_from(i64::from_le_bytes(bytes))
+                .map_err(|_| Problem::Parse(format!("{name} is negative")))
+        })
+        .collect()
 }
 
 /// One tensor of any dtype to write: its little-endian bytes.
@@ -244,12 +302,14 @@ fn check_tensors<N: Network>(decoded: &Decoded<'_>) -> Result<(), Problem> {
         let info = N::tensor_info(i);
         tensor_bytes(decoded, info.name, info.shape)?;
     }
+    read_tracked::<N>(decoded, "")?;
     let mut names = decoded.tensors.names();
     names.sort_unstable();
-    if let Some(extra) = names
-        .into_iter()
-        .find(|n| !(0..N::TENSORS).any(|i| N::tensor_info(i).name == *n))
-    {
+    let known = |n: &str| {
+        (0..N::TENSORS).any(|i| N::tensor_info(i).name == n)
+            || (0..N::BATCH_NORMS).any(|k| tracked_name::<N>("", k) == n)
+    };
+    if let Some(extra) = names.into_iter().find(|n| !known(n)) {
         return Err(Problem::UnexpectedTensor(extra.to_string()));
     }
     Ok(())
@@ -290,7 +350,7 @@ pub fn to_bytes_with_metadata<N: Network>(
     net: &N,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, Problem> {
-    let entries: Vec<Entry<'_>> = (0..N::TENSORS)
+    let mut entries: Vec<TypedEntry> = (0..N::TENSORS)
         .map(|i| {
             let info = N::tensor_info(i);
             Entry {
@@ -298,9 +358,11 @@ pub fn to_bytes_with_metadata<N: Network>(
                 shape: info.shape.to_vec(),
                 values: net.tensor(i),
             }
+            .typed()
         })
         .collect();
-    encode(&entries, metadata)
+    entries.extend(tracked_entries("", net));
+    encode_typed(&entries, metadata)
 }
 
 /// Loads a model file into `net`, checking everything first (`net` is untouched on error).
@@ -313,6 +375,7 @@ pub fn load_into<N: Network>(path: &Path, net: &mut N) -> Result<(), ModelFileEr
 pub fn load_bytes_into<N: Network>(bytes: &[u8], net: &mut N) -> Result<(), Problem> {
     let decoded = decode(bytes)?;
     check_tensors::<N>(&decoded)?;
+    let tracked = read_tracked::<N>(&decoded, "")?;
     for i in 0..N::TENSORS {
         let info = N::tensor_info(i);
         copy_f32(
@@ -320,6 +383,7 @@ pub fn load_bytes_into<N: Network>(bytes: &[u8], net: &mut N) -> Result<(), Prob
             net.tensor_mut(i),
         );
     }
+    net.batches_tracked_mut().copy_from_slice(&tracked);
     Ok(())
 }
 

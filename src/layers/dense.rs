@@ -243,6 +243,10 @@ impl<const IN: usize, const OUT: usize, const B: usize> DenseWork<IN, OUT, B> {
     pub fn dz(&self, batch: usize) -> &[f32] {
         &self.dz.flat()[..OUT * batch]
     }
+    /// The gradient buffer at the pre-activation, `[OUT][batch]`.
+    pub fn dz_mut(&mut self, batch: usize) -> &mut [f32] {
+        &mut self.dz.flat_mut()[..OUT * batch]
+    }
     /// The output and the gradient buffer at once (the loss reads one and writes the other).
     pub fn y_and_dz_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {
         (

@@ -2,14 +2,17 @@
 //! side by side, per-batch buffers, initialisation and dropout.
 //!
 //! - [`dense`]: `Dense<IN, OUT>`, a fully connected layer.
+//! - [`batchnorm`]: `BatchNorm<N>`, batch normalization (PyTorch's `BatchNorm1d`) and ReLU.
 //! - [`dropout`]: inverted dropout on hidden activations.
 //!
 //! Activations are feature-major, `[features][batch]` (see [`crate::kernels`]).
 #![forbid(unsafe_code)]
 
+pub mod batchnorm;
 pub mod dense;
 pub mod dropout;
 
+pub use batchnorm::{BatchNorm, BatchNormRef, BatchNormWork};
 pub use dense::{Dense, DenseMut, DenseRef, DenseWork};
 pub use dropout::Dropout;
 

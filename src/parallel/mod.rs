@@ -22,6 +22,12 @@
 //! (and equal across thread counts when the shards are whole vectors long, as with batch 64 on
 //! 1, 2 or 4 threads).
 //!
+//! Batch normalization needs the statistics of the whole batch in the middle of the forward
+//! pass; a team does not split that, so a network with batch norms trains on one thread
+//! (`Team::new` refuses more). Its weight and bias are then updated in phase B after the
+//! dense layers' rows, and its running statistics after the step, while the thread is alone
+//! with the model.
+//!
 //! With gradient clipping the norm must be known before any update: phase B then stores the
 //! gradients of its rows, the threads add up their parts of the squared norm (barrier), thread 0
 //! starts the optimizer's step with the clipping factor (barrier), and each thread updates its
@@ -69,6 +75,10 @@ use std::time::{Duration, Instant};
 
 /// The most threads a team has: one shard of the batch each.
 pub const MAX_THREADS: usize = MAX_SHARDS;
+
+/// Why a network with batch normalization trains on one thread.
+pub const BATCH_NORM_THREADS: &str = "1 for a network with batch normalization (its statistics \
+     are taken over the whole batch, which the threads would split)";
 
 /// The parameters, the optimizer with its state, and (for gradient clipping) the gradients:
 /// one copy, shared by the team's threads in phases.
@@ -337,6 +347,7 @@ impl<N: Network, const B: usize> Team<N, B> {
             "threads must be in 1..={}",
             MAX_THREADS.min(B)
         );
+        assert!(N::BATCH_NORMS == 0 || threads == 1, "{BATCH_NORM_THREADS}");
         let shared = Arc::new(Shared {
             threads,
             model: Model::new(params, optimizer),
@@ -463,6 +474,18 @@ impl<N: Network, const B: usize> Team<N, B> {
         let (batch, loss, waited) =
             step(shared, job, b, parts, barrier).expect("thread 0 does not abort itself");
         self.pace.record(plan, waited);
+        if N::BATCH_NORMS > 0 {
+            let ws = read(&shared.workspaces[0]);
+            // SAFETY: a team with batch norms has one thread (`new` asserts it), so between
+            // its steps nothing else touches the model; `begin_epoch` takes the block
+            // pointers again, as `exclusive` requires.
+            #[allow(unsafe_code)]
+            unsafe {
+                let (net, _) = shared.model.exclusive();
+                net.update_running_stats(&ws, batch);
+                shared.model.begin_epoch();
+            }
+        }
         let finite = shared.finite.iter().all(|f| f.load(Ordering::Relaxed)) && loss.is_finite();
         StepOutcome {
             batch,
@@ -741,6 +764,45 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
             sink,
         });
     }
+    if N::BATCH_NORMS > 0 {
+        let ws = workspaces[0].as_ref().expect("a workspace of the team");
+        finite &= batch_norm_phase_b(shared, &***ws, store, rule.as_ref());
+    }
+    finite
+}
+
+/// Phase B of a team with batch norms (one thread): their weights and biases, updated by
+/// `rule` from the gradients in `ws` (`store`: stored in the gradients instead).
+fn batch_norm_phase_b<N: Network, const B: usize>(
+    shared: &Shared<N, B>,
+    ws: &N::Workspace<B>,
+    store: Option<()>,
+    rule: Option<&Rule>,
+) -> bool {
+    let mut finite = true;
+    for k in 0..N::BATCH_NORMS {
+        let (dweight, dbias) = ws.batch_norm_grads(k);
+        let at = 2 * N::LAYERS + 2 * k;
+        for (t, grads) in [(at, dweight), (at + 1, dbias)] {
+            // SAFETY: phase B of a team of one thread: these elements are its own.
+            #[allow(unsafe_code)]
+            let rows = unsafe { shared.model.rows_mut(N::tensor_info(t).range()) };
+            match (store, rule) {
+                (Some(()), _) => rows.grads.copy_from_slice(grads),
+                (None, Some(rule)) => {
+                    finite &= Simd::run(Update {
+                        rule,
+                        params: rows.params,
+                        grads,
+                        first: rows.first,
+                        second: rows.second,
+                        third: rows.third,
+                    })
+                }
+                (None, None) => unreachable!("thread 0 begins the step before phase B"),
+            }
+        }
+    }
     finite
 }
 
@@ -844,6 +906,12 @@ fn for_own_rows<N: Network>(t: usize, threads: usize, mut f: impl FnMut(Range<us
         );
         f(w + rows.start * inp..w + rows.end * inp);
         f(b + rows.start..b + rows.end);
+    }
+    // Batch norms' weights and biases: thread 0's (the only thread of such a team).
+    if t == 0 {
+        for i in 2 * N::LAYERS..N::PARAM_TENSORS {
+            f(N::tensor_info(i).range());
+        }
     }
 }
 

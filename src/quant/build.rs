@@ -170,8 +170,10 @@ fn pack(i: usize, p: &LayerParams) -> Result<Packed, QuantError> {
 
 /// The largest activation after each hidden layer (`N::LAYERS − 1` values) over the first
 /// `count` images of `pixels` (`[count][N::INPUT]`), from a plain f32 forward pass: the ranges
-/// the int8 activations must cover.
+/// the int8 activations must cover. A network with batch norms is folded first
+/// ([`crate::model::fold_batch_norms`]): calling this on one does not compile.
 pub fn calibrate<N: Network>(net: &N, pixels: &[u8], count: usize) -> Vec<f32> {
+    const { assert!(N::BATCH_NORMS == 0, "calibrate: fold batch norms first") };
     let mut ranges = vec![0.0f32; N::LAYERS - 1];
     let widest = (0..N::LAYERS)
         .map(|l| N::layer_dims(l).1)
@@ -219,6 +221,7 @@ pub fn quantize<N: Network, const L: usize>(
     net: &N,
     ranges: &[f32],
 ) -> Result<QuantModel<L>, QuantError> {
+    const { assert!(N::BATCH_NORMS == 0, "quantize: fold batch norms first") };
     assert_eq!(N::LAYERS, L, "quantize: the model has {} layers", N::LAYERS);
     assert_eq!(ranges.len(), L - 1, "quantize: one range per hidden layer");
     let mut params: Vec<LayerParams> = Vec::with_capacity(L);

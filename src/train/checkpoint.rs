@@ -116,11 +116,13 @@ impl<N: Network> Run<N> {
 
     /// The bytes [`Run::save_checkpoint`] writes.
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Problem> {
-        let mut entries = entries_of::<N>("model", self.net().flat());
+        // The model's buffers (batch norms' running statistics) too; the optimizer's state
+        // covers the parameters only.
+        let mut entries = entries_of::<N>("model", self.net().storage(), N::TENSORS);
         let optimizer = self.optimizer();
         for (name, state) in optimizer.state() {
             if !state.is_empty() {
-                entries.extend(entries_of::<N>(name, state));
+                entries.extend(entries_of::<N>(name, state, N::PARAM_TENSORS));
             }
         }
         let header = Header {
@@ -130,7 +132,9 @@ impl<N: Network> Run<N> {
             steps: self.steps,
             optimizer_steps: self.optimizer_steps(),
         };
-        safetensors::encode(&entries, encode_header(&header))
+        let mut typed: Vec<_> = entries.iter().map(safetensors::Entry::typed).collect();
+        typed.extend(safetensors::tracked_entries("model", self.net()));
+        safetensors::encode_typed(&typed, encode_header(&header))
     }
 
     /// Continues a run from a checkpoint written by [`Run::save_checkpoint`], on a training
@@ -168,13 +172,27 @@ impl<N: Network> Run<N> {
         run.steps = header.steps;
         let t = header.optimizer_steps;
         let (net, optimizer) = run.model_mut();
-        fill::<N>(&decoded, "model", net.flat_mut())?;
+        fill::<N>(&decoded, "model", net.storage_mut(), N::TENSORS)?;
+        let tracked =
+            safetensors::read_tracked::<N>(&decoded, "model").map_err(CheckpointProblem::File)?;
+        net.batches_tracked_mut().copy_from_slice(&tracked);
         optimizer.set_steps_taken(t);
         let names = optimizer.state().map(|(name, _)| name);
+        let mut expected = N::TENSORS + N::BATCH_NORMS;
         for (name, block) in names.into_iter().zip(optimizer.state_mut()) {
             if !block.is_empty() {
-                fill::<N>(&decoded, name, block)?;
+                fill::<N>(&decoded, name, block, N::PARAM_TENSORS)?;
+                expected += N::PARAM_TENSORS;
             }
+        }
+        // Every tensor was read by name: one more means another network (batch norms
+        // resumed without them, say), which must not be dropped silently.
+        if decoded.tensors.len() != expected {
+            return Err(CheckpointProblem::NotACheckpoint(format!(
+                "it holds {} tensors where this network's run has {expected}: a run of another \
+                 network (train --arch)",
+                decoded.tensors.len()
+            )));
         }
         Ok(run)
     }
@@ -250,9 +268,9 @@ pub fn encode_header(header: &Header) -> HashMap<String, String> {
     meta
 }
 
-/// A flat block's tensors named `prefix/name`, for a checkpoint.
-fn entries_of<'a, N: Network>(prefix: &str, block: &'a [f32]) -> Vec<Entry<'a>> {
-    (0..N::TENSORS)
+/// The first `tensors` tensors of a block named `prefix/name`, for a checkpoint.
+fn entries_of<'a, N: Network>(prefix: &str, block: &'a [f32], tensors: usize) -> Vec<Entry<'a>> {
+    (0..tensors)
         .map(|i| {
             let info = N::tensor_info(i);
             Entry {
@@ -264,13 +282,14 @@ fn entries_of<'a, N: Network>(prefix: &str, block: &'a [f32]) -> Vec<Entry<'a>> 
         .collect()
 }
 
-/// Fills a flat block from the tensors named `prefix/name`.
+/// Fills the first `tensors` tensors of a block from the tensors named `prefix/name`.
 fn fill<N: Network>(
     decoded: &Decoded<'_>,
     prefix: &str,
     block: &mut [f32],
+    tensors: usize,
 ) -> Result<(), CheckpointProblem> {
-    for i in 0..N::TENSORS {
+    for i in 0..tensors {
         let info = N::tensor_info(i);
         let name = format!("{prefix}/{}", info.name);
         let bytes = safetensors::tensor_bytes(decoded, &name, info.shape)

@@ -51,6 +51,10 @@ impl<N: Network> Run<N> {
         if config.val >= train_len {
             return Err(bad("val", &config.val, "below the training set's size"));
         }
+        if N::BATCH_NORMS > 0 && config.threads > 1 {
+            let must_be = crate::parallel::BATCH_NORM_THREADS;
+            return Err(bad("threads", &config.threads, must_be));
+        }
         let mut init_rng = derived_rng(config.seed, stream::INIT, 0);
         let net = N::new_boxed(config.init, &mut init_rng);
         let optimizer = config.optimizer.build::<N>();

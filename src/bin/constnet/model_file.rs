@@ -3,9 +3,9 @@
 //! metadata).
 
 use crate::arch::{Arch, Mlp512x256, Mlp800, Mlp1024x512, Mlp2048x1024};
-use constnet::format::{self, ModelFileError};
+use constnet::format::{self, ModelFileError, Problem};
 use constnet::quant::{self, MNIST_DIMS, QuantMnistModel};
-use constnet::{MnistMlp, Network};
+use constnet::{MnistMlp, MnistMlpBn, Network, Params};
 use std::error::Error;
 use std::io::Read;
 use std::path::Path;
@@ -26,6 +26,26 @@ pub fn load<N: Network>(path: &Path) -> Result<Box<N>, ModelFileError> {
         format::load_raw::<N>(path)
     } else {
         format::load::<N>(path)
+    }
+}
+
+/// Loads a f32 model file of the reference network. A safetensors file of the reference
+/// network with batch norms (`train --arch reference-bn`) is folded on load into the plain
+/// network, which computes the same logits at no extra cost.
+pub fn load_reference(path: &Path) -> Result<Box<MnistMlp>, ModelFileError> {
+    let plain = load::<MnistMlp>(path);
+    match plain {
+        Err(ref e) if matches!(&e.problem, Problem::UnexpectedTensor(name) if name.starts_with("bn")) =>
+        {
+            let Ok(with_bn) = format::load::<MnistMlpBn>(path) else {
+                return plain;
+            };
+            let mut folded = MnistMlp::zeroed_box();
+            constnet::fold_batch_norms(&*with_bn, &mut *folded)
+                .expect("MnistMlpBn folds into MnistMlp");
+            Ok(folded)
+        }
+        other => other,
     }
 }
 
@@ -73,7 +93,7 @@ impl Net {
 /// Loads a f32 model file of any architecture ([`Arch::of_file`]) and format.
 pub fn load_net(path: &Path) -> Result<Net, Box<dyn Error>> {
     Ok(match Arch::of_file(path)? {
-        Arch::Reference => Net::Reference(load(path)?),
+        Arch::Reference => Net::Reference(load_reference(path)?),
         Arch::H512x256 => Net::H512x256(load(path)?),
         Arch::H800 => Net::H800(load(path)?),
         Arch::H1024x512 => Net::H1024x512(load(path)?),

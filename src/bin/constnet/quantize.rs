@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
-    let net = model_file::load::<MnistMlp>(&args.model)?;
+    let net = model_file::load_reference(&args.model)?;
     let count = args.calibrate.min(mnist.train.count);
     let ranges = quant::calibrate(&*net, mnist.train.pixels(), count);
     let model = quant::quantize::<MnistMlp, 4>(&net, &ranges)?;

@@ -12,7 +12,7 @@ use constnet::data::mnist::Mnist;
 use constnet::train::{
     self, Config, Evaluation, OptimizerChoice, RecipeChoice, Run, ScheduleChoice,
 };
-use constnet::{Init, Network, atomic_file, format};
+use constnet::{Init, MnistMlpBn, Network, atomic_file, format};
 use serde_json::json;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,13 @@ pub struct Args {
     #[arg(long, value_name = "WHICH", default_value = "last",
           value_parser = ["last", "best"])]
     keep: String,
+    /// The network: reference (784→256→128→64→10) or reference-bn (the same with batch
+    /// normalization after each hidden layer, trained on one thread; its model file is folded
+    /// into the reference network by eval, predict, quantize and export). Give it again with
+    /// --resume
+    #[arg(long, value_name = "NAME", default_value = "reference",
+          value_parser = ["reference", "reference-bn"])]
+    arch: String,
     // Last: its help heading applies to the flags that follow it.
     #[command(flatten)]
     recipe: Recipe,
@@ -306,6 +313,12 @@ impl Recipe {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    if args.arch == "reference-bn" {
+        if args.recipe.hidden != Arch::Reference {
+            return Err("--arch reference-bn is the reference network (--hidden 256,128,64) with batch norms".into());
+        }
+        return run_as::<MnistMlpBn>(args);
+    }
     // A resumed run's network is the checkpoint's.
     let arch = match &args.resume {
         Some(path) => Arch::of_file(path)?,
@@ -316,7 +329,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
 /// `run` on the network `N`.
 fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
-    let config = args.recipe.config(args.log_every)?;
+    let mut config = args.recipe.config(args.log_every)?;
+    // Batch statistics are taken over the whole batch: one thread unless asked otherwise
+    // (which the run then refuses, saying why).
+    if N::BATCH_NORMS > 0 && args.recipe.threads.is_none() {
+        config.threads = 1;
+    }
     let keep_best_without_val = |val: usize| {
         if args.keep == "best" && val == 0 {
             let message = "--keep best needs a validation split (--val N)";
@@ -486,8 +504,13 @@ fn announce<N: Network>(console: &Console, run: &Run<N>, mnist: &Mnist, resume: 
     let version = env!("CARGO_PKG_VERSION");
     let kernels = constnet::kernels::selected().name();
     let arch = Arch::of::<N>();
+    let norms = if N::BATCH_NORMS > 0 {
+        " with batch norms"
+    } else {
+        ""
+    };
     console.line(format_args!(
-        "constnet {version}: kernels {kernels}, network {} ({} parameters)",
+        "constnet {version}: kernels {kernels}, network {}{norms} ({} parameters)",
         arch.layers(),
         N::PARAMS
     ));
