@@ -432,7 +432,7 @@ impl train::Report for Silent {
 #[test]
 fn reference_network_with_batch_norm_trains_on_mnist() {
     use constnet::data::mnist::{Mnist, OpenOptions};
-    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&mnist_dir(), OpenOptions::default()).unwrap();
     let config = Config {
         epochs: 1,
         ..Config::default()

@@ -112,7 +112,8 @@ fn the_cli_trains_evaluates_predicts_inspects_and_exports() {
         .find(|l| l.starts_with("epoch 1: train loss"))
         .expect(&out);
     assert!(
-        epoch_line.contains("test accuracy") && epoch_line.ends_with(" s"),
+        epoch_line.contains("test accuracy")
+            && (epoch_line.ends_with(" s") || epoch_line.ends_with("the other cores were busy)")),
         "{epoch_line}"
     );
     assert!(!err.contains("panicked"));

@@ -392,7 +392,7 @@ fn onnxruntime_matches_constnet_logits_on_the_10000_test_images() {
         );
         return;
     };
-    let mnist = Mnist::open(&mnist_dir(), "MNIST_DIR", OpenOptions::default()).unwrap();
+    let mnist = Mnist::open(&mnist_dir(), OpenOptions::default()).unwrap();
     let net = match std::env::var_os("CONSTNET_ONNX_MODEL").filter(|p| !p.is_empty()) {
         Some(path) => constnet::format::load::<MnistMlp>(Path::new(&path)).unwrap(),
         None => train_briefly(&mnist),
