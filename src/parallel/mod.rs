@@ -586,8 +586,17 @@ fn step<N: Network, const B: usize>(
         })
         .sum::<f32>();
     if clip == 0.0 {
+        // Alone, the rows of every part in one pass (whole tiles, each input read once): a
+        // gradient element sums the same samples in the same order whichever rows go with
+        // it, so the bits are those of the parts.
+        let (part, of) = if parts.len() > 1 {
+            (0, 1)
+        } else {
+            (parts.start, shared.threads)
+        };
+        let finite = phase_b(shared, part, of, None);
         for t in parts {
-            shared.finite[t].store(phase_b(shared, t, None), Ordering::Relaxed);
+            shared.finite[t].store(finite, Ordering::Relaxed);
         }
     } else {
         clipped_phase_b(shared, parts, lr, clip, &mut sync);
@@ -698,10 +707,15 @@ fn part_range_exact(n: usize, t: usize, parts: usize) -> Range<usize> {
     t * n / parts..(t + 1) * n / parts
 }
 
-/// Phase B for thread `t`: the weight and bias gradients of its rows of every layer, summed
-/// over every shard, applied with the step's rule (`store`: none — store them in the
-/// gradients instead, for clipping). Returns whether they were finite.
-fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: Option<()>) -> bool {
+/// Phase B for part `t` of `of`: the weight and bias gradients of its rows of every layer,
+/// summed over every thread's shard, applied with the step's rule (`store`: none — store them
+/// in the gradients instead, for clipping). Returns whether they were finite.
+fn phase_b<N: Network, const B: usize>(
+    shared: &Shared<N, B>,
+    t: usize,
+    of: usize,
+    store: Option<()>,
+) -> bool {
     let threads = shared.threads;
     let workspaces: [Option<RwLockReadGuard<'_, Box<N::Workspace<B>>>>; MAX_THREADS] =
         std::array::from_fn(|u| (u < threads).then(|| read(&shared.workspaces[u])));
@@ -716,7 +730,7 @@ fn phase_b<N: Network, const B: usize>(shared: &Shared<N, B>, t: usize, store: O
     let mut finite = true;
     for l in 0..N::LAYERS {
         let (inp, out) = N::layer_dims(l);
-        let rows = part_range_exact(out, t, threads);
+        let rows = part_range_exact(out, t, of);
         if rows.is_empty() {
             continue;
         }
@@ -847,7 +861,7 @@ fn clipped_phase_b<N: Network, const B: usize>(
 ) {
     let threads = shared.threads;
     for t in parts.clone() {
-        phase_b(shared, t, Some(()));
+        phase_b(shared, t, threads, Some(()));
         let mut squares = 0.0;
         for_own_rows::<N>(t, threads, |range| {
             // SAFETY: phase B; these rows are this part's own.

@@ -56,6 +56,9 @@ pub enum Pacing {
     /// Alone and as a team by turns, every three steps (to test that the results do not
     /// depend on which thread runs which part).
     Alternate,
+    /// Always alone after the first step of each epoch (to measure what running every part
+    /// on one thread costs).
+    Alone,
 }
 
 /// Steps per turn with [`Pacing::Alternate`] (odd, so turns start at different places in
@@ -68,6 +71,7 @@ impl Pacing {
         match std::env::var("CONSTNET_PACE").as_deref() {
             Ok("team") => Pacing::Team,
             Ok("alternate") => Pacing::Alternate,
+            Ok("alone") => Pacing::Alone,
             _ => Pacing::Measured,
         }
     }
@@ -129,6 +133,10 @@ impl Pace {
             Pacing::Measured => TEAM_WINDOW,
             Pacing::Team => u32::MAX,
             Pacing::Alternate => return self.alternate(more),
+            Pacing::Alone if !self.alone && more && self.threads > 1 => {
+                return self.switch(Plan::Team { park_after: true });
+            }
+            Pacing::Alone => u32::MAX,
         };
         if self.threads == 1 || self.steps < window {
             return if self.alone {
