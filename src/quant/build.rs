@@ -265,7 +265,7 @@ fn quantize_layer(
     let weights: Vec<i8> = w
         .iter()
         .enumerate()
-        .map(|(i, &w)| (w / weight_scale[i / inp]).round().clamp(-127.0, 127.0) as i8)
+        .map(|(i, &w)| libm::roundf(w / weight_scale[i / inp]).clamp(-127.0, 127.0) as i8)
         .collect();
     let acc_scale = |o: usize| f64::from(input_scale) * f64::from(weight_scale[o]);
     let finest = (0..out).map(acc_scale).fold(0.0, f64::max);
@@ -282,7 +282,7 @@ fn quantize_layer(
         .iter()
         .enumerate()
         .map(|(o, &b)| {
-            let q = (f64::from(b) / acc_scale(o)).round();
+            let q = libm::round(f64::from(b) / acc_scale(o));
             q.clamp(-f64::from(MAX_BIAS), f64::from(MAX_BIAS)) as i32
         })
         .collect();
