@@ -439,3 +439,49 @@ fn checkpoints_record_and_validate_the_batch_size() {
         Err(CheckpointProblem::Position(_))
     ));
 }
+
+/// The recipe is recorded in JSON: every finite float reads back to the same bits, so a
+/// resumed run uses exactly the values it started with.
+#[test]
+fn checkpoint_recipes_keep_every_float_bit_for_bit() {
+    use constnet::optim::AdamConfig;
+    use constnet::train::OptimizerChoice;
+    use constnet::train::checkpoint::{Header, decode_header, encode_header};
+    let mut bits = 0x9e37_79b9_u32;
+    let mut checked = 0;
+    while checked < 20_000 {
+        bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let (lr, eps) = (
+            f32::from_bits(bits & 0x7fff_ffff),
+            f32::from_bits(bits.rotate_left(7) & 0x7fff_ffff),
+        );
+        if !(lr.is_finite() && lr > 0.0 && eps.is_finite() && eps > 0.0) {
+            continue;
+        }
+        let header = Header {
+            config: Config {
+                lr,
+                optimizer: OptimizerChoice::Adam(AdamConfig {
+                    eps,
+                    weight_decay: -0.0,
+                    ..AdamConfig::DEFAULT
+                }),
+                ..Config::default()
+            },
+            train_len: 1000,
+            epoch: 0,
+            steps: 0,
+            optimizer_steps: 0,
+        };
+        let back = decode_header(&encode_header(&header)).unwrap();
+        assert_eq!(back.config.lr.to_bits(), lr.to_bits());
+        let OptimizerChoice::Adam(a) = back.config.optimizer else {
+            panic!("{:?}", back.config.optimizer)
+        };
+        assert_eq!(
+            (a.eps.to_bits(), a.weight_decay.to_bits()),
+            (eps.to_bits(), (-0.0f32).to_bits())
+        );
+        checked += 1;
+    }
+}

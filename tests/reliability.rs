@@ -325,7 +325,7 @@ fn checkpoint_headers_are_checksummed_and_validated() {
             &(|c: &mut Config| c.dropout = 1.0) as &dyn Fn(&mut Config),
         ),
         ("dropout", &|c: &mut Config| c.dropout = -0.5),
-        ("lr", &|c: &mut Config| c.lr = f32::NAN),
+        ("lr", &|c: &mut Config| c.lr = -1.0),
         ("threads", &|c: &mut Config| c.threads = 0),
     ] {
         let mut bad = header.clone();
@@ -337,6 +337,14 @@ fn checkpoint_headers_are_checksummed_and_validated() {
             "{field}: {err}"
         );
     }
+    // JSON has no NaN: a NaN is written as null, which is refused by name too.
+    let mut bad = header.clone();
+    bad.config.lr = f32::NAN;
+    let err = checkpoint::decode_header(&checkpoint::encode_header(&bad)).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointProblem::Metadata(e) if e.contains("\"lr\"")),
+        "{err}"
+    );
 }
 
 /// A model file whose tensor `index` holds `value` at element 3, with valid checksums.

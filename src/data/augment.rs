@@ -47,6 +47,7 @@ const MAX_RADIUS: usize = 30;
 
 /// Ranges of the random affine warp (each parameter uniform in ± its range).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
 pub struct Affine {
     /// Rotation, degrees.
     pub rotate: f32,
@@ -70,6 +71,7 @@ impl Affine {
 
 /// The elastic distortion's parameters (Simard et al. 2003).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
 pub struct Elastic {
     /// Scale α of the smoothed displacement field, pixels: away from the edges the field's
     /// standard deviation per axis is about α/(2√(3π)·σ) (1.4 px for Simard's α = 34, σ = 4).
@@ -88,6 +90,11 @@ impl Elastic {
 
 /// Which augmentations run (none: the image is used as it is).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct Augment {
     /// The random affine warp.
     pub affine: Option<Affine>,

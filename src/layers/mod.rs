@@ -20,6 +20,11 @@ use rand_xoshiro::rand_core::Rng;
 
 /// How a layer's parameters are initialised.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Init {
     /// PyTorch's `nn.Linear` default: weights and bias uniform in ±1/√IN.
     #[default]

@@ -7,6 +7,11 @@ use crate::params::Params;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Zeroable)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[repr(C)]
 pub struct AdamConfig {
     /// First-moment decay β1 (PyTorch default 0.9).

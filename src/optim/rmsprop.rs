@@ -11,6 +11,11 @@ use crate::params::Params;
 
 /// RMSprop's hyperparameters (the learning rate comes with each step).
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Zeroable)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[repr(C)]
 pub struct RmsPropConfig {
     /// Smoothing constant α (PyTorch default 0.99).

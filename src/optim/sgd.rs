@@ -7,6 +7,11 @@ use crate::params::Params;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Zeroable)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[repr(C)]
 pub struct SgdConfig {
     /// Momentum μ; 0 for plain SGD.

@@ -10,21 +10,20 @@
 
 use std::prelude::rust_2024::*;
 
-use super::{BATCH, Config, InvalidConfig, OptimizerChoice, Run, ScheduleChoice};
+use super::{Config, InvalidConfig, Run};
 use crate::atomic_file::write_bytes_atomic;
-use crate::data::augment::{Affine, Augment, Elastic};
 use crate::format::Problem;
 use crate::format::safetensors::{self, Decoded, Entry};
-use crate::layers::Init;
 use crate::model::Network;
-use crate::optim::{AdamConfig, Optimizer, RmsPropConfig, SgdConfig};
+use crate::optim::Optimizer;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::format::safetensors::CHECKPOINT_KEY;
-/// The format version written and read: 2 has the header under a checksum.
-const VERSION: &str = "2";
+/// The format version written and read: 2 has the header under a checksum, 3 the recipe in
+/// JSON.
+const VERSION: &str = "3";
 
 /// A checkpoint that could not be written or used.
 #[derive(Debug)]
@@ -231,7 +230,7 @@ pub fn decode_header(meta: &HashMap<String, String>) -> Result<Header, Checkpoin
             ));
         }
     }
-    let int = |key: &str| Meta(meta).number(key).map_err(CheckpointProblem::Metadata);
+    let int = |key: &str| number(meta, key).map_err(CheckpointProblem::Metadata);
     let config = config_from_metadata(meta).map_err(CheckpointProblem::Metadata)?;
     config.validate().map_err(CheckpointProblem::Recipe)?;
     let header = Header {
@@ -299,236 +298,54 @@ fn fill<N: Network>(
     Ok(())
 }
 
-/// Floats are recorded by their bits, so a resumed run uses exactly the same values.
-fn float(x: f32) -> String {
-    format!("{:08x}", x.to_bits())
-}
-
-/// The recipe as checkpoint metadata.
+/// The recipe as checkpoint metadata: one key per [`Config`] field, its value in JSON. Floats
+/// go through `f64`, whose shortest decimal form reads back to the same bits.
 fn checkpoint_metadata(c: &Config) -> HashMap<String, String> {
-    let mut m = HashMap::new();
+    let mut m: HashMap<String, String> = recipe_fields(c)
+        .into_iter()
+        .map(|(key, value)| (key, value.to_string()))
+        .collect();
     m.insert(CHECKPOINT_KEY.into(), VERSION.into());
-    m.insert("epochs".into(), c.epochs.to_string());
-    m.insert("lr".into(), float(c.lr));
-    m.insert("seed".into(), c.seed.to_string());
-    m.insert("dropout".into(), float(c.dropout));
-    m.insert("log_every".into(), c.log_every.to_string());
-    m.insert("threads".into(), c.threads.to_string());
-    m.insert("batch".into(), c.batch.to_string());
-    let init = match c.init {
-        Init::Normal { std } => format!("{} {}", c.init, float(std)),
-        other => other.to_string(),
-    };
-    m.insert("init".into(), init);
-    let schedule = match c.schedule {
-        ScheduleChoice::Step { every, gamma } => {
-            format!("{} {every} {}", c.schedule, float(gamma))
-        }
-        ScheduleChoice::Constant | ScheduleChoice::Cosine => c.schedule.to_string(),
-    };
-    m.insert("schedule".into(), schedule);
-    // The name is the kind (`adamw` is Adam with `decoupled`); the fields say it all again, so
-    // checkpoints that wrote `adam` for AdamW still read back the same.
-    let optimizer = match c.optimizer {
-        OptimizerChoice::Adam(a) => format!(
-            "{} {} {} {} {} {} {}",
-            c.optimizer,
-            float(a.beta1),
-            float(a.beta2),
-            float(a.eps),
-            float(a.weight_decay),
-            a.decoupled,
-            float(a.clip_grad_norm)
-        ),
-        OptimizerChoice::Sgd(g) => format!(
-            "{} {} {} {} {}",
-            c.optimizer,
-            float(g.momentum),
-            float(g.weight_decay),
-            g.nesterov,
-            float(g.clip_grad_norm)
-        ),
-        OptimizerChoice::RmsProp(r) => format!(
-            "{} {} {} {} {} {} {}",
-            c.optimizer,
-            float(r.alpha),
-            float(r.eps),
-            float(r.weight_decay),
-            float(r.momentum),
-            r.centered,
-            float(r.clip_grad_norm)
-        ),
-    };
-    m.insert("optimizer".into(), optimizer);
-    // Written only when set, so checkpoints without them read as before.
-    if c.val > 0 {
-        m.insert("val".into(), c.val.to_string());
-    }
-    if let Some(a) = c.augment.affine {
-        let ranges = [a.rotate, a.translate, a.scale, a.shear].map(float);
-        m.insert("augment.affine".into(), ranges.join(" "));
-    }
-    if let Some(e) = c.augment.elastic {
-        m.insert(
-            "augment.elastic".into(),
-            format!("{} {}", float(e.alpha), float(e.sigma)),
-        );
-    }
     m
 }
 
-/// The recipe back from checkpoint metadata.
+/// The recipe back from checkpoint metadata, from the keys that name a [`Config`] field; a
+/// field the file lacks (it predates the field) is the default's.
 fn config_from_metadata(m: &HashMap<String, String>) -> Result<Config, String> {
-    let meta = Meta(m);
-    let val = match m.get("val") {
-        None => 0,
-        Some(_) => {
-            usize::try_from(meta.number("val")?).map_err(|_| "val out of range".to_string())?
+    let mut fields = serde_json::Map::new();
+    for key in recipe_fields(&Config::default()).keys() {
+        if let Some(value) = m.get(key) {
+            let value = serde_json::from_str(value)
+                .map_err(|e| format!("metadata {key:?} is not JSON: {e}"))?;
+            fields.insert(key.clone(), value);
         }
-    };
-    // Checkpoints written before the batch size was a choice trained with the reference's.
-    let batch = match m.get("batch") {
-        None => BATCH,
-        Some(_) => {
-            usize::try_from(meta.number("batch")?).map_err(|_| "batch out of range".to_string())?
+    }
+    serde_json::from_value(serde_json::Value::Object(fields.clone())).map_err(|e| {
+        // serde does not say which field it was: the first that fails on its own.
+        let fails_alone = |(key, value): &(&String, &serde_json::Value)| {
+            let mut one = recipe_fields(&Config::default());
+            one.insert((*key).clone(), (*value).clone());
+            serde_json::from_value::<Config>(serde_json::Value::Object(one)).is_err()
+        };
+        match fields.iter().find(fails_alone) {
+            Some((key, _)) => format!("metadata {key:?}: {e}"),
+            None => format!("recipe: {e}"),
         }
-    };
-    Ok(Config {
-        batch,
-        val,
-        augment: augment_from(&meta)?,
-        epochs: u32::try_from(meta.number("epochs")?)
-            .map_err(|_| "epochs out of range".to_string())?,
-        lr: bits(meta.get("lr")?)?,
-        optimizer: optimizer_from(&meta.fields("optimizer")?)?,
-        schedule: schedule_from(&meta.fields("schedule")?)?,
-        seed: meta.number("seed")?,
-        dropout: bits(meta.get("dropout")?)?,
-        init: init_from(&meta.fields("init")?)?,
-        log_every: meta.number("log_every")?,
-        threads: usize::try_from(meta.number("threads")?)
-            .map_err(|_| "threads out of range".to_string())?,
     })
 }
 
-/// Checkpoint metadata, read value by value with errors naming the key.
-struct Meta<'a>(&'a HashMap<String, String>);
-
-impl Meta<'_> {
-    fn get(&self, key: &str) -> Result<&str, String> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .ok_or(format!("metadata lacks {key:?}"))
-    }
-
-    fn number(&self, key: &str) -> Result<u64, String> {
-        self.get(key)?
-            .parse::<u64>()
-            .map_err(|_| format!("metadata {key:?} is not a number"))
-    }
-
-    /// The value's space-separated fields.
-    fn fields(&self, key: &str) -> Result<Vec<&str>, String> {
-        self.get(key).map(|v| v.split(' ').collect())
-    }
-
-    /// An optional value of floats (by their bits).
-    fn floats(&self, key: &str) -> Result<Option<Vec<f32>>, String> {
-        self.0
-            .get(key)
-            .map(|v| v.split(' ').map(bits).collect())
-            .transpose()
+/// A recipe's fields by name, as JSON values.
+fn recipe_fields(c: &Config) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => unreachable!("a Config serialises to a JSON object"),
     }
 }
 
-/// A float recorded by [`float`].
-fn bits(s: &str) -> Result<f32, String> {
-    u32::from_str_radix(s, 16)
-        .map(f32::from_bits)
-        .map_err(|_| format!("bad float {s:?}"))
-}
-
-fn flag(s: &str) -> Result<bool, String> {
-    s.parse::<bool>().map_err(|_| format!("bad flag {s:?}"))
-}
-
-fn init_from(init: &[&str]) -> Result<Init, String> {
-    match (init[0].parse::<Init>(), &init[1..]) {
-        (Ok(Init::Normal { .. }), [std]) => Ok(Init::Normal { std: bits(std)? }),
-        (Ok(Init::Normal { .. }), _) => Err(format!("bad init {init:?}")),
-        (Ok(named), []) => Ok(named),
-        (Ok(_), _) => Err(format!("bad init {init:?}")),
-        (Err(e), _) => Err(format!("metadata \"init\": {e}")),
-    }
-}
-
-fn schedule_from(schedule: &[&str]) -> Result<ScheduleChoice, String> {
-    let kind = schedule[0]
-        .parse::<ScheduleChoice>()
-        .map_err(|e| format!("metadata \"schedule\": {e}"))?;
-    match (kind, &schedule[1..]) {
-        (ScheduleChoice::Step { .. }, [every, gamma]) => Ok(ScheduleChoice::Step {
-            every: every.parse().map_err(|_| "bad step schedule".to_string())?,
-            gamma: bits(gamma)?,
-        }),
-        (s @ (ScheduleChoice::Constant | ScheduleChoice::Cosine), []) => Ok(s),
-        _ => Err(format!("bad schedule {schedule:?}")),
-    }
-}
-
-fn optimizer_from(optimizer: &[&str]) -> Result<OptimizerChoice, String> {
-    let kind = optimizer[0]
-        .parse::<OptimizerChoice>()
-        .map_err(|e| format!("metadata \"optimizer\": {e}"))?;
-    Ok(match (kind, &optimizer[1..]) {
-        (OptimizerChoice::Adam(_), [b1, b2, eps, wd, decoupled, clip]) => {
-            OptimizerChoice::Adam(AdamConfig {
-                beta1: bits(b1)?,
-                beta2: bits(b2)?,
-                eps: bits(eps)?,
-                weight_decay: bits(wd)?,
-                decoupled: flag(decoupled)?,
-                clip_grad_norm: bits(clip)?,
-            })
-        }
-        (OptimizerChoice::Sgd(_), [momentum, wd, nesterov, clip]) => {
-            OptimizerChoice::Sgd(SgdConfig {
-                momentum: bits(momentum)?,
-                weight_decay: bits(wd)?,
-                nesterov: flag(nesterov)?,
-                clip_grad_norm: bits(clip)?,
-            })
-        }
-        (OptimizerChoice::RmsProp(_), [alpha, eps, wd, momentum, centered, clip]) => {
-            OptimizerChoice::RmsProp(RmsPropConfig {
-                alpha: bits(alpha)?,
-                eps: bits(eps)?,
-                weight_decay: bits(wd)?,
-                momentum: bits(momentum)?,
-                centered: flag(centered)?,
-                clip_grad_norm: bits(clip)?,
-            })
-        }
-        _ => return Err(format!("bad optimizer {optimizer:?}")),
-    })
-}
-
-fn augment_from(meta: &Meta<'_>) -> Result<Augment, String> {
-    let affine = match meta.floats("augment.affine")?.as_deref() {
-        None => None,
-        Some(&[rotate, translate, scale, shear]) => Some(Affine {
-            rotate,
-            translate,
-            scale,
-            shear,
-        }),
-        Some(_) => return Err("bad metadata \"augment.affine\"".into()),
-    };
-    let elastic = match meta.floats("augment.elastic")?.as_deref() {
-        None => None,
-        Some(&[alpha, sigma]) => Some(Elastic { alpha, sigma }),
-        Some(_) => return Err("bad metadata \"augment.elastic\"".into()),
-    };
-    Ok(Augment { affine, elastic })
+/// A whole number in the metadata, with an error naming the key.
+fn number(m: &HashMap<String, String>, key: &str) -> Result<u64, String> {
+    let value = m.get(key).ok_or(format!("metadata lacks {key:?}"))?;
+    value
+        .parse::<u64>()
+        .map_err(|_| format!("metadata {key:?} is not a number"))
 }

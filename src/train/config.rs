@@ -23,7 +23,8 @@ pub const BATCH: usize = 64;
 pub const MAX_BATCH: usize = 256;
 
 /// Which optimizer to train with.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerChoice {
     /// SGD with momentum (and optional Nesterov / weight decay).
     Sgd(SgdConfig),
@@ -34,7 +35,8 @@ pub enum OptimizerChoice {
 }
 
 /// How the learning rate evolves, in epochs (turned into a per-step [`Schedule`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScheduleChoice {
     /// Constant.
     Constant,
@@ -162,8 +164,10 @@ impl fmt::Display for ParseScheduleError {
 
 impl std::error::Error for ParseScheduleError {}
 
-/// A training recipe.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A training recipe. Checkpoints record it field by field through serde (a field they lack
+/// reads as [`Config::default`]'s), so a new field needs no code there.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// Passes over the training set.
     pub epochs: u32,
