@@ -121,3 +121,35 @@ impl<P: Params> Optimizer<P> for Adam<P> {
         self.t = t;
     }
 }
+
+#[cfg(feature = "std")]
+impl super::Hyperparameters for AdamConfig {
+    fn name(&self) -> &'static str {
+        if self.decoupled { "adamw" } else { "adam" }
+    }
+
+    fn clip_grad_norm(&self) -> f32 {
+        self.clip_grad_norm
+    }
+
+    fn check(&self) -> Result<(), super::OutOfRange> {
+        use super::choice::{fraction, non_negative, positive};
+        fraction("beta1", self.beta1)?;
+        fraction("beta2", self.beta2)?;
+        positive("eps", self.eps)?;
+        non_negative("weight_decay", self.weight_decay)
+    }
+
+    fn describe(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, decay) = (self.name(), self.weight_decay);
+        match decay {
+            _ if self.decoupled => write!(f, "{name} (weight decay {decay})"),
+            _ if decay > 0.0 => write!(f, "{name} (L2 {decay})"),
+            _ => write!(f, "{name}"),
+        }
+    }
+
+    fn build<P: Params>(self) -> super::AnyOptimizer<P> {
+        super::AnyOptimizer::Adam(Adam::new_boxed(self))
+    }
+}

@@ -10,15 +10,20 @@
 //! [`Schedule`].
 //!
 //! Adding an optimizer: its hyperparameters, state and rule in a file here, its lanes in
-//! `kernels/update.rs` (and the reference), and a variant of [`AnyOptimizer`].
+//! `kernels/update.rs` (and the reference), a variant of [`AnyOptimizer`] and, for the command
+//! line, recipes and checkpoints, of `OptimizerChoice` (`choice.rs`, with the `std` feature).
 #![forbid(unsafe_code)]
 
 mod adam;
+#[cfg(feature = "std")]
+mod choice;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
+#[cfg(feature = "std")]
+pub use choice::{Hyperparameters, OptimizerChoice, OutOfRange, ParseOptimizerError};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
@@ -109,6 +114,18 @@ pub enum AnyOptimizer<P> {
     RmsProp(alloc::boxed::Box<RmsProp<P>>),
 }
 
+/// `$body` with `$o` bound to the boxed optimizer, whichever it is.
+#[cfg(feature = "alloc")]
+macro_rules! each_optimizer {
+    ($any:expr, $o:ident => $body:expr) => {
+        match $any {
+            AnyOptimizer::Sgd($o) => $body,
+            AnyOptimizer::Adam($o) => $body,
+            AnyOptimizer::RmsProp($o) => $body,
+        }
+    };
+}
+
 #[cfg(feature = "alloc")]
 impl<P: Params> AnyOptimizer<P> {
     /// A fresh optimizer with the same kind and configuration.
@@ -136,46 +153,22 @@ impl<P: Params> AnyOptimizer<P> {
 #[cfg(feature = "alloc")]
 impl<P: Params> Optimizer<P> for AnyOptimizer<P> {
     fn clip_grad_norm(&self) -> f32 {
-        match self {
-            AnyOptimizer::Sgd(o) => o.clip_grad_norm(),
-            AnyOptimizer::Adam(o) => o.clip_grad_norm(),
-            AnyOptimizer::RmsProp(o) => o.clip_grad_norm(),
-        }
+        each_optimizer!(self, o => o.clip_grad_norm())
     }
     fn rule(&self, t: u64, lr: f32, grad_scale: f32) -> Rule {
-        match self {
-            AnyOptimizer::Sgd(o) => o.rule(t, lr, grad_scale),
-            AnyOptimizer::Adam(o) => o.rule(t, lr, grad_scale),
-            AnyOptimizer::RmsProp(o) => o.rule(t, lr, grad_scale),
-        }
+        each_optimizer!(self, o => o.rule(t, lr, grad_scale))
     }
     fn state_mut(&mut self) -> [&mut [f32]; STATES] {
-        match self {
-            AnyOptimizer::Sgd(o) => o.state_mut(),
-            AnyOptimizer::Adam(o) => o.state_mut(),
-            AnyOptimizer::RmsProp(o) => o.state_mut(),
-        }
+        each_optimizer!(self, o => o.state_mut())
     }
     fn state(&self) -> [(&'static str, &[f32]); STATES] {
-        match self {
-            AnyOptimizer::Sgd(o) => o.state(),
-            AnyOptimizer::Adam(o) => o.state(),
-            AnyOptimizer::RmsProp(o) => o.state(),
-        }
+        each_optimizer!(self, o => o.state())
     }
     fn steps_taken(&self) -> u64 {
-        match self {
-            AnyOptimizer::Sgd(o) => o.steps_taken(),
-            AnyOptimizer::Adam(o) => o.steps_taken(),
-            AnyOptimizer::RmsProp(o) => o.steps_taken(),
-        }
+        each_optimizer!(self, o => o.steps_taken())
     }
     fn set_steps_taken(&mut self, t: u64) {
-        match self {
-            AnyOptimizer::Sgd(o) => o.set_steps_taken(t),
-            AnyOptimizer::Adam(o) => o.set_steps_taken(t),
-            AnyOptimizer::RmsProp(o) => o.set_steps_taken(t),
-        }
+        each_optimizer!(self, o => o.set_steps_taken(t))
     }
 }
 

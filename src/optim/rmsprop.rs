@@ -150,3 +150,36 @@ impl<P: Params> Optimizer<P> for RmsProp<P> {
         self.t = t;
     }
 }
+
+#[cfg(feature = "std")]
+impl super::Hyperparameters for RmsPropConfig {
+    fn name(&self) -> &'static str {
+        "rmsprop"
+    }
+
+    fn clip_grad_norm(&self) -> f32 {
+        self.clip_grad_norm
+    }
+
+    fn check(&self) -> Result<(), super::OutOfRange> {
+        use super::choice::{fraction, non_negative, positive};
+        fraction("alpha", self.alpha)?;
+        fraction("momentum", self.momentum)?;
+        positive("eps", self.eps)?;
+        non_negative("weight_decay", self.weight_decay)
+    }
+
+    fn describe(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let centered = if self.centered { "centered, " } else { "" };
+        let (name, alpha, momentum, decay) =
+            (self.name(), self.alpha, self.momentum, self.weight_decay);
+        write!(
+            f,
+            "{name} (alpha {alpha}, {centered}momentum {momentum}, L2 {decay})"
+        )
+    }
+
+    fn build<P: Params>(self) -> super::AnyOptimizer<P> {
+        super::AnyOptimizer::RmsProp(RmsProp::new_boxed(self))
+    }
+}

@@ -91,3 +91,32 @@ impl<P: Params> Optimizer<P> for Sgd<P> {
         self.t = t;
     }
 }
+
+#[cfg(feature = "std")]
+impl super::Hyperparameters for SgdConfig {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
+    fn clip_grad_norm(&self) -> f32 {
+        self.clip_grad_norm
+    }
+
+    fn check(&self) -> Result<(), super::OutOfRange> {
+        super::choice::fraction("momentum", self.momentum)?;
+        super::choice::non_negative("weight_decay", self.weight_decay)
+    }
+
+    fn describe(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let nesterov = if self.nesterov { "nesterov, " } else { "" };
+        let (name, momentum, decay) = (self.name(), self.momentum, self.weight_decay);
+        write!(
+            f,
+            "{name} (momentum {momentum}, {nesterov}weight decay {decay})"
+        )
+    }
+
+    fn build<P: Params>(self) -> super::AnyOptimizer<P> {
+        super::AnyOptimizer::Sgd(Sgd::new_boxed(self))
+    }
+}

@@ -6,10 +6,8 @@ use std::prelude::rust_2024::*;
 
 use crate::data::augment::{Affine, Augment, Elastic};
 use crate::layers::Init;
-use crate::model::Network;
-use crate::optim::{
-    Adam, AdamConfig, AnyOptimizer, RmsProp, RmsPropConfig, Schedule, Sgd, SgdConfig,
-};
+use crate::optim::{AdamConfig, Schedule};
+pub use crate::optim::{OptimizerChoice, ParseOptimizerError};
 use std::fmt;
 
 /// Samples per training batch in the reference recipe ([`Config::batch`]'s default), and per
@@ -21,18 +19,6 @@ pub const BATCH: usize = 64;
 /// a batch of `n` packed in its first `n` columns, so a smaller batch touches only that part,
 /// and computes the same bits as in a workspace of exactly its size.
 pub const MAX_BATCH: usize = 256;
-
-/// Which optimizer to train with.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerChoice {
-    /// SGD with momentum (and optional Nesterov / weight decay).
-    Sgd(SgdConfig),
-    /// Adam or AdamW.
-    Adam(AdamConfig),
-    /// RMSprop.
-    RmsProp(RmsPropConfig),
-}
 
 /// How the learning rate evolves, in epochs (turned into a per-step [`Schedule`]).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,65 +36,6 @@ pub enum ScheduleChoice {
     /// Cosine decay to 0 over the whole run, per step.
     Cosine,
 }
-
-impl OptimizerChoice {
-    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
-    /// them: SGD with momentum 0.9, Adam, AdamW with PyTorch's decay of 0.01, and RMSprop.
-    pub const ALL: [OptimizerChoice; 4] = [
-        OptimizerChoice::Sgd(SgdConfig {
-            momentum: 0.9,
-            weight_decay: 0.0,
-            nesterov: false,
-            clip_grad_norm: 0.0,
-        }),
-        OptimizerChoice::Adam(AdamConfig::DEFAULT),
-        OptimizerChoice::Adam(AdamConfig::ADAMW),
-        OptimizerChoice::RmsProp(RmsPropConfig::DEFAULT),
-    ];
-
-    /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
-    /// `adamw` for Adam with decoupled weight decay, or `rmsprop`.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            OptimizerChoice::Sgd(_) => "sgd",
-            OptimizerChoice::Adam(a) if a.decoupled => "adamw",
-            OptimizerChoice::Adam(_) => "adam",
-            OptimizerChoice::RmsProp(_) => "rmsprop",
-        }
-    }
-}
-
-impl fmt::Display for OptimizerChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for OptimizerChoice {
-    type Err = ParseOptimizerError;
-
-    /// The kind named `name`, with its default hyperparameters (its entry in
-    /// [`OptimizerChoice::ALL`]).
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.name() == name)
-            .ok_or(ParseOptimizerError)
-    }
-}
-
-/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseOptimizerError;
-
-impl fmt::Display for ParseOptimizerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
-        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
-    }
-}
-
-impl std::error::Error for ParseOptimizerError {}
 
 impl ScheduleChoice {
     /// Every schedule, in the order the CLI lists them; `step` with its default, ×0.5 every 3
@@ -221,35 +148,7 @@ impl fmt::Display for Config {
     /// The recipe in one line, as `constnet train` prints it, e.g. "adam, lr 0.001, constant
     /// schedule, 10 epochs, batch 64, seed 0, 2 threads". `log_every` is not part of it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let optimizer = self.optimizer;
-        let clip = match optimizer {
-            OptimizerChoice::Sgd(s) => {
-                let nesterov = if s.nesterov { "nesterov, " } else { "" };
-                write!(
-                    f,
-                    "{optimizer} (momentum {}, {nesterov}weight decay {})",
-                    s.momentum, s.weight_decay
-                )?;
-                s.clip_grad_norm
-            }
-            OptimizerChoice::Adam(a) => {
-                match a.weight_decay {
-                    wd if a.decoupled => write!(f, "{optimizer} (weight decay {wd})")?,
-                    wd if wd > 0.0 => write!(f, "{optimizer} (L2 {wd})")?,
-                    _ => write!(f, "{optimizer}")?,
-                }
-                a.clip_grad_norm
-            }
-            OptimizerChoice::RmsProp(r) => {
-                let centered = if r.centered { "centered, " } else { "" };
-                write!(
-                    f,
-                    "{optimizer} (alpha {}, {centered}momentum {}, L2 {})",
-                    r.alpha, r.momentum, r.weight_decay
-                )?;
-                r.clip_grad_norm
-            }
-        };
+        self.optimizer.describe(f)?;
         write!(f, ", lr {}, {}", self.lr, self.schedule)?;
         match self.schedule {
             ScheduleChoice::Step { every, gamma } => write!(f, " (×{gamma} every {every} epochs)")?,
@@ -282,32 +181,13 @@ impl fmt::Display for Config {
         if self.val > 0 {
             write!(f, ", {} validation samples", self.val)?;
         }
+        let clip = self.optimizer.clip_grad_norm();
         if clip > 0.0 {
             write!(f, ", gradient norm clipped to {clip}")?;
         }
         match self.threads {
             1 => write!(f, ", 1 thread"),
             n => write!(f, ", {n} threads"),
-        }
-    }
-}
-
-impl OptimizerChoice {
-    /// A fresh optimizer of this kind for parameters `N`, on the heap.
-    pub fn build<N: Network>(&self) -> AnyOptimizer<N> {
-        match *self {
-            OptimizerChoice::Sgd(c) => AnyOptimizer::Sgd(Sgd::new_boxed(c)),
-            OptimizerChoice::Adam(c) => AnyOptimizer::Adam(Adam::new_boxed(c)),
-            OptimizerChoice::RmsProp(c) => AnyOptimizer::RmsProp(RmsProp::new_boxed(c)),
-        }
-    }
-
-    /// The global gradient norm gradients are clipped to (0: none).
-    pub fn clip_grad_norm(&self) -> f32 {
-        match self {
-            OptimizerChoice::Sgd(s) => s.clip_grad_norm,
-            OptimizerChoice::Adam(a) => a.clip_grad_norm,
-            OptimizerChoice::RmsProp(r) => r.clip_grad_norm,
         }
     }
 }
@@ -480,49 +360,10 @@ impl Config {
                 return bad("step schedule's gamma", &gamma, "a finite number > 0");
             }
         }
-        let clip = self.optimizer.clip_grad_norm();
-        if !(clip.is_finite() && clip >= 0.0) {
-            return bad("clip_grad_norm", &clip, "a finite number >= 0");
-        }
-        match self.optimizer {
-            OptimizerChoice::Sgd(s) => {
-                if !unit(s.momentum) {
-                    return bad("momentum", &s.momentum, "in [0, 1)");
-                }
-                if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
-                    return bad("weight_decay", &s.weight_decay, "a finite number >= 0");
-                }
-            }
-            OptimizerChoice::Adam(a) => {
-                if !unit(a.beta1) || !unit(a.beta2) {
-                    return bad(
-                        "beta1, beta2",
-                        &format!("{}, {}", a.beta1, a.beta2),
-                        "in [0, 1)",
-                    );
-                }
-                if !finite_positive(a.eps) {
-                    return bad("eps", &a.eps, "a finite number > 0");
-                }
-                if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
-                    return bad("weight_decay", &a.weight_decay, "a finite number >= 0");
-                }
-            }
-            OptimizerChoice::RmsProp(r) => {
-                if !unit(r.alpha) {
-                    return bad("alpha", &r.alpha, "in [0, 1)");
-                }
-                if !unit(r.momentum) {
-                    return bad("momentum", &r.momentum, "in [0, 1)");
-                }
-                if !finite_positive(r.eps) {
-                    return bad("eps", &r.eps, "a finite number > 0");
-                }
-                if !(r.weight_decay.is_finite() && r.weight_decay >= 0.0) {
-                    return bad("weight_decay", &r.weight_decay, "a finite number >= 0");
-                }
-            }
-        }
-        Ok(())
+        self.optimizer.check().map_err(|e| InvalidConfig {
+            field: e.field,
+            value: e.value.to_string(),
+            must_be: e.must_be,
+        })
     }
 }

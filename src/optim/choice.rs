@@ -1,0 +1,183 @@
+//! Which optimizer a run trains with, chosen at run time: the one list of optimizers that
+//! the command line, recipes and checkpoints see.
+//!
+//! Adding an optimizer: its file beside this one (hyperparameters with their
+//! [`Hyperparameters`], state, rule), its lanes in `kernels/update.rs`, then here a variant, an
+//! entry in [`OptimizerChoice::ALL`] and an arm in `each!`, and its arm in [`AnyOptimizer`].
+#![forbid(unsafe_code)]
+
+use std::prelude::rust_2024::*;
+
+use super::{AdamConfig, AnyOptimizer, RmsPropConfig, SgdConfig};
+use crate::params::Params;
+use core::fmt;
+
+/// What an optimizer's hyperparameters say about themselves.
+pub trait Hyperparameters: Copy {
+    /// The optimizer's lowercase name (`--optimizer`, checkpoints).
+    fn name(&self) -> &'static str;
+
+    /// The global gradient norm gradients are clipped to (0: none).
+    fn clip_grad_norm(&self) -> f32;
+
+    /// The first value out of its range, if any.
+    fn check(&self) -> Result<(), OutOfRange>;
+
+    /// The optimizer in words, as a recipe's one line starts: "sgd (momentum 0.9, …)".
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+
+    /// A fresh optimizer with these hyperparameters, its state on the heap.
+    fn build<P: Params>(self) -> AnyOptimizer<P>;
+}
+
+/// A hyperparameter outside what training accepts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutOfRange {
+    /// Its name.
+    pub field: &'static str,
+    /// Its value.
+    pub value: f32,
+    /// What it must be.
+    pub must_be: &'static str,
+}
+
+/// `Err` naming `field` unless `ok`.
+pub(crate) fn require(
+    ok: bool,
+    field: &'static str,
+    value: f32,
+    must_be: &'static str,
+) -> Result<(), OutOfRange> {
+    if ok {
+        Ok(())
+    } else {
+        Err(OutOfRange {
+            field,
+            value,
+            must_be,
+        })
+    }
+}
+
+/// A fraction in [0, 1) (momentum, decay rates).
+pub(crate) fn fraction(field: &'static str, value: f32) -> Result<(), OutOfRange> {
+    require((0.0..1.0).contains(&value), field, value, "in [0, 1)")
+}
+
+/// A finite number > 0 (ε).
+pub(crate) fn positive(field: &'static str, value: f32) -> Result<(), OutOfRange> {
+    require(
+        value.is_finite() && value > 0.0,
+        field,
+        value,
+        "a finite number > 0",
+    )
+}
+
+/// A finite number ≥ 0 (weight decay, the clipping norm).
+pub(crate) fn non_negative(field: &'static str, value: f32) -> Result<(), OutOfRange> {
+    require(
+        value.is_finite() && value >= 0.0,
+        field,
+        value,
+        "a finite number >= 0",
+    )
+}
+
+/// Which optimizer to train with.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerChoice {
+    /// SGD with momentum (and optional Nesterov / weight decay).
+    Sgd(SgdConfig),
+    /// Adam or AdamW.
+    Adam(AdamConfig),
+    /// RMSprop.
+    RmsProp(RmsPropConfig),
+}
+
+/// `$body` with `$c` bound to the choice's hyperparameters, whichever the optimizer.
+macro_rules! each {
+    ($choice:expr, $c:ident => $body:expr) => {
+        match $choice {
+            OptimizerChoice::Sgd($c) => $body,
+            OptimizerChoice::Adam($c) => $body,
+            OptimizerChoice::RmsProp($c) => $body,
+        }
+    };
+}
+
+impl OptimizerChoice {
+    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
+    /// them: SGD with momentum 0.9, Adam, AdamW with PyTorch's decay of 0.01, and RMSprop.
+    pub const ALL: [OptimizerChoice; 4] = [
+        OptimizerChoice::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+            clip_grad_norm: 0.0,
+        }),
+        OptimizerChoice::Adam(AdamConfig::DEFAULT),
+        OptimizerChoice::Adam(AdamConfig::ADAMW),
+        OptimizerChoice::RmsProp(RmsPropConfig::DEFAULT),
+    ];
+
+    /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
+    /// `adamw` for Adam with decoupled weight decay, or `rmsprop`.
+    pub fn name(&self) -> &'static str {
+        each!(self, c => c.name())
+    }
+
+    /// The global gradient norm gradients are clipped to (0: none).
+    pub fn clip_grad_norm(&self) -> f32 {
+        each!(self, c => c.clip_grad_norm())
+    }
+
+    /// The first hyperparameter out of its range, if any.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        non_negative("clip_grad_norm", self.clip_grad_norm())?;
+        each!(self, c => c.check())
+    }
+
+    /// The optimizer in words (see [`Hyperparameters::describe`]).
+    pub fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        each!(self, c => c.describe(f))
+    }
+
+    /// A fresh optimizer of this kind for parameters `P`, on the heap.
+    pub fn build<P: Params>(&self) -> AnyOptimizer<P> {
+        each!(*self, c => c.build())
+    }
+}
+
+impl fmt::Display for OptimizerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for OptimizerChoice {
+    type Err = ParseOptimizerError;
+
+    /// The kind named `name`, with its default hyperparameters (its entry in
+    /// [`OptimizerChoice::ALL`]).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or(ParseOptimizerError)
+    }
+}
+
+/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptimizerError;
+
+impl fmt::Display for ParseOptimizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
+        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for ParseOptimizerError {}
