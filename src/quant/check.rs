@@ -214,6 +214,34 @@ fn check_layer(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     if l.inp == 0 || l.out == 0 || l.inp > MAX_WIDTH || l.out > MAX_WIDTH {
         return Err(QuantError::TooWide { layer: i });
     }
+    check_lengths(i, l)?;
+    check_weights(i, l)?;
+    check_zero_points_and_scales(i, l)?;
+    check_rows(i, l)
+}
+
+/// A `Range` error unless `ok`.
+fn in_range(
+    layer: usize,
+    tensor: &'static str,
+    row: usize,
+    value: i64,
+    ok: bool,
+) -> Result<(), QuantError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(QuantError::Range {
+            layer,
+            tensor,
+            row,
+            value,
+        })
+    }
+}
+
+/// Every tensor has its packed length.
+fn check_lengths(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     let rows = padded_rows(l.out);
     let length = |tensor, expected, found| {
         if expected == found {
@@ -232,33 +260,21 @@ fn check_layer(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     length("kernel bias", rows, l.kernel_bias.len())?;
     length("multiplier", rows, l.multiplier.len())?;
     length("shift", rows, l.shift.len())?;
-    length("weight scale", rows, l.weight_scale.len())?;
-    check_weights(i, l)?;
-    let range = |tensor, row, value: i64, ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(QuantError::Range {
-                layer: i,
-                tensor,
-                row,
-                value,
-            })
-        }
-    };
+    length("weight scale", rows, l.weight_scale.len())
+}
+
+/// Zero points are int8 values; the input and output scales are finite and positive.
+fn check_zero_points_and_scales(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     let zp_in = l.input_zero_point;
-    range(
-        "input zero point",
-        0,
-        zp_in.into(),
-        (-128..=127).contains(&zp_in),
-    )?;
+    let int8 = |zp: i32| (-128..=127).contains(&zp);
+    in_range(i, "input zero point", 0, zp_in.into(), int8(zp_in))?;
     if let Output::Int8 { zero_point, .. } = l.output {
-        range(
+        in_range(
+            i,
             "output zero point",
             0,
             zero_point.into(),
-            (-128..=127).contains(&zero_point),
+            int8(zero_point),
         )?;
     }
     for (name, s) in [
@@ -272,13 +288,20 @@ fn check_layer(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
             });
         }
     }
+    Ok(())
+}
+
+/// Each row's bias, multiplier, shift and weight scale are in range, and its kernel bias is
+/// the bias with the zero points folded in.
+fn check_rows(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
+    let zp_in = l.input_zero_point;
     for o in 0..l.out {
         let bias = l.bias[o];
-        range("bias", o, bias.into(), bias.abs() <= MAX_BIAS)?;
+        in_range(i, "bias", o, bias.into(), bias.abs() <= MAX_BIAS)?;
         let m = l.multiplier[o];
-        range("multiplier", o, m.into(), m >= 0)?;
+        in_range(i, "multiplier", o, m.into(), m >= 0)?;
         let s = l.shift[o];
-        range("shift", o, s.into(), (-31..=0).contains(&s))?;
+        in_range(i, "shift", o, s.into(), (-31..=0).contains(&s))?;
         let ws = l.weight_scale[o];
         if !(ws.is_finite() && ws > 0.0) {
             return Err(QuantError::Scale {
@@ -294,9 +317,9 @@ fn check_layer(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     }
     // Rows past OUT: the kernels load them as whole groups; any value is harmless, but the
     // shift must stay in range for the 64-bit shifts to mean what they say.
-    for o in l.out..rows {
+    for o in l.out..padded_rows(l.out) {
         let s = l.shift[o];
-        range("shift", o, s.into(), (-31..=0).contains(&s))?;
+        in_range(i, "shift", o, s.into(), (-31..=0).contains(&s))?;
     }
     Ok(())
 }

@@ -329,42 +329,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
 /// `run` on the network `N`.
 fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
-    let mut config = args.recipe.config(args.log_every)?;
-    // Batch statistics are taken over the whole batch: one thread unless asked otherwise
-    // (which the run then refuses, saying why).
-    if N::BATCH_NORMS > 0 && args.recipe.threads.is_none() {
-        config.threads = 1;
-    }
-    let keep_best_without_val = |val: usize| {
-        if args.keep == "best" && val == 0 {
-            let message = "--keep best needs a validation split (--val N)";
-            return Err(crate::usage_error(
-                "train",
-                ErrorKind::MissingRequiredArgument,
-                message,
-            ));
-        }
-        Ok(())
-    };
-    if args.resume.is_none() {
-        keep_best_without_val(config.val)?;
-    }
     let checkpoint = args
         .checkpoint
         .clone()
         .unwrap_or_else(|| args.out.with_extension("ckpt"));
-    let outputs = check_outputs(&args, &checkpoint)?;
-    let mnist = open_data(&args)?;
-    refuse_data_files(&outputs, &mnist)?;
-    let mut run = match &args.resume {
-        Some(path) => {
-            let mut run = Run::<N>::resume(path, mnist.train.count)?;
-            run.config.log_every = args.log_every;
-            run
-        }
-        None => Run::<N>::new(config, mnist.train.count)?,
-    };
-    keep_best_without_val(run.config.val)?;
+    let (mut run, mnist) = start::<N>(&args, &checkpoint)?;
     let output = match (args.quiet, args.json) {
         (true, _) => Output::Quiet,
         (_, true) => Output::Json,
@@ -392,16 +361,71 @@ fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
         return Err(Interrupted { signal, message }.into());
     }
     let seconds = start.elapsed().as_secs_f64();
+    finish(
+        &mut console,
+        &args,
+        run.epoch,
+        evaluation.accuracy(),
+        seconds,
+    )
+}
+
+/// The run the flags ask for (new, or resumed from its checkpoint) and the data, once the
+/// outputs are known to be writable and none of them is a data file.
+fn start<N: Network>(args: &Args, checkpoint: &Path) -> Result<(Run<N>, Mnist), Box<dyn Error>> {
+    let mut config = args.recipe.config(args.log_every)?;
+    // Batch statistics are taken over the whole batch: one thread unless asked otherwise
+    // (which the run then refuses, saying why).
+    if N::BATCH_NORMS > 0 && args.recipe.threads.is_none() {
+        config.threads = 1;
+    }
+    let keep_best_without_val = |val: usize| {
+        if args.keep == "best" && val == 0 {
+            let message = "--keep best needs a validation split (--val N)";
+            return Err(crate::usage_error(
+                "train",
+                ErrorKind::MissingRequiredArgument,
+                message,
+            ));
+        }
+        Ok(())
+    };
+    if args.resume.is_none() {
+        keep_best_without_val(config.val)?;
+    }
+    let outputs = check_outputs(args, checkpoint)?;
+    let mnist = open_data(args)?;
+    refuse_data_files(&outputs, &mnist)?;
+    let run = match &args.resume {
+        Some(path) => {
+            let mut run = Run::<N>::resume(path, mnist.train.count)?;
+            run.config.log_every = args.log_every;
+            run
+        }
+        None => Run::<N>::new(config, mnist.train.count)?,
+    };
+    keep_best_without_val(run.config.val)?;
+    Ok((run, mnist))
+}
+
+/// The last line: where the model, the metrics log and the plot are (the plot drawn now).
+fn finish(
+    console: &mut Console,
+    args: &Args,
+    epochs: u32,
+    accuracy: f64,
+    seconds: f64,
+) -> Result<(), Box<dyn Error>> {
+    let log_path = record::log_path(&args.out);
     let log = console.log.take().map(MetricsLog::finish).transpose()?;
     let plot = log.as_deref().map(record::plot_path);
     if let (Some(log), Some(plot)) = (&log, &plot) {
         crate::plot::draw(log, plot)?;
     }
     let text = format!(
-        "saved {} (test accuracy {:.2}%, {} epochs in {seconds:.1} s), metrics {}, plot {}",
+        "saved {} (test accuracy {:.2}%, {epochs} epochs in {seconds:.1} s), metrics {}, plot {}",
         args.out.display(),
-        100.0 * evaluation.accuracy(),
-        run.epoch,
+        100.0 * accuracy,
         log_path.display(),
         plot.as_deref().unwrap_or(&log_path).display(),
     );
@@ -410,8 +434,8 @@ fn run_as<N: Network>(args: Args) -> Result<(), Box<dyn Error>> {
         "metrics": log.as_ref().map(|p| p.display().to_string()),
         "plot": plot.as_ref().map(|p| p.display().to_string()),
         "path": args.out.display().to_string(),
-        "test_accuracy": evaluation.accuracy(),
-        "epochs": run.epoch,
+        "test_accuracy": accuracy,
+        "epochs": epochs,
         "seconds": seconds,
     });
     console.result(text, json);
