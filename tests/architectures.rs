@@ -85,6 +85,39 @@ fn every_architecture_trains_and_its_model_loads_again() {
     }
 }
 
+/// `--arch reference-bn` names its network with batch norms (a norm's one-dimensional `weight`
+/// is no layer of the list) and `eval` reads the model it saves.
+#[test]
+fn the_reference_network_with_batch_norms_trains_from_the_command() {
+    let tmp = TempDir::new("arch-bn");
+    let data = tmp.path("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_synthetic_mnist(&data, 256, 64);
+    let (data, model) = (data.to_str().unwrap(), tmp.path("bn.safetensors"));
+    let model = model.to_str().unwrap();
+    let out = constnet(&[
+        "train",
+        "--arch",
+        "reference-bn",
+        "--epochs",
+        "1",
+        "--data",
+        data,
+        "--out",
+        model,
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("network 784→256→128→64→10 with batch norms"),
+        "{stdout}"
+    );
+    let out = constnet(&["eval", "--model", model, "--data", data, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"], 64, "{json}");
+}
+
 #[test]
 fn an_unknown_architecture_is_refused_with_the_list() {
     let out = constnet(&["train", "--hidden", "300,100", "--epochs", "1"]);

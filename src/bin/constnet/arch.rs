@@ -120,11 +120,12 @@ impl Arch {
             .ok_or_else(|| format!("no network has hidden layers {text:?}; {}", available()))
     }
 
-    /// The architecture whose network type is `N`.
+    /// The architecture whose network type is `N` (batch norms aside).
     pub fn of<N: Network>() -> Arch {
+        // Dense weights only: a batch norm's `weight` is one-dimensional.
         let hidden: Vec<usize> = (0..N::TENSORS)
             .map(N::tensor_info)
-            .filter(|t| t.name.ends_with(".weight"))
+            .filter(|t| t.name.ends_with(".weight") && t.shape.len() == 2)
             .map(|t| t.shape[0])
             .collect();
         let hidden = &hidden[..hidden.len() - 1];
