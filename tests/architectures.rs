@@ -86,7 +86,7 @@ fn every_architecture_trains_and_its_model_loads_again() {
 }
 
 /// `--arch reference-bn` names its network with batch norms (a norm's one-dimensional `weight`
-/// is no layer of the list) and `eval` reads the model it saves.
+/// is no layer of the list), and `eval` and `info` read the model it saves.
 #[test]
 fn the_reference_network_with_batch_norms_trains_from_the_command() {
     let tmp = TempDir::new("arch-bn");
@@ -116,6 +116,14 @@ fn the_reference_network_with_batch_norms_trains_from_the_command() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["total"], 64, "{json}");
+    let out = constnet(&["info", "--model", model]);
+    let info = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        info.contains("matches the network: yes, 784→256→128→64→10")
+            && info.contains("batch norms folded in"),
+        "{info}"
+    );
 }
 
 #[test]

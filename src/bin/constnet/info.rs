@@ -95,12 +95,13 @@ fn safetensors(path: &Path) -> Result<(), Box<dyn Error>> {
             t.offsets.1
         );
     }
-    match Arch::of_file(path)
-        .and_then(|a| with_arch!(a, N => format::load::<N>(path).map(|_| a).map_err(Into::into)))
-    {
+    // Loaded as eval and predict load it: batch norms folded into their layers.
+    match crate::model_file::load_net(path).map(|net| net.arch()) {
         Ok(a) => {
+            let norms = s.tensors.iter().any(|t| t.name.starts_with("bn"));
+            let folded = if norms { ", batch norms folded in" } else { "" };
             say!(
-                "  matches the network: yes, {} ({} parameters)",
+                "  matches the network: yes, {} ({} parameters{folded})",
                 a.layers(),
                 a.params()
             );
