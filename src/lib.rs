@@ -28,7 +28,9 @@
 //! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), `BatchNorm<N>`, dropout,
 //!   initialisation.
 //! - [`model`]: [`network!`] composes layers into a network and its workspace.
-//! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules.
+//! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules; with
+//!   `std`, the list a run chooses from (`OptimizerChoice`, each optimizer's hyperparameters
+//!   checked and described by its own file).
 //! - [`step`]: the training step, where a model meets an optimizer.
 //! - [`logits`]: predictions, accuracy and probabilities read off the logits.
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches, augmentation
