@@ -71,6 +71,7 @@ pub mod kernels;
 pub mod layers;
 pub mod logits;
 pub mod model;
+mod names;
 pub mod optim;
 #[cfg(feature = "std")]
 pub mod parallel;

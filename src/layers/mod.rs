@@ -72,39 +72,7 @@ impl Init {
     }
 }
 
-impl core::fmt::Display for Init {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl core::str::FromStr for Init {
-    type Err = ParseInitError;
-
-    /// The initialisation named `name` (exactly as [`Init::name`] writes it).
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Init::ALL
-            .into_iter()
-            .find(|init| init.name() == name)
-            .ok_or(ParseInitError)
-    }
-}
-
-/// The name given to [`Init`]'s `FromStr` is none of [`Init::ALL`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseInitError;
-
-impl core::fmt::Display for ParseInitError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("unknown initialisation, expected one of")?;
-        for (i, init) in Init::ALL.iter().enumerate() {
-            write!(f, "{}{init}", if i == 0 { " " } else { ", " })?;
-        }
-        Ok(())
-    }
-}
-
-impl core::error::Error for ParseInitError {}
+crate::names::text_by_name!(Init, ParseInitError, "initialisation");
 
 /// Uniform in `[-bound, bound)` from the top 24 bits of one draw.
 pub(crate) fn uniform<R: Rng + ?Sized>(rng: &mut R, bound: f32) -> f32 {

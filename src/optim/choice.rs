@@ -150,34 +150,4 @@ impl OptimizerChoice {
     }
 }
 
-impl fmt::Display for OptimizerChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl core::str::FromStr for OptimizerChoice {
-    type Err = ParseOptimizerError;
-
-    /// The kind named `name`, with its default hyperparameters (its entry in
-    /// [`OptimizerChoice::ALL`]).
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.name() == name)
-            .ok_or(ParseOptimizerError)
-    }
-}
-
-/// The name given to [`OptimizerChoice`]'s `FromStr` is none of [`OptimizerChoice::ALL`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseOptimizerError;
-
-impl fmt::Display for ParseOptimizerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = OptimizerChoice::ALL.iter().map(|o| o.name()).collect();
-        write!(f, "unknown optimizer, expected one of {}", names.join(", "))
-    }
-}
-
-impl std::error::Error for ParseOptimizerError {}
+crate::names::text_by_name!(OptimizerChoice, ParseOptimizerError, "optimizer");

@@ -59,37 +59,7 @@ impl ScheduleChoice {
     }
 }
 
-impl fmt::Display for ScheduleChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for ScheduleChoice {
-    type Err = ParseScheduleError;
-
-    /// The schedule named `name`, with its default parameters (its entry in
-    /// [`ScheduleChoice::ALL`]).
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.name() == name)
-            .ok_or(ParseScheduleError)
-    }
-}
-
-/// The name given to [`ScheduleChoice`]'s `FromStr` is none of [`ScheduleChoice::ALL`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseScheduleError;
-
-impl fmt::Display for ParseScheduleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = ScheduleChoice::ALL.iter().map(|s| s.name()).collect();
-        write!(f, "unknown schedule, expected one of {}", names.join(", "))
-    }
-}
-
-impl std::error::Error for ParseScheduleError {}
+crate::names::text_by_name!(ScheduleChoice, ParseScheduleError, "schedule");
 
 /// A training recipe. Checkpoints record it field by field through serde (a field they lack
 /// reads as [`Config::default`]'s), so a new field needs no code there.
@@ -238,35 +208,7 @@ impl RecipeChoice {
     }
 }
 
-impl fmt::Display for RecipeChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for RecipeChoice {
-    type Err = ParseRecipeError;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or(ParseRecipeError)
-    }
-}
-
-/// The name given to [`RecipeChoice`]'s `FromStr` is none of [`RecipeChoice::ALL`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseRecipeError;
-
-impl fmt::Display for ParseRecipeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = RecipeChoice::ALL.iter().map(|r| r.name()).collect();
-        write!(f, "unknown recipe, expected one of {}", names.join(", "))
-    }
-}
-
-impl std::error::Error for ParseRecipeError {}
+crate::names::text_by_name!(RecipeChoice, ParseRecipeError, "recipe");
 
 impl Config {
     /// The augmented recipe: the reference recipe with every training sample warped on the fly
