@@ -296,10 +296,7 @@ pub fn run(
     let fma_peak = fma_peak::<Simd>(budget, isa.lanes());
     let (kernels, mut phases) = step_phases(budget, train_split);
     let (step, update) = step_and_update(budget, train_split);
-    phases.push((
-        "optimizer (Adam, fused: step − step without)".into(),
-        update,
-    ));
+    phases.push(("optimizer (Adam: step − step without)".into(), update));
     let none = Augment::NONE;
     let epoch_single = epochs(train_split, 1, none, budget);
     let epoch = if threads > 1 {
