@@ -23,8 +23,7 @@ macro_rules! text_by_name {
             }
         }
 
-        #[doc = concat!("The name given to [`", stringify!($ty), "`]'s `FromStr` is none of [`",
-                                            stringify!($ty), "::ALL`]'s.")]
+        #[doc = concat!("A name that is none of [`", stringify!($ty), "::ALL`]'s.")]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $err;
 

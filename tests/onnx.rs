@@ -361,31 +361,12 @@ fn the_command_writes_the_model_and_names_the_file_when_it_cannot() {
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }
 
-/// `$CONSTNET_PYTHON` (which must then have onnxruntime and numpy), else a `python3` that has
-/// them, else `None`.
-fn python_with_onnxruntime() -> Option<String> {
-    let works = |python: &str| {
-        Command::new(python)
-            .args(["-c", "import onnxruntime, numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if let Ok(python) = std::env::var("CONSTNET_PYTHON") {
-        assert!(
-            works(&python),
-            "CONSTNET_PYTHON={python} cannot import onnxruntime and numpy"
-        );
-        return Some(python);
-    }
-    works("python3").then(|| "python3".into())
-}
-
 /// Trains a model briefly (300 Adam steps: ~90 % accuracy, the activations a trained model
 /// has), or loads `$CONSTNET_ONNX_MODEL`, exports it with the command, and has onnxruntime run
 /// all 10,000 test images.
 #[test]
 fn onnxruntime_matches_constnet_logits_on_the_10000_test_images() {
-    let Some(python) = python_with_onnxruntime() else {
+    let Some(python) = python_with("onnxruntime, numpy") else {
         eprintln!(
             "skipped: no Python with onnxruntime and numpy (set CONSTNET_PYTHON to one; .ci/run \
              makes a venv)"

@@ -23,25 +23,6 @@ use std::process::{Command, Output};
 
 const TOLERANCE: f32 = 1e-4;
 
-/// `$CONSTNET_PYTHON` (which must then have torch, numpy and safetensors), else a `python3`
-/// that has them, else `None`.
-fn python_with_torch() -> Option<String> {
-    let works = |python: &str| {
-        Command::new(python)
-            .args(["-c", "import torch, numpy, safetensors.torch"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if let Ok(python) = std::env::var("CONSTNET_PYTHON") {
-        assert!(
-            works(&python),
-            "CONSTNET_PYTHON={python} cannot import torch, numpy and safetensors.torch"
-        );
-        return Some(python);
-    }
-    works("python3").then(|| "python3".into())
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -139,7 +120,7 @@ fn write_edited(net: &MnistMlpBn, path: &Path, edit: impl FnOnce(&mut Vec<TypedE
 /// counts are float32 or that lacks a tensor is refused.
 #[test]
 fn torch_loads_a_batch_norm_model_strictly_and_gets_the_same_test_accuracy() {
-    let Some(python) = python_with_torch() else {
+    let Some(python) = python_with("torch, numpy, safetensors.torch") else {
         eprintln!(
             "skipped: no Python with torch, numpy and safetensors (set CONSTNET_PYTHON to one; \
              .ci/run makes a venv)"

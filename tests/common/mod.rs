@@ -273,3 +273,22 @@ macro_rules! on_every_path {
         }
     };
 }
+
+/// `$CONSTNET_PYTHON` (which must then import `modules`, e.g. `"onnxruntime, numpy"`), else a
+/// `python3` that imports them, else `None` (the caller skips, saying so).
+pub fn python_with(modules: &str) -> Option<String> {
+    let works = |python: &str| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if let Ok(python) = std::env::var("CONSTNET_PYTHON") {
+        assert!(
+            works(&python),
+            "CONSTNET_PYTHON={python} cannot import {modules}"
+        );
+        return Some(python);
+    }
+    works("python3").then(|| "python3".into())
+}
