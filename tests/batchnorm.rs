@@ -19,8 +19,6 @@ fn reference_network_with_batch_norm_gradients_match_finite_differences() {
     network_with_batch_norm_gradients_match_finite_differences::<Reference>();
 }
 
-const H: f64 = 1e-5;
-
 fn close(what: &str, analytic: f32, numeric: f64) {
     let tol = 1e-4 + 1e-3 * numeric.abs();
     assert!(
@@ -71,13 +69,13 @@ fn batch_norm_layer_gradients_match_finite_differences() {
         };
         let case = format!("N {N} batch {batch}");
         for i in 0..N * batch {
-            let num = diff(&mut z64, i, |z| loss(z, &g64, &b64));
+            let num = central_difference(&mut z64, i, |z| loss(z, &g64, &b64));
             close(&format!("{case}: dz[{i}]"), dz[i], num);
         }
         for j in 0..N {
-            let num = diff(&mut g64, j, |g| loss(&z64, g, &b64));
+            let num = central_difference(&mut g64, j, |g| loss(&z64, g, &b64));
             close(&format!("{case}: dweight[{j}]"), work.dweight.0[j], num);
-            let num = diff(&mut b64, j, |b| loss(&z64, &g64, b));
+            let num = central_difference(&mut b64, j, |b| loss(&z64, &g64, b));
             close(&format!("{case}: dbias[{j}]"), work.dbias.0[j], num);
         }
     }
@@ -87,21 +85,6 @@ fn batch_norm_layer_gradients_match_finite_differences() {
     check::<17>(17, 4);
     check::<33>(64, 5);
     check::<7>(1, 6);
-}
-
-fn to64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-/// Central difference of `f` with respect to element `i` of `v`.
-fn diff(v: &mut [f64], i: usize, mut f: impl FnMut(&[f64]) -> f64) -> f64 {
-    let keep = v[i];
-    v[i] = keep + H;
-    let up = f(v);
-    v[i] = keep - H;
-    let down = f(v);
-    v[i] = keep;
-    (up - down) / (2.0 * H)
 }
 
 /// `torch.nn.BatchNorm1d(2)` with weight (0.5, −2), bias (2, 5) on the batch
@@ -195,18 +178,6 @@ constnet::network! {
 }
 
 /// Mean softmax cross-entropy in f64 over feature-major logits.
-fn xent64(classes: usize, batch: usize, z: &[f64], labels: &[u32]) -> f64 {
-    let mut total = 0.0;
-    for j in 0..batch {
-        let max = (0..classes)
-            .map(|c| z[c * batch + j])
-            .fold(f64::MIN, f64::max);
-        let sum: f64 = (0..classes).map(|c| (z[c * batch + j] - max).exp()).sum();
-        total += max + sum.ln() - z[labels[j] as usize * batch + j];
-    }
-    total / batch as f64
-}
-
 /// SmallBn's training-mode loss in f64 from its parameter tensors (in tensor order).
 fn small_bn_loss64(t: &[Vec<f64>], rows: &[f32], labels: &[u32], batch: usize) -> f64 {
     let widths = [6, 17, 5, 3];

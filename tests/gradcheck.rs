@@ -36,8 +36,6 @@ fn reference_gradients_match_finite_differences() {
     whole_network_gradients_match_finite_differences::<Reference>();
 }
 
-const H: f64 = 1e-5;
-
 fn close(what: &str, analytic: f32, numeric: f64) {
     let tol = 1e-4 + 1e-3 * numeric.abs();
     assert!(
@@ -67,21 +65,6 @@ fn dense64(
         }
     }
     y
-}
-
-fn to64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-/// Central difference of `f` with respect to element `i` of `v`.
-fn numeric(v: &mut [f64], i: usize, mut f: impl FnMut(&[f64]) -> f64) -> f64 {
-    let keep = v[i];
-    v[i] = keep + H;
-    let up = f(v);
-    v[i] = keep - H;
-    let down = f(v);
-    v[i] = keep;
-    (up - down) / (2.0 * H)
 }
 
 /// One dense layer with ReLU, fed by a ReLU: L = Σ c ⊙ relu(W·relu(u) + b).
@@ -147,7 +130,7 @@ fn check_layer<K: Backend>(seed: u64) {
         close(
             &format!("dW[{i}]"),
             dw[i],
-            numeric(&mut w64, i, |w| loss64(w, &b_, &u_)),
+            central_difference(&mut w64, i, |w| loss64(w, &b_, &u_)),
         );
     }
     for i in 0..b.len() {
@@ -155,7 +138,7 @@ fn check_layer<K: Backend>(seed: u64) {
         close(
             &format!("db[{i}]"),
             db[i],
-            numeric(&mut b64, i, |b| loss64(&w_, b, &u_)),
+            central_difference(&mut b64, i, |b| loss64(&w_, b, &u_)),
         );
     }
     for i in 0..u.len() {
@@ -163,7 +146,7 @@ fn check_layer<K: Backend>(seed: u64) {
         close(
             &format!("du[{i}]"),
             du[i],
-            numeric(&mut u64, i, |u| loss64(&w_, &b_, u)),
+            central_difference(&mut u64, i, |u| loss64(&w_, &b_, u)),
         );
     }
 }
@@ -173,17 +156,6 @@ fn dense_layer_gradients_match_finite_differences<K: Backend>() {
 }
 
 /// Mean softmax cross-entropy in f64 over feature-major logits.
-fn xent64(classes: usize, batch: usize, z: &[f64], labels: &[u32]) -> f64 {
-    let mut total = 0.0;
-    for j in 0..batch {
-        let col: Vec<f64> = (0..classes).map(|c| z[c * batch + j]).collect();
-        let max = col.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = max + col.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-        total += lse - col[labels[j] as usize];
-    }
-    total / batch as f64
-}
-
 fn softmax_xent_gradient_matches_finite_differences<K: Backend>() {
     let (classes, batch) = (10, 19);
     let mut r = rng(31);
@@ -216,7 +188,7 @@ fn softmax_xent_gradient_matches_finite_differences<K: Backend>() {
             close(
                 &format!("{name} dlogits[{i}]"),
                 dz[i],
-                numeric(&mut z64, i, |z| xent64(classes, batch, z, &labels)),
+                central_difference(&mut z64, i, |z| xent64(classes, batch, z, &labels)),
             );
         }
     }

@@ -292,3 +292,35 @@ pub fn python_with(modules: &str) -> Option<String> {
     }
     works("python3").then(|| "python3".into())
 }
+
+/// The step of the finite-difference gradient checks.
+pub const H: f64 = 1e-5;
+
+/// `v` in f64, for the finite-difference checks.
+pub fn to64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Central difference of `f` with respect to element `i` of `v`, with step [`H`].
+pub fn central_difference(v: &mut [f64], i: usize, mut f: impl FnMut(&[f64]) -> f64) -> f64 {
+    let keep = v[i];
+    v[i] = keep + H;
+    let up = f(v);
+    v[i] = keep - H;
+    let down = f(v);
+    v[i] = keep;
+    (up - down) / (2.0 * H)
+}
+
+/// Mean softmax cross-entropy in f64 of logits `z` (`[classes][batch]`, a sample per column).
+pub fn xent64(classes: usize, batch: usize, z: &[f64], labels: &[u32]) -> f64 {
+    let mut total = 0.0;
+    for j in 0..batch {
+        let max = (0..classes)
+            .map(|c| z[c * batch + j])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = (0..classes).map(|c| (z[c * batch + j] - max).exp()).sum();
+        total += max + sum.ln() - z[labels[j] as usize * batch + j];
+    }
+    total / batch as f64
+}
