@@ -643,13 +643,22 @@ pub const WARP_SIDE: usize = 32;
 /// pixel p = (x, y), with centre `c = ((cols − 1)/2, (rows − 1)/2)`,
 ///
 /// ```text
-/// q   = p + d(p)                          d: the elastic field, 0 without one
-/// s   = inverse·(q − c − shift) + c       evaluated as ((x + dx) − cx) − tx, then a·qx + b·qy + cx
-/// dst = bilinear(src, s), pixels outside the image 0, clamped to [0, 255], rounded half up
+/// s   = inverse·(p + d(p) − c − shift) + c      d: the elastic field, 0 without one
+/// dst = bilinear(src, s), pixels outside the image 0, rounded half up (floor(v + 0.5))
 /// ```
 ///
-/// `d(p) = Σ_i wy[i][y] · Σ_j noise[i][j] · wx[j][x]`, one noise grid per axis, each sum
-/// taken from 0 in index order, so every path gives the reference's bits exactly.
+/// evaluated as the affine map of the pixel plus the field mapped by the matrix, in the
+/// padded image's coordinates (s + 1), in this order:
+///
+/// ```text
+/// px = −cx − tx,  py = y − cy − ty,  kx = a·px + b·py + (cx + 1),  ky = c·px + d·py + (cy + 1)
+/// g_i(x) = Σ_j noise[i][j] · wx[j][x]                  per axis, from 0 in index order
+/// sx + 1 = a·x + kx, then += wy[i][y] · (a·gx_i(x) + b·gy_i(x)) for each grid row i in order
+/// sy + 1 = c·x + ky, then += wy[i][y] · (c·gx_i(x) + d·gy_i(x))
+/// v = top + fy·(bottom − top),  top = p00 + fx·(p01 − p00),  bottom = p10 + fx·(p11 − p10)
+/// ```
+///
+/// so every path gives the reference's bits exactly.
 #[derive(Debug)]
 pub struct Warp<'a> {
     /// Image rows.

@@ -449,8 +449,9 @@ pub fn fma_peak(op: FmaPeak) -> f32 {
     acc.iter().sum()
 }
 
-/// Warps an image pixel by pixel (see [`Warp`]): the field summed at each pixel, then the
-/// bilinear blend of the four source pixels around the sample point.
+/// Warps an image pixel by pixel (see [`Warp`]): the pixel's source point (the affine map,
+/// then the field, itself mapped by the affine matrix), then the bilinear blend of the four
+/// source pixels around it.
 pub fn warp(op: Warp<'_>) {
     let Warp {
         rows,
@@ -462,52 +463,56 @@ pub fn warp(op: Warp<'_>) {
         field,
     } = op;
     let (cx, cy) = ((cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5);
+    let px = -cx - tx;
     for y in 0..rows {
+        let py = y as f32 - cy - ty;
+        let (kx, ky) = (a * px + b * py + (cx + 1.0), c * px + d * py + (cy + 1.0));
         for x in 0..cols {
-            let (dx, dy) = match &field {
-                Some(f) => (displacement(f, 0, x, y), displacement(f, 1, x, y)),
-                None => (0.0, 0.0),
-            };
-            let qx = x as f32 + dx - cx - tx;
-            let qy = y as f32 + dy - cy - ty;
-            let sx = a * qx + b * qy + cx;
-            let sy = c * qx + d * qy + cy;
+            let (mut sx, mut sy) = (a * x as f32 + kx, c * x as f32 + ky);
+            if let Some(f) = &field {
+                for i in 0..f.ky {
+                    let (gx, gy) = (grid_at(f, 0, i, x), grid_at(f, 1, i, x));
+                    let w = f.wy[i * WARP_SIDE + y];
+                    sx += w * (a * gx + b * gy);
+                    sy += w * (c * gx + d * gy);
+                }
+            }
             dst[y * cols + x] = bilinear(src, rows, cols, sx, sy);
         }
     }
 }
 
-/// Axis `axis` (0: x, 1: y) of the field at pixel (x, y): `Σ_i wy[i][y]·Σ_j noise[i][j]·wx[j][x]`.
-fn displacement(f: &WarpField<'_>, axis: usize, x: usize, y: usize) -> f32 {
+/// Axis `axis` (0: x, 1: y) of the field's grid row `i` at image column x:
+/// `Σ_j noise[i][j]·wx[j][x]`.
+fn grid_at(f: &WarpField<'_>, axis: usize, i: usize, x: usize) -> f32 {
     let noise = &f.noise[axis * f.ky * f.kx..][..f.ky * f.kx];
     let mut sum = 0.0;
-    for i in 0..f.ky {
-        let mut row = 0.0;
-        for j in 0..f.kx {
-            row += noise[i * f.kx + j] * f.wx[j * WARP_SIDE + x];
-        }
-        sum += f.wy[i * WARP_SIDE + y] * row;
+    for j in 0..f.kx {
+        sum += noise[i * f.kx + j] * f.wx[j * WARP_SIDE + x];
     }
     sum
 }
 
-/// The image at (sx, sy), blended from the four nearest pixels (0 outside the image), clamped
-/// to [0, 255] and rounded half up; 0 if the point is a pixel or more outside, or NaN.
+/// The image at source point `(sx, sy)` plus one, blended from the four nearest pixels (0
+/// outside the image) and rounded half up (`floor(v + 0.5)`); 0 if the point is a pixel or
+/// more outside, or NaN.
 fn bilinear(src: &[u8], rows: usize, cols: usize, sx: f32, sy: f32) -> u8 {
-    if !(sx > -1.0 && sy > -1.0 && sx < cols as f32 && sy < rows as f32) {
+    if !(sx > 0.0 && sy > 0.0 && sx < cols as f32 + 1.0 && sy < rows as f32 + 1.0) {
         return 0;
     }
     let (x0, y0) = (libm::floorf(sx), libm::floorf(sy));
     let (fx, fy) = (sx - x0, sy - y0);
-    let at = |x: f32, y: f32| -> f32 {
-        if x >= 0.0 && y >= 0.0 && x < cols as f32 && y < rows as f32 {
-            f32::from(src[y as usize * cols + x as usize])
+    // Pixel (x0 + dx − 1, y0 + dy − 1) of the image.
+    let at = |dx: usize, dy: usize| -> f32 {
+        let (x, y) = (x0 as usize + dx, y0 as usize + dy);
+        if (1..=cols).contains(&x) && (1..=rows).contains(&y) {
+            f32::from(src[(y - 1) * cols + x - 1])
         } else {
             0.0
         }
     };
-    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
-    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
-    let v = top * (1.0 - fy) + bottom * fy;
-    libm::roundf(v.clamp(0.0, 255.0)) as u8
+    let top = at(0, 0) + fx * (at(1, 0) - at(0, 0));
+    let bottom = at(0, 1) + fx * (at(1, 1) - at(0, 1));
+    let v = top + fy * (bottom - top);
+    libm::floorf(v + 0.5) as u8
 }

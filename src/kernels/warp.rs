@@ -5,14 +5,18 @@
 //!
 //! Here: the image is first copied into a buffer with a zero border (one pixel above and
 //! left, two below and right), so the blend needs no bounds test (and each pair of horizontal
-//! neighbours comes from one 4-byte read, a gather of words on AVX-512): a source point is clamped
-//! into `[-1, cols] × [-1, rows]`, where a point that was a pixel or more outside reads only
-//! zero pixels with nonzero weight, as the reference's early return gives. The field is summed
-//! in two separable passes (grid rows to image columns once, then per image row), each over
-//! fixed rows of [`WARP_SIDE`] lanes. Every loop is plain scalar code over fixed-size arrays,
-//! free of branches, which the compiler vectorises for the path it is compiled for (gathers on
-//! AVX-512); since Rust never fuses a multiply and an add, each element sees the reference's
-//! operations in the reference's order, and every path gives its bits exactly.
+//! neighbours comes from one 4-byte read, a gather of words on AVX-512): a source point, in
+//! the padded image's coordinates (the source point plus one), is clamped into
+//! `[0, cols + 1] × [0, rows + 1]`, where a point that was a pixel or more outside reads only
+//! zero pixels with nonzero weight, as the reference's early return gives. The source points
+//! are computed a row at a time, over fixed rows of [`WARP_SIDE`] lanes: the affine map of
+//! the row, then the field (already mapped by the affine matrix) summed in two separable
+//! passes (grid rows to image columns once, then per image row). Each row is stored at its
+//! place in a flat array, so the sampling runs over `rows·cols` lanes with no lane wasted on
+//! row ends. Every loop is plain scalar code over fixed-size arrays, free of branches, which
+//! the compiler vectorises for the path it is compiled for (gathers on AVX-512); since Rust
+//! never fuses a multiply and an add, each element sees the reference's operations in the
+//! reference's order, and every path gives its bits exactly.
 #![forbid(unsafe_code)]
 
 use super::ops::{WARP_SIDE, Warp, WarpField};
@@ -39,12 +43,33 @@ pub(crate) fn warp<V: Vector>(op: Warp<'_>) {
         shift,
         field,
     } = op;
+    let quads = quads(src, rows, cols);
+    // points[axis][y·cols + x]: pixel (x, y)'s source point, padded coordinates. Row y is
+    // stored whole; the next row overwrites its lanes past `cols`.
+    let mut points = [[0.0f32; W * W]; 2];
+    source_points::<V>(rows, cols, inverse, shift, field.as_ref(), &mut points);
+    let [sx, sy] = &points;
+    let mut flat = [0u8; W * W];
+    let (max_x, max_y) = (cols as f32 + 1.0, rows as f32 + 1.0);
+    for start in (0..rows * cols).step_by(W) {
+        let (sx, sy) = (&sx[start..][..W], &sy[start..][..W]);
+        let out: &mut [u8; W] = (&mut flat[start..][..W]).try_into().expect("W bytes");
+        for x in 0..W {
+            out[x] = sample(&quads, clamp(sx[x], max_x), clamp(sy[x], max_y));
+        }
+    }
+    dst.copy_from_slice(&flat[..rows * cols]);
+}
+
+/// The image with its zero border, as quads: `quads[y][x]` holds the padded image's pixels
+/// (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1), one per byte, for the rows a source point
+/// can reach: one gather for 4 pixels.
+#[inline(always)]
+fn quads(src: &[u8], rows: usize, cols: usize) -> [u32; QUADS] {
     let mut image = [0u8; PADDED];
     for (y, row) in src.chunks_exact(cols).enumerate() {
         image[(y + 1) * STRIDE + 1..][..cols].copy_from_slice(row);
     }
-    // quads[y][x]: the padded image's pixels (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1),
-    // one per byte, for the rows a source point can reach: one gather for 4 pixels.
     let mut quads = [0u32; QUADS];
     for y in 0..rows + 2 {
         let (top, bottom) = (
@@ -59,36 +84,56 @@ pub(crate) fn warp<V: Vector>(op: Warp<'_>) {
                 | u32::from(bottom[x + 1]) << 24;
         }
     }
-    // grid[axis][i][x] = Σ_j noise[axis][i][j]·wx[j][x]: the field's first pass.
+    quads
+}
+
+/// Every pixel's source point plus one (see [`Warp`]), row by row into `points`.
+#[inline(always)]
+fn source_points<V: Vector>(
+    rows: usize,
+    cols: usize,
+    [a, b, c, d]: [f32; 4],
+    [tx, ty]: [f32; 2],
+    field: Option<&WarpField<'_>>,
+    points: &mut [[f32; W * W]; 2],
+) {
+    // grid[axis][i][x]: the field's first pass, then mapped by the affine matrix.
     let mut grid = [[[0.0f32; W]; W]; 2];
-    if let Some(f) = &field {
+    if let Some(f) = field {
         grid_rows::<V>(f, &mut grid);
+        let [gx, gy] = &mut grid;
+        for (gx, gy) in gx.iter_mut().zip(gy.iter_mut()).take(f.ky) {
+            for x in 0..W {
+                (gx[x], gy[x]) = (a * gx[x] + b * gy[x], c * gx[x] + d * gy[x]);
+            }
+        }
     }
-    let centre = [(cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5];
-    let map = Map {
-        inverse,
-        shift,
-        centre,
-        size: [cols as f32, rows as f32],
-    };
-    // Row y goes to flat[y·cols..] whole; the next row overwrites the lanes past `cols`.
-    let mut flat = [0u8; W * W + W];
+    let (cx, cy) = ((cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5);
+    let px = -cx - tx;
+    let (mut ax, mut cx_) = ([0.0f32; W], [0.0f32; W]);
+    for x in 0..W {
+        (ax[x], cx_[x]) = (a * x as f32, c * x as f32);
+    }
     for y in 0..rows {
-        let (mut dx, mut dy) = ([0.0f32; W], [0.0f32; W]);
-        if let Some(f) = &field {
+        let py = y as f32 - cy - ty;
+        let (kx, ky) = (a * px + b * py + (cx + 1.0), c * px + d * py + (cy + 1.0));
+        let (mut sx, mut sy) = ([0.0f32; W], [0.0f32; W]);
+        for x in 0..W {
+            (sx[x], sy[x]) = (ax[x] + kx, cx_[x] + ky);
+        }
+        if let Some(f) = field {
             let [gx, gy] = &grid;
             for (i, (gx, gy)) in gx.iter().zip(gy).enumerate().take(f.ky) {
                 let w = V::splat(f.wy[i * W + y]);
                 for x in (0..W).step_by(V::LANES) {
-                    (V::load(&dx[x..]) + w * V::load(&gx[x..])).store(&mut dx[x..]);
-                    (V::load(&dy[x..]) + w * V::load(&gy[x..])).store(&mut dy[x..]);
+                    (V::load(&sx[x..]) + w * V::load(&gx[x..])).store(&mut sx[x..]);
+                    (V::load(&sy[x..]) + w * V::load(&gy[x..])).store(&mut sy[x..]);
                 }
             }
         }
-        let out: &mut [u8; W] = (&mut flat[y * cols..][..W]).try_into().expect("W bytes");
-        sample_row(&quads, &map, y as f32, (&dx, &dy), out);
+        points[0][y * cols..][..W].copy_from_slice(&sx);
+        points[1][y * cols..][..W].copy_from_slice(&sy);
     }
-    dst.copy_from_slice(&flat[..rows * cols]);
 }
 
 /// The field's first pass: each grid row mapped onto the image columns, a vector of columns
@@ -110,54 +155,29 @@ fn grid_rows<V: Vector>(f: &WarpField<'_>, grid: &mut [[[f32; W]; W]; 2]) {
     }
 }
 
-/// The affine part of a warp, and the image's size.
-struct Map {
-    inverse: [f32; 4],
-    shift: [f32; 2],
-    centre: [f32; 2],
-    size: [f32; 2],
-}
-
-/// Samples output row `y` (every lane of it; the caller keeps `cols`) from the padded `image`,
-/// displaced by `(dx, dy)`. Integer parts are taken in f32 and read off the bits
-/// ([`floor`], [`int`]): Rust's saturating `as i32` would not vectorise.
+/// The padded image blended at `(sx, sy)` (clamped into it) and rounded half up. Integer
+/// parts are taken in f32 and read off the bits ([`floor`], [`int`]): Rust's saturating
+/// `as i32` would not vectorise. A blend of two values in [0, 255] by a weight in [0, 1)
+/// stays in [0, 255] (rounding is monotone), so the result needs no clamp.
 #[inline(always)]
-fn sample_row(
-    quads: &[u32; QUADS],
-    m: &Map,
-    y: f32,
-    (dx, dy): (&[f32; W], &[f32; W]),
-    out: &mut [u8; W],
-) {
-    let [a, b, c, d] = m.inverse;
-    let ([tx, ty], [cx, cy], [cols, rows]) = (m.shift, m.centre, m.size);
-    for x in 0..W {
-        let qx = x as f32 + dx[x] - cx - tx;
-        let qy = y + dy[x] - cy - ty;
-        let sx = clamp(a * qx + b * qy + cx, cols);
-        let sy = clamp(c * qx + d * qy + cy, rows);
-        let (x0, y0) = (floor(sx), floor(sy));
-        let (fx, fy) = (sx - x0, sy - y0);
-        // In 0..PADDED − STRIDE − 1 since x0 ∈ [−1, cols], y0 ∈ [−1, rows] (exact in f32);
-        // the `min` only tells the compiler so.
-        let i = int((y0 + 1.0) * STRIDE as f32 + (x0 + 1.0)).min(QUADS - 1);
-        let q = quads[i];
-        let byte = |k: u32| (q >> (8 * k) & 0xFF) as f32;
-        let (p00, p01, p10, p11) = (byte(0), byte(1), byte(2), byte(3));
-        let top = p00 * (1.0 - fx) + p01 * fx;
-        let bottom = p10 * (1.0 - fx) + p11 * fx;
-        let v = top * (1.0 - fy) + bottom * fy;
-        let v = if v > 0.0 { v } else { 0.0 };
-        let v = if v < 255.0 { v } else { 255.0 };
-        let t = floor(v);
-        out[x] = int(if v - t >= 0.5 { t + 1.0 } else { t }) as u8;
-    }
+fn sample(quads: &[u32; QUADS], sx: f32, sy: f32) -> u8 {
+    let (x0, y0) = (floor(sx), floor(sy));
+    let (fx, fy) = (sx - x0, sy - y0);
+    // In 0..QUADS since x0 ∈ [0, cols + 1], y0 ∈ [0, rows + 1] (exact in f32); the `min`
+    // only tells the compiler so.
+    let q = quads[int(y0 * STRIDE as f32 + x0).min(QUADS - 1)];
+    let byte = |k: u32| (q >> (8 * k) & 0xFF) as f32;
+    let (p00, p01, p10, p11) = (byte(0), byte(1), byte(2), byte(3));
+    let top = p00 + fx * (p01 - p00);
+    let bottom = p10 + fx * (p11 - p10);
+    let v = top + fy * (bottom - top);
+    int(floor(v + 0.5)) as u8
 }
 
-/// `v` clamped into `[−1, hi]`; NaN gives −1.
+/// `v` clamped into `[0, hi]`; NaN gives 0.
 #[inline(always)]
 fn clamp(v: f32, hi: f32) -> f32 {
-    let v = if v > -1.0 { v } else { -1.0 };
+    let v = if v > 0.0 { v } else { 0.0 };
     if v < hi { v } else { hi }
 }
 
