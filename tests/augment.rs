@@ -92,7 +92,7 @@ fn a_draw_depends_only_on_seed_epoch_and_sample() {
 #[test]
 fn a_whole_pixel_translation_is_a_shift() {
     let src = image();
-    let warper = Warper::new(Augment::NONE, 28, 28).unwrap();
+    let mut warper = Warper::new(Augment::NONE, 28, 28).unwrap();
     for (tx, ty) in [(3i32, -2i32), (-5, 0), (0, 7), (1, 1)] {
         let mut dst = vec![0u8; 28 * 28];
         let draw = AffineDraw {
@@ -122,7 +122,7 @@ fn a_whole_pixel_translation_is_a_shift() {
 #[test]
 fn a_half_pixel_translation_averages_neighbours() {
     let src = image();
-    let warper = Warper::new(Augment::NONE, 28, 28).unwrap();
+    let mut warper = Warper::new(Augment::NONE, 28, 28).unwrap();
     let mut dst = vec![0u8; 28 * 28];
     let draw = AffineDraw {
         tx: 0.5,
@@ -140,7 +140,7 @@ fn a_half_pixel_translation_averages_neighbours() {
 #[test]
 fn a_rotation_by_a_quarter_turn_turns_the_image() {
     let src = image();
-    let warper = Warper::new(Augment::NONE, 28, 28).unwrap();
+    let mut warper = Warper::new(Augment::NONE, 28, 28).unwrap();
     let mut dst = vec![0u8; 28 * 28];
     let draw = AffineDraw {
         angle: core::f32::consts::FRAC_PI_2,

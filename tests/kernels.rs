@@ -17,7 +17,7 @@ use constnet::kernels::{
     self, Activation, AdamStep, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
     DenseForwardOne, Dims, Gemm, Gemv, GradientSink, InputGrad, Isa, LoadU8Batch, Mode,
     ParamsAndState, Reference, RmsPropStep, Rule, SgdStep, Shard, Transpose, WARP_SIDE, Warp,
-    WarpField, WeightGradients,
+    WarpField, WarpScratch, WeightGradients,
 };
 
 on_every_path!(
@@ -1000,6 +1000,8 @@ fn shards_of_whole_vectors_give_the_bits_of_one<K: Backend>() {
 fn warp_matches_reference_exactly<K: Backend>() {
     let mut r = rng(41);
     let sides = [1, 2, 5, 15, 16, 17, 28, 31, WARP_SIDE];
+    // One scratch for every case, sizes and all: what it holds must never matter.
+    let mut scratch = WarpScratch::new();
     for case in 0..300 {
         let (rows, cols) = (sides[case % sides.len()], sides[case / 7 % sides.len()]);
         let src: Vec<u8> = (0..rows * cols)
@@ -1043,6 +1045,7 @@ fn warp_matches_reference_exactly<K: Backend>() {
             inverse,
             shift,
             field,
+            scratch: &mut scratch,
         });
         Reference::run(Warp {
             rows,
@@ -1052,6 +1055,7 @@ fn warp_matches_reference_exactly<K: Backend>() {
             inverse,
             shift,
             field,
+            scratch: &mut WarpScratch::new(),
         });
         if let Some(p) = (0..got.len()).find(|&p| got[p] != want[p]) {
             panic!(

@@ -7,6 +7,7 @@ use common::alloc_counter::{Counting, count};
 use constnet::kernels::{
     Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
     Dims, Gemm, Gemv, InputGrad, Mode, Reference, Simd, Transpose, WARP_SIDE, Warp, WarpField,
+    WarpScratch,
 };
 
 #[global_allocator]
@@ -116,8 +117,9 @@ fn kernels_allocate_nothing<K: Backend>() {
             allocations, 0,
             "{out}x{inp}x{batch}: the kernels allocated {allocations} times"
         );
-        // The warp of an augmented MNIST image: its scratch is on the stack.
+        // The warp of an augmented MNIST image: its scratch is the caller's.
         let (src, mut dst) = ([9u8; 784], [0u8; 784]);
+        let mut scratch = WarpScratch::new();
         let (noise, wy, wx) = (
             [0.5f32; 98],
             [0.1f32; 7 * WARP_SIDE],
@@ -140,6 +142,7 @@ fn kernels_allocate_nothing<K: Backend>() {
                 inverse,
                 shift,
                 field,
+                scratch: &mut scratch,
             });
         });
         assert_eq!(

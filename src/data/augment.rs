@@ -35,7 +35,7 @@
 #![forbid(unsafe_code)]
 
 use super::batch::{derived_rng, stream};
-use crate::kernels::{Backend, Simd, WARP_SIDE, Warp, WarpField};
+use crate::kernels::{Backend, Simd, WARP_SIDE, Warp, WarpField, WarpScratch};
 use rand_xoshiro::rand_core::Rng;
 
 /// The largest image side a [`Warper`] handles.
@@ -227,6 +227,8 @@ pub struct Warper {
     wx: [f32; MAX_GRID],
     /// The last drawn noise: the x field's grid `[ky][kx]`, then the y field's.
     noise: [f32; 2 * MAX_GRID],
+    /// The warp kernel's working memory.
+    scratch: WarpScratch,
 }
 
 impl Warper {
@@ -245,6 +247,7 @@ impl Warper {
             wy: [0.0; MAX_GRID],
             wx: [0.0; MAX_GRID],
             noise: [0.0; 2 * MAX_GRID],
+            scratch: WarpScratch::new(),
         };
         if let Some(e) = config.elastic {
             let spacing = grid_spacing(e.sigma);
@@ -283,7 +286,7 @@ impl Warper {
     ///
     /// # Panics
     /// Unless `src` and `dst` hold `rows·cols` bytes.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8], affine: &AffineDraw) {
+    pub fn apply(&mut self, src: &[u8], dst: &mut [u8], affine: &AffineDraw) {
         let (rows, cols) = (self.rows, self.cols);
         assert!(
             src.len() == rows * cols && dst.len() == rows * cols,
@@ -305,6 +308,7 @@ impl Warper {
             inverse: affine.inverse(),
             shift: [affine.tx, affine.ty],
             field,
+            scratch: &mut self.scratch,
         });
     }
 }

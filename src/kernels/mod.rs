@@ -71,6 +71,7 @@ pub use simd::{
     Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
 };
 pub use update::{AdamStep, GRAD_FLUSH, RmsPropStep, Rule, STATE_FLUSH, STATES, SgdStep};
+pub use warp::WarpScratch;
 
 use simd::Path;
 

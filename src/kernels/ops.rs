@@ -18,6 +18,7 @@
 use super::op::Op;
 use super::simd::Vector;
 use super::update::Rule;
+use super::warp::WarpScratch;
 use super::{Activation, InputGrad, Mode, check_len, reference};
 use super::{dense, gemm, gemv, layout, peak, softmax, update, warp};
 
@@ -675,6 +676,8 @@ pub struct Warp<'a> {
     pub shift: [f32; 2],
     /// The elastic field, if any.
     pub field: Option<WarpField<'a>>,
+    /// Working memory (its contents do not matter).
+    pub scratch: &'a mut WarpScratch,
 }
 
 /// An elastic displacement field as a small grid of noise mapped to pixels by weights (see

@@ -461,6 +461,7 @@ pub fn warp(op: Warp<'_>) {
         inverse: [a, b, c, d],
         shift: [tx, ty],
         field,
+        scratch: _,
     } = op;
     let (cx, cy) = ((cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5);
     let px = -cx - tx;

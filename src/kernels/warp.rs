@@ -31,6 +31,44 @@ const PADDED: usize = STRIDE * (W + 3);
 /// The quads: one per pixel of the padded image's first W + 2 rows.
 const QUADS: usize = STRIDE * (W + 2);
 
+/// Working memory of [`Warp`] (about 21 KiB), kept by the caller between images so that
+/// no image pays for clearing it. What it holds never matters: the warp writes every lane
+/// it uses before reading it, and stale lanes only reach output lanes it throws away.
+pub struct WarpScratch {
+    /// `points[axis][y·cols + x]`: pixel (x, y)'s source point, padded coordinates.
+    points: [[f32; W * W]; 2],
+    /// `grid[axis][i][x]`: the field's first pass, mapped by the affine matrix.
+    grid: [[[f32; W]; W]; 2],
+    /// The padded image as quads (see [`quads`]).
+    quads: [u32; QUADS],
+    /// The warped image, `rows·cols` bytes and a tail.
+    pixels: [u8; W * W],
+}
+
+impl WarpScratch {
+    /// Scratch for one warp at a time.
+    pub fn new() -> Self {
+        Self {
+            points: [[0.0; W * W]; 2],
+            grid: [[[0.0; W]; W]; 2],
+            quads: [0; QUADS],
+            pixels: [0; W * W],
+        }
+    }
+}
+
+impl Default for WarpScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for WarpScratch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("WarpScratch")
+    }
+}
+
 /// The warp of [`Warp`], on the path it is compiled for.
 #[inline(always)]
 pub(crate) fn warp<V: Vector>(op: Warp<'_>) {
@@ -42,35 +80,58 @@ pub(crate) fn warp<V: Vector>(op: Warp<'_>) {
         inverse,
         shift,
         field,
+        scratch,
     } = op;
-    let quads = quads(src, rows, cols);
-    // points[axis][y·cols + x]: pixel (x, y)'s source point, padded coordinates. Row y is
-    // stored whole; the next row overwrites its lanes past `cols`.
-    let mut points = [[0.0f32; W * W]; 2];
-    source_points::<V>(rows, cols, inverse, shift, field.as_ref(), &mut points);
-    let [sx, sy] = &points;
-    let mut flat = [0u8; W * W];
+    let WarpScratch {
+        points,
+        grid,
+        quads,
+        pixels,
+    } = scratch;
+    fill_quads(src, rows, cols, quads);
+    source_points::<V>(rows, cols, inverse, shift, field.as_ref(), grid, points);
+    let [sx, sy] = &*points;
     let (max_x, max_y) = (cols as f32 + 1.0, rows as f32 + 1.0);
     for start in (0..rows * cols).step_by(W) {
-        let (sx, sy) = (&sx[start..][..W], &sy[start..][..W]);
-        let out: &mut [u8; W] = (&mut flat[start..][..W]).try_into().expect("W bytes");
-        for x in 0..W {
-            out[x] = sample(&quads, clamp(sx[x], max_x), clamp(sy[x], max_y));
-        }
+        let lanes = |v: &[f32; W * W]| -> [f32; W] { v[start..][..W].try_into().expect("W lanes") };
+        let out: &mut [u8; W] = (&mut pixels[start..][..W]).try_into().expect("W bytes");
+        sample_lanes(quads, (&lanes(sx), &lanes(sy)), (max_x, max_y), out);
     }
-    dst.copy_from_slice(&flat[..rows * cols]);
+    dst.copy_from_slice(&pixels[..rows * cols]);
+}
+
+/// W pixels sampled at their source points. A function of its own so that the compiler
+/// knows `out` aliases nothing it reads, and vectorises the loop.
+#[inline(always)]
+fn sample_lanes(
+    quads: &[u32; QUADS],
+    (sx, sy): (&[f32; W], &[f32; W]),
+    (max_x, max_y): (f32, f32),
+    out: &mut [u8; W],
+) {
+    for x in 0..W {
+        out[x] = sample(quads, clamp(sx[x], max_x), clamp(sy[x], max_y));
+    }
 }
 
 /// The image with its zero border, as quads: `quads[y][x]` holds the padded image's pixels
 /// (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1), one per byte, for the rows a source point
-/// can reach: one gather for 4 pixels.
+/// can reach: one gather for 4 pixels. Rows are copied W bytes at a time with the lanes past
+/// `cols` masked to 0 (fixed-size copies, where `cols`-byte ones would each call memcpy).
 #[inline(always)]
-fn quads(src: &[u8], rows: usize, cols: usize) -> [u32; QUADS] {
+fn fill_quads(src: &[u8], rows: usize, cols: usize, quads: &mut [u32; QUADS]) {
+    let mut flat = [0u8; W * W + W];
+    flat[..src.len()].copy_from_slice(src);
     let mut image = [0u8; PADDED];
-    for (y, row) in src.chunks_exact(cols).enumerate() {
-        image[(y + 1) * STRIDE + 1..][..cols].copy_from_slice(row);
+    for y in 0..rows {
+        let (row, out) = (
+            &flat[y * cols..][..W],
+            &mut image[(y + 1) * STRIDE + 1..][..W],
+        );
+        for x in 0..W {
+            out[x] = if x < cols { row[x] } else { 0 };
+        }
     }
-    let mut quads = [0u32; QUADS];
     for y in 0..rows + 2 {
         let (top, bottom) = (
             &image[y * STRIDE..][..STRIDE],
@@ -84,7 +145,6 @@ fn quads(src: &[u8], rows: usize, cols: usize) -> [u32; QUADS] {
                 | u32::from(bottom[x + 1]) << 24;
         }
     }
-    quads
 }
 
 /// Every pixel's source point plus one (see [`Warp`]), row by row into `points`.
@@ -95,13 +155,12 @@ fn source_points<V: Vector>(
     [a, b, c, d]: [f32; 4],
     [tx, ty]: [f32; 2],
     field: Option<&WarpField<'_>>,
+    grid: &mut [[[f32; W]; W]; 2],
     points: &mut [[f32; W * W]; 2],
 ) {
-    // grid[axis][i][x]: the field's first pass, then mapped by the affine matrix.
-    let mut grid = [[[0.0f32; W]; W]; 2];
     if let Some(f) = field {
-        grid_rows::<V>(f, &mut grid);
-        let [gx, gy] = &mut grid;
+        grid_rows::<V>(f, grid);
+        let [gx, gy] = grid;
         for (gx, gy) in gx.iter_mut().zip(gy.iter_mut()).take(f.ky) {
             for x in 0..W {
                 (gx[x], gy[x]) = (a * gx[x] + b * gy[x], c * gx[x] + d * gy[x]);
@@ -122,7 +181,7 @@ fn source_points<V: Vector>(
             (sx[x], sy[x]) = (ax[x] + kx, cx_[x] + ky);
         }
         if let Some(f) = field {
-            let [gx, gy] = &grid;
+            let [gx, gy] = &*grid;
             for (i, (gx, gy)) in gx.iter().zip(gy).enumerate().take(f.ky) {
                 let w = V::splat(f.wy[i * W + y]);
                 for x in (0..W).step_by(V::LANES) {
