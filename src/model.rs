@@ -406,12 +406,7 @@ pub fn load_u8_batch<W: Workspace, K: Backend>(
     labels: &[u8],
     indices: &[u32],
 ) {
-    let batch = indices.len();
-    assert!(
-        batch <= W::BATCH,
-        "load_u8_batch: {batch} samples exceed the workspace's batch of {}",
-        W::BATCH
-    );
+    let batch = batch_of::<W>("load_u8_batch", indices);
     let (cols, rows) = ws.input_mut(batch);
     let images = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
     K::run(LoadU8Batch {
@@ -421,9 +416,7 @@ pub fn load_u8_batch<W: Workspace, K: Backend>(
         rows,
         cols,
     });
-    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
-        *l = u32::from(labels[i as usize]);
-    }
+    load_labels(ws, labels, indices);
 }
 
 /// Loads the samples at `indices` of float rows (`rows` holds rows of `W::INPUT` floats each)
@@ -438,12 +431,7 @@ pub fn load_f32_batch<W: Workspace, K: Backend>(
     labels: &[u8],
     indices: &[u32],
 ) {
-    let batch = indices.len();
-    assert!(
-        batch <= W::BATCH,
-        "load_f32_batch: {batch} samples exceed the workspace's batch of {}",
-        W::BATCH
-    );
+    let batch = batch_of::<W>("load_f32_batch", indices);
     let (features, batch_rows) = ws.input_mut(batch);
     for (dst, &i) in batch_rows.chunks_exact_mut(W::INPUT).zip(indices) {
         dst.copy_from_slice(&rows[i as usize * W::INPUT..][..W::INPUT]);
@@ -454,9 +442,7 @@ pub fn load_f32_batch<W: Workspace, K: Backend>(
         src: batch_rows,
         dst: features,
     });
-    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
-        *l = u32::from(labels[i as usize]);
-    }
+    load_labels(ws, labels, indices);
 }
 
 /// Loads `indices.len()` images stored one after another in `images` (`W::INPUT` bytes each,
@@ -468,11 +454,10 @@ pub fn load_u8_images<W: Workspace, K: Backend>(
     labels: &[u8],
     indices: &[u32],
 ) {
-    let batch = indices.len();
+    let batch = batch_of::<W>("load_u8_images", indices);
     assert!(
-        batch <= W::BATCH && images.len() >= batch * W::INPUT,
-        "load_u8_images: {batch} samples exceed the workspace's batch of {} or the images",
-        W::BATCH
+        images.len() >= batch * W::INPUT,
+        "load_u8_images: {batch} samples exceed the images"
     );
     let (cols, rows) = ws.input_mut(batch);
     let images = |j: usize| &images[j * W::INPUT..][..W::INPUT];
@@ -483,7 +468,23 @@ pub fn load_u8_images<W: Workspace, K: Backend>(
         rows,
         cols,
     });
-    for (l, &i) in ws.labels_mut(batch).iter_mut().zip(indices) {
+    load_labels(ws, labels, indices);
+}
+
+/// The batch of `indices`, checked against the workspace's (`who` names the caller).
+fn batch_of<W: Workspace>(who: &str, indices: &[u32]) -> usize {
+    let batch = indices.len();
+    assert!(
+        batch <= W::BATCH,
+        "{who}: {batch} samples exceed the workspace's batch of {}",
+        W::BATCH
+    );
+    batch
+}
+
+/// The labels of samples `indices` into the workspace.
+fn load_labels<W: Workspace>(ws: &mut W, labels: &[u8], indices: &[u32]) {
+    for (l, &i) in ws.labels_mut(indices.len()).iter_mut().zip(indices) {
         *l = u32::from(labels[i as usize]);
     }
 }
