@@ -25,7 +25,9 @@
 //! 98 noise values (49 draws) instead of 1568 at σ = 4 on 28×28; σ < 1 gives h = 1, Simard's
 //! per-pixel noise itself. `tests/augment.rs` compares the two fields' statistics.
 //! The warper drew per-pixel noise before it drew this grid: runs with elastic distortion
-//! made then have other bits than now (the same distribution); affine-only runs keep theirs.
+//! made then have other bits than now (the same distribution). Since the warp kernel folded
+//! the affine map into its source points (36381c1), every augmented run has other bits than
+//! before it (the same distribution, and the same image for identity parameters).
 //!
 //! Identity parameters reproduce the image exactly: the sample points are then the pixel
 //! centres, where bilinear weights are exactly 1 and 0. The warp itself is a kernel
