@@ -14,10 +14,9 @@ mod common;
 
 use common::*;
 use constnet::kernels::{
-    self, Activation, AdamStep, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
-    DenseForwardOne, Dims, Gemm, Gemv, GradientSink, InputGrad, Isa, LoadU8Batch, Mode,
-    ParamsAndState, Reference, RmsPropStep, Rule, SgdStep, Shard, Transpose, WARP_SIDE, Warp,
-    WarpField, WarpScratch, WeightGradients,
+    self, Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward,
+    DenseForwardOne, Dims, Gemm, Gemv, InputGrad, Isa, LoadU8Batch, Mode, Reference, Shard,
+    Transpose, WARP_SIDE, Warp, WarpField, WarpScratch, WeightGradients,
 };
 
 on_every_path!(
@@ -34,7 +33,6 @@ on_every_path!(
     load_u8_batch_matches_reference_exactly,
     warp_matches_reference_exactly,
     weight_gradients_over_shards_match_reference,
-    fused_updates_equal_the_reference_exactly,
     shards_of_whole_vectors_give_the_bits_of_one,
 );
 
@@ -773,12 +771,13 @@ fn store_gradients<K: Backend>(
     (dw, db): (&mut [f32], &mut [f32]),
     mode: Mode,
 ) {
-    let sink = GradientSink::Store { dw, db, mode };
     K::run(WeightGradients {
         out,
         inp,
         shards,
-        sink,
+        dw,
+        db,
+        mode,
     });
 }
 
@@ -821,136 +820,6 @@ fn weight_gradients_over_shards_match_reference<K: Backend>() {
             });
         }
     }
-}
-
-/// Applies `rule` with the gradients of `shards` on backend `K`; returns (w, b, their state,
-/// finite).
-fn apply_gradients<K: Backend>(
-    (out, inp): (usize, usize),
-    shards: &[Shard<'_>],
-    rule: &Rule,
-    start: &[Vec<f32>; 8],
-) -> ([Vec<f32>; 8], bool) {
-    let mut p = start.clone();
-    let [w, w1, w2, w3, b, b1, b2, b3] = &mut p;
-    let w = ParamsAndState {
-        params: w,
-        first: w1,
-        second: w2,
-        third: w3,
-    };
-    let b = ParamsAndState {
-        params: b,
-        first: b1,
-        second: b2,
-        third: b3,
-    };
-    let sink = GradientSink::Apply { rule, w, b };
-    let finite = K::run(WeightGradients {
-        out,
-        inp,
-        shards,
-        sink,
-    });
-    (p, finite)
-}
-
-fn fused_updates_equal_the_reference_exactly<K: Backend>() {
-    let mut r = rng(16);
-    let (lanes, _, nr) = widths::<K>();
-    let adam = AdamStep::new(1e-2, 0.9, 0.999, 1e-8, 0.01, true, 3);
-    let sgd = SgdStep {
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 1e-3,
-        nesterov: true,
-        first: false,
-        grad_scale: 0.5,
-    };
-    let plain = SgdStep {
-        momentum: 0.0,
-        ..sgd
-    };
-    let rmsprop = RmsPropStep {
-        lr: 1e-2,
-        alpha: 0.99,
-        eps: 1e-8,
-        weight_decay: 1e-3,
-        momentum: 0.9,
-        centered: true,
-        grad_scale: 0.5,
-    };
-    let rmsprop_plain = RmsPropStep {
-        momentum: 0.0,
-        centered: false,
-        weight_decay: 0.0,
-        ..rmsprop
-    };
-    for case in 0..40 {
-        let (out, inp) = (int(&mut r, 1, 40), int(&mut r, 1, 2 * nr + 3));
-        let sizes: Vec<usize> = (0..int(&mut r, 1, 3))
-            .map(|_| int(&mut r, 1, 2 * lanes + 1))
-            .collect();
-        // Small integers: every gradient is exact, so the updates must agree to the bit.
-        let owned = shards_of(&sizes, out, inp, |n| small_ints(&mut r, n));
-        let shards = as_shards(&owned);
-        let rules = [
-            Rule::Adam(adam),
-            Rule::Sgd(sgd),
-            Rule::Sgd(plain),
-            Rule::RmsProp(rmsprop),
-            Rule::RmsProp(rmsprop_plain),
-        ];
-        for rule in rules {
-            let [first, second, third] = rule.state_tensors();
-            let state = |r: &mut _, n: usize, used: bool| {
-                if used {
-                    floats(r, n).iter().map(|x| x.abs()).collect()
-                } else {
-                    Vec::new()
-                }
-            };
-            let start = [
-                floats(&mut r, out * inp),
-                state(&mut r, out * inp, first),
-                state(&mut r, out * inp, second),
-                state(&mut r, out * inp, third),
-                floats(&mut r, out),
-                state(&mut r, out, first),
-                state(&mut r, out, second),
-                state(&mut r, out, third),
-            ];
-            let (got, got_finite) = apply_gradients::<K>((out, inp), &shards, &rule, &start);
-            let (want, want_finite) =
-                apply_gradients::<Reference>((out, inp), &shards, &rule, &start);
-            assert_eq!(got_finite, want_finite);
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_exact(
-                    &format!("fused case {case} {rule:?} tensor {i} shards {sizes:?}"),
-                    g,
-                    w,
-                );
-            }
-        }
-    }
-    // A non-finite gradient is reported, like the unfused update.
-    let owned = shards_of(&[3], 2, 3, |n| {
-        let mut v = vec![1.0; n];
-        v[0] = f32::INFINITY;
-        v
-    });
-    let start = [
-        vec![0.0; 6],
-        vec![0.0; 6],
-        vec![0.0; 6],
-        vec![0.0; 6],
-        vec![0.0; 2],
-        vec![0.0; 2],
-        vec![0.0; 2],
-        vec![0.0; 2],
-    ];
-    let (_, finite) = apply_gradients::<K>((2, 3), &as_shards(&owned), &Rule::Adam(adam), &start);
-    assert!(!finite, "an infinite gradient must be reported");
 }
 
 fn shards_of_whole_vectors_give_the_bits_of_one<K: Backend>() {

@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use constnet::Params;
-use constnet::kernels::{AdamStep, RmsPropStep, Rule, SgdStep, Update};
+use constnet::kernels::Update;
+use constnet::optim::{AdamStep, RmsPropStep, Rule, SgdStep};
 use constnet::{
     Adam, AdamConfig, Backend, Network, Optimizer, Reference, RmsProp, RmsPropConfig, Schedule,
     Sgd, SgdConfig, Simd,

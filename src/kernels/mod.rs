@@ -57,8 +57,8 @@ mod warp;
 
 pub use ops::{
     DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
-    Gemv, GradientSink, LoadU8Batch, MAX_SHARDS, ParamsAndState, Shard, SoftmaxXent, Stream,
-    SumSquares, Transpose, Update, WARP_SIDE, Warp, WarpField, WeightGradients,
+    Gemv, LoadU8Batch, MAX_SHARDS, Shard, SoftmaxXent, Stream, SumSquares, Transpose, Update,
+    WARP_SIDE, Warp, WarpField, WeightGradients,
 };
 #[cfg(feature = "std")]
 pub use simd::from_env;
@@ -70,7 +70,10 @@ pub use simd::x86::{Avx2, Avx512, Sse2};
 pub use simd::{
     Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
 };
-pub use update::{AdamStep, GRAD_FLUSH, RmsPropStep, Rule, STATE_FLUSH, STATES, SgdStep};
+pub use update::{GRAD_FLUSH, STATE_FLUSH, STATES, UpdateRule};
+// For the optimizers' rules (`crate::optim`): their lanes run in this crate's update pass.
+pub(crate) use simd::Vector;
+pub(crate) use update::{Lanes, flush, flush_one, for_each_chunk};
 pub use warp::WarpScratch;
 
 use simd::Path;

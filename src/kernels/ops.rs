@@ -17,7 +17,7 @@
 
 use super::op::Op;
 use super::simd::Vector;
-use super::update::Rule;
+use super::update::UpdateRule;
 use super::warp::WarpScratch;
 use super::{Activation, InputGrad, Mode, check_len, reference};
 use super::{dense, gemm, gemv, layout, peak, softmax, update, warp};
@@ -205,47 +205,9 @@ pub struct Shard<'a> {
     pub batch: usize,
 }
 
-/// A slice of parameters and its optimizer state (the state may be empty where the rule keeps
-/// none; see [`Update`]).
-#[derive(Debug)]
-pub struct ParamsAndState<'a> {
-    /// Parameters, updated.
-    pub params: &'a mut [f32],
-    /// The first state tensor, updated.
-    pub first: &'a mut [f32],
-    /// The second state tensor, updated.
-    pub second: &'a mut [f32],
-    /// The third state tensor, updated.
-    pub third: &'a mut [f32],
-}
-
-/// Where [`WeightGradients`] puts the gradients.
-#[derive(Debug)]
-pub enum GradientSink<'a> {
-    /// `dw (mode)= …`, `db (mode)= …`: dw `[out][inp]`, db `[out]`.
-    Store {
-        /// Weight gradient.
-        dw: &'a mut [f32],
-        /// Bias gradient.
-        db: &'a mut [f32],
-        /// Overwrite or accumulate.
-        mode: Mode,
-    },
-    /// Applies the optimizer's `rule` to the weights and biases (`[out][inp]`, `[out]`) and
-    /// their state straight from the registers: the gradients are never stored.
-    Apply {
-        /// The step's constants.
-        rule: &'a Rule,
-        /// Weights and their state.
-        w: ParamsAndState<'a>,
-        /// Biases and their state.
-        b: ParamsAndState<'a>,
-    },
-}
-
 /// A dense layer's weight and bias gradients for `out` of its rows, summed over the shards of
-/// a batch in order: `dw = Σ_s dz_s·x_rows_s`, `db = Σ_s Σ_batch dz_s`, stored or applied
-/// ([`GradientSink`]). Returns whether every gradient (and every updated parameter) was finite.
+/// a batch in order: `dw (mode)= Σ_s dz_s·x_rows_s`, `db (mode)= Σ_s Σ_batch dz_s`: dw
+/// `[out][inp]`, db `[out]`.
 ///
 /// The sum runs over the samples in shard order, so splitting a batch into shards whose sizes
 /// are multiples of the vector width gives the same bits as one shard.
@@ -257,12 +219,16 @@ pub struct WeightGradients<'a> {
     pub inp: usize,
     /// The batch's shards, at most [`MAX_SHARDS`].
     pub shards: &'a [Shard<'a>],
-    /// Where the gradients go.
-    pub sink: GradientSink<'a>,
+    /// Weight gradient.
+    pub dw: &'a mut [f32],
+    /// Bias gradient.
+    pub db: &'a mut [f32],
+    /// Overwrite or accumulate.
+    pub mode: Mode,
 }
 
 impl Op for WeightGradients<'_> {
-    type Output = bool;
+    type Output = ();
     fn check(&self) {
         let (out, inp) = (self.out, self.inp);
         assert!(
@@ -274,33 +240,14 @@ impl Op for WeightGradients<'_> {
             check_len("weight_gradients", "dz", s.dz.len(), out, s.batch);
             check_len("weight_gradients", "x_rows", s.x_rows.len(), s.batch, inp);
         }
-        match &self.sink {
-            GradientSink::Store { dw, db, .. } => {
-                check_len("weight_gradients", "dw", dw.len(), out, inp);
-                check_len("weight_gradients", "db", db.len(), out, 1);
-            }
-            GradientSink::Apply { rule, w, b } => {
-                let [first, second, third] = rule.state_tensors();
-                for (name, p, n) in [("w", w, out * inp), ("b", b, out)] {
-                    check_len("weight_gradients", name, p.params.len(), n, 1);
-                    if first {
-                        check_len("weight_gradients", "first state", p.first.len(), n, 1);
-                    }
-                    if second {
-                        check_len("weight_gradients", "second state", p.second.len(), n, 1);
-                    }
-                    if third {
-                        check_len("weight_gradients", "third state", p.third.len(), n, 1);
-                    }
-                }
-            }
-        }
+        check_len("weight_gradients", "dw", self.dw.len(), out, inp);
+        check_len("weight_gradients", "db", self.db.len(), out, 1);
     }
     #[inline(always)]
-    fn simd<V: Vector>(self) -> bool {
+    fn simd<V: Vector>(self) {
         dense::weight_gradients::<V>(self)
     }
-    fn reference(self) -> bool {
+    fn reference(self) {
         reference::weight_gradients(self)
     }
 }
@@ -518,17 +465,18 @@ impl Op for SoftmaxXent<'_> {
     }
 }
 
-/// One optimizer update of a slice of parameters by `rule` (see [`Rule`]): params, grads and
-/// each state slice the rule uses hold the same number of floats (Adam: `first` = m, `second`
-/// = v; SGD: `first` = the momentum buffer; RMSprop: `first` = square_avg, `second` = the
-/// momentum buffer, `third` = grad_avg; see [`Rule::state_tensors`]). A state slice the rule
-/// does not use is neither read nor written, and may be empty. Returns
+/// One optimizer update of a slice of parameters by `rule` (an [`UpdateRule`], such as
+/// `crate::optim::Rule`): params, grads and each state slice the rule uses hold the same
+/// number of floats (Adam: `first` = m, `second` = v; SGD: `first` = the momentum buffer;
+/// RMSprop: `first` = square_avg, `second` = the momentum buffer, `third` = grad_avg; see
+/// [`UpdateRule::state_tensors`]). A state slice the rule does not use is neither read nor
+/// written, and may be empty. Returns
 /// whether every gradient and every updated parameter was finite (the update is applied either
 /// way).
 #[derive(Debug)]
-pub struct Update<'a> {
+pub struct Update<'a, R> {
     /// The step's constants.
-    pub rule: &'a Rule,
+    pub rule: &'a R,
     /// Parameters, updated.
     pub params: &'a mut [f32],
     /// Their gradients.
@@ -541,7 +489,7 @@ pub struct Update<'a> {
     pub third: &'a mut [f32],
 }
 
-impl Op for Update<'_> {
+impl<R: UpdateRule> Op for Update<'_, R> {
     type Output = bool;
     fn check(&self) {
         let n = self.params.len();
@@ -559,7 +507,7 @@ impl Op for Update<'_> {
     }
     #[inline(always)]
     fn simd<V: Vector>(self) -> bool {
-        update::update::<V>(self)
+        update::update::<V, R>(self)
     }
     fn reference(self) -> bool {
         reference::update(self)

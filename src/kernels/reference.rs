@@ -10,12 +10,10 @@
 
 use super::ops::{
     DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne, Dims, FmaPeak, Gemm,
-    Gemv, GradientSink, LoadU8Batch, ParamsAndState, SoftmaxXent, Transpose, Update, WARP_SIDE,
-    Warp, WarpField, WeightGradients,
+    Gemv, LoadU8Batch, SoftmaxXent, Transpose, Update, WARP_SIDE, Warp, WarpField, WeightGradients,
 };
 use super::softmax::EXP_CUTOFF;
-use super::update::{AdamStep, RmsPropStep, Rule, SgdStep};
-use super::update::{GRAD_FLUSH, STATE_FLUSH};
+use super::update::UpdateRule;
 use super::{Activation, InputGrad, Mode};
 
 /// `C (mode)= op(A)·B`.
@@ -134,16 +132,17 @@ pub fn dense_backward_weights(op: DenseBackwardWeights<'_>) {
     }
 }
 
-/// Weight and bias gradients summed over shards in order, stored or applied one element at a
-/// time by the optimizer's rule.
-pub fn weight_gradients(op: WeightGradients<'_>) -> bool {
+/// Weight and bias gradients summed over shards in order.
+pub fn weight_gradients(op: WeightGradients<'_>) {
     let WeightGradients {
         out,
         inp,
         shards,
-        sink,
+        dw,
+        db,
+        mode,
     } = op;
-    let dw = |o: usize, i: usize| {
+    let dw_at = |o: usize, i: usize| {
         let mut sum = 0.0;
         for s in shards {
             for j in 0..s.batch {
@@ -152,7 +151,7 @@ pub fn weight_gradients(op: WeightGradients<'_>) -> bool {
         }
         sum
     };
-    let db = |o: usize| {
+    let db_at = |o: usize| {
         let mut sum = 0.0;
         for s in shards {
             for j in 0..s.batch {
@@ -161,41 +160,12 @@ pub fn weight_gradients(op: WeightGradients<'_>) -> bool {
         }
         sum
     };
-    match sink {
-        GradientSink::Store { dw: w, db: b, mode } => {
-            for o in 0..out {
-                for i in 0..inp {
-                    store(&mut w[o * inp + i], dw(o, i), mode);
-                }
-                store(&mut b[o], db(o), mode);
-            }
-            true
+    for o in 0..out {
+        for i in 0..inp {
+            store(&mut dw[o * inp + i], dw_at(o, i), mode);
         }
-        GradientSink::Apply { rule, mut w, mut b } => {
-            let mut finite = true;
-            for o in 0..out {
-                for i in 0..inp {
-                    finite &= update_one(rule, &mut w, o * inp + i, dw(o, i));
-                }
-                finite &= update_one(rule, &mut b, o, db(o));
-            }
-            finite
-        }
+        store(&mut db[o], db_at(o), mode);
     }
-}
-
-/// Applies `rule` to element `i` of `p` with gradient `g`.
-fn update_one(rule: &Rule, p: &mut ParamsAndState<'_>, i: usize, g: f32) -> bool {
-    let at = |s: &mut [f32]| if s.is_empty() { 0..0 } else { i..i + 1 };
-    let (r1, r2, r3) = (at(p.first), at(p.second), at(p.third));
-    update(Update {
-        rule,
-        params: &mut p.params[i..i + 1],
-        grads: &[g],
-        first: &mut p.first[r1],
-        second: &mut p.second[r2],
-        third: &mut p.third[r3],
-    })
 }
 
 /// `y (mode)= A·x`.
@@ -289,11 +259,6 @@ pub(crate) fn activate(z: f32, act: Activation) -> f32 {
     }
 }
 
-/// `x`, or 0 where `|x| < limit`; NaN passes through.
-fn flush(x: f32, limit: f32) -> f32 {
-    if x.abs() < limit { 0.0 } else { x }
-}
-
 fn store(c: &mut f32, value: f32, mode: Mode) {
     match mode {
         Mode::Overwrite => *c = value,
@@ -301,8 +266,8 @@ fn store(c: &mut f32, value: f32, mode: Mode) {
     }
 }
 
-/// One optimizer update (see [`Rule`]).
-pub fn update(op: Update<'_>) -> bool {
+/// One optimizer update (see [`Update`]): the rule's own reference, then the finiteness check.
+pub fn update<R: UpdateRule>(op: Update<'_, R>) -> bool {
     let Update {
         rule,
         params,
@@ -311,82 +276,8 @@ pub fn update(op: Update<'_>) -> bool {
         second,
         third,
     } = op;
-    match rule {
-        Rule::Adam(s) => adam(params, grads, first, second, s),
-        Rule::Sgd(s) => sgd(params, grads, first, s),
-        Rule::RmsProp(s) => rmsprop(params, grads, [first, second, third], s),
-    }
+    rule.reference(params, grads, [first, second, third]);
     grads.iter().chain(params.iter()).all(|x| x.is_finite())
-}
-
-/// Adam/AdamW (see [`AdamStep`] for the formulas).
-fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
-    for i in 0..params.len() {
-        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
-        if s.weight_decay != 0.0 {
-            if s.decoupled {
-                params[i] *= 1.0 - s.lr * s.weight_decay;
-            } else {
-                g += s.weight_decay * params[i];
-            }
-        }
-        m[i] = flush(s.beta1 * m[i] + (1.0 - s.beta1) * g, STATE_FLUSH);
-        v[i] = flush(s.beta2 * v[i] + (1.0 - s.beta2) * (g * g), STATE_FLUSH);
-        let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
-        params[i] -= s.step_size * (m[i] / denom);
-    }
-}
-
-/// RMSprop (see [`RmsPropStep`] for the formulas). `state` is square_avg, the momentum buffer
-/// (read only with momentum) and grad_avg (read only when centered).
-fn rmsprop(params: &mut [f32], grads: &[f32], state: [&mut [f32]; 3], s: &RmsPropStep) {
-    let [sq, buf, ga] = state;
-    for i in 0..params.len() {
-        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
-        if s.weight_decay != 0.0 {
-            g += s.weight_decay * params[i];
-        }
-        sq[i] = flush(s.alpha * sq[i] + (1.0 - s.alpha) * (g * g), STATE_FLUSH);
-        let avg = if s.centered {
-            ga[i] = flush(s.alpha * ga[i] + (1.0 - s.alpha) * g, STATE_FLUSH);
-            let var = sq[i] - ga[i] * ga[i];
-            libm::sqrtf(if var < 0.0 { 0.0 } else { var }) + s.eps
-        } else {
-            libm::sqrtf(sq[i]) + s.eps
-        };
-        if s.momentum != 0.0 {
-            buf[i] = flush(s.momentum * buf[i] + g / avg, STATE_FLUSH);
-            params[i] -= s.lr * buf[i];
-        } else {
-            params[i] -= s.lr * (g / avg);
-        }
-    }
-}
-
-/// SGD (see [`SgdStep`] for the formulas).
-fn sgd(params: &mut [f32], grads: &[f32], velocity: &mut [f32], s: &SgdStep) {
-    for i in 0..params.len() {
-        let mut g = flush(grads[i] * s.grad_scale, GRAD_FLUSH);
-        if s.weight_decay != 0.0 {
-            g += s.weight_decay * params[i];
-        }
-        if s.momentum != 0.0 {
-            velocity[i] = flush(
-                if s.first {
-                    g
-                } else {
-                    s.momentum * velocity[i] + g
-                },
-                STATE_FLUSH,
-            );
-            g = if s.nesterov {
-                g + s.momentum * velocity[i]
-            } else {
-                velocity[i]
-            };
-        }
-        params[i] -= s.lr * g;
-    }
 }
 
 /// `Σ x²`.

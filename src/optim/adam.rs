@@ -2,7 +2,10 @@
 #![forbid(unsafe_code)]
 
 use super::Optimizer;
-use crate::kernels::{AdamStep, Rule, STATES};
+use super::Rule;
+use crate::kernels::{
+    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, UpdateRule, Vector, flush, flush_one, for_each_chunk,
+};
 use crate::params::Params;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
@@ -122,6 +125,170 @@ impl<P: Params> Optimizer<P> for Adam<P> {
     }
 }
 
+// The rule: one step's constants, then its arithmetic on lanes and one float at a time.
+
+/// One Adam step's constants, with the bias corrections for step `t` folded in.
+///
+/// Semantics are `torch.optim.Adam` (and `AdamW` when `decoupled`):
+///
+/// ```text
+/// g  = grad·grad_scale      (gradient clipping; below GRAD_FLUSH taken as 0)
+/// g  = g + wd·p             (Adam: L2 penalty in the gradient)
+/// p  = p·(1 − lr·wd)        (AdamW instead: decoupled decay)
+/// m  = β1·m + (1 − β1)·g
+/// v  = β2·v + (1 − β2)·g²
+/// p -= step_size · (m / (√v / √(1 − β2^t) + ε)),   step_size = lr / (1 − β1^t)
+/// ```
+///
+/// (m and v below STATE_FLUSH are stored as 0.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// Learning rate for this step.
+    pub lr: f32,
+    /// First-moment decay β1.
+    pub beta1: f32,
+    /// Second-moment decay β2.
+    pub beta2: f32,
+    /// ε added to the denominator.
+    pub eps: f32,
+    /// Weight decay (L2 for Adam, decoupled for AdamW).
+    pub weight_decay: f32,
+    /// `true` for AdamW's decoupled weight decay.
+    pub decoupled: bool,
+    /// `lr / (1 − β1^t)`.
+    pub step_size: f32,
+    /// `√(1 − β2^t)`.
+    pub bias_correction2_sqrt: f32,
+    /// Factor applied to every gradient first (1, or the clipping factor).
+    pub grad_scale: f32,
+}
+
+impl AdamStep {
+    /// The constants for step `t` (1-based), computing `β^t` in f64 as PyTorch does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        decoupled: bool,
+        t: u64,
+    ) -> Self {
+        let t = t.max(1) as f64;
+        let bc1 = 1.0 - libm::pow(beta1 as f64, t);
+        let bc2 = 1.0 - libm::pow(beta2 as f64, t);
+        Self {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+            step_size: (lr as f64 / bc1) as f32,
+            bias_correction2_sqrt: libm::sqrt(bc2) as f32,
+            grad_scale: 1.0,
+        }
+    }
+}
+
+impl UpdateRule for AdamStep {
+    fn state_tensors(&self) -> [bool; STATES] {
+        [true, true, false]
+    }
+
+    #[inline(always)]
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        for_each_chunk(params, grads, state, AdamLanes::<V>::new(self))
+    }
+
+    fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
+        let [m, v, _] = state;
+        reference(params, grads, m, v, self)
+    }
+}
+
+/// One Adam step's constants, splatted.
+struct AdamLanes<V> {
+    b1: V,
+    b2: V,
+    one_b1: V,
+    one_b2: V,
+    eps: V,
+    wd: V,
+    decay: V,
+    step_size: V,
+    bc2: V,
+    scale: V,
+    grad_flush: V,
+    state_flush: V,
+    l2: bool,
+    decoupled: bool,
+}
+
+impl<V: Vector> AdamLanes<V> {
+    #[inline(always)]
+    fn new(s: &AdamStep) -> Self {
+        Self {
+            b1: V::splat(s.beta1),
+            b2: V::splat(s.beta2),
+            one_b1: V::splat(1.0 - s.beta1),
+            one_b2: V::splat(1.0 - s.beta2),
+            eps: V::splat(s.eps),
+            wd: V::splat(s.weight_decay),
+            decay: V::splat(1.0 - s.lr * s.weight_decay),
+            step_size: V::splat(s.step_size),
+            bc2: V::splat(s.bias_correction2_sqrt),
+            scale: V::splat(s.grad_scale),
+            grad_flush: V::splat(GRAD_FLUSH),
+            state_flush: V::splat(STATE_FLUSH),
+            l2: s.weight_decay != 0.0 && !s.decoupled,
+            decoupled: s.weight_decay != 0.0 && s.decoupled,
+        }
+    }
+}
+
+impl<V: Vector> Lanes<V> for AdamLanes<V> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, [m, v, _]: [V; STATES]) -> (V, [V; STATES]) {
+        let g = flush(g * self.scale, self.grad_flush);
+        let (p, g) = if self.decoupled {
+            (p * self.decay, g)
+        } else if self.l2 {
+            (p, g + self.wd * p)
+        } else {
+            (p, g)
+        };
+        let m = flush(self.b1 * m + self.one_b1 * g, self.state_flush);
+        let v = flush(self.b2 * v + self.one_b2 * (g * g), self.state_flush);
+        let denom = v.sqrt() / self.bc2 + self.eps;
+        (p - self.step_size * (m / denom), [m, v, V::zero()])
+    }
+}
+
+/// Adam/AdamW (see [`AdamStep`] for the formulas).
+fn reference(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
+    for i in 0..params.len() {
+        let mut g = flush_one(grads[i] * s.grad_scale, GRAD_FLUSH);
+        if s.weight_decay != 0.0 {
+            if s.decoupled {
+                params[i] *= 1.0 - s.lr * s.weight_decay;
+            } else {
+                g += s.weight_decay * params[i];
+            }
+        }
+        m[i] = flush_one(s.beta1 * m[i] + (1.0 - s.beta1) * g, STATE_FLUSH);
+        v[i] = flush_one(s.beta2 * v[i] + (1.0 - s.beta2) * (g * g), STATE_FLUSH);
+        let denom = libm::sqrtf(v[i]) / s.bias_correction2_sqrt + s.eps;
+        params[i] -= s.step_size * (m[i] / denom);
+    }
+}
+
 #[cfg(feature = "std")]
 impl super::Hyperparameters for AdamConfig {
     fn name(&self) -> &'static str {
@@ -150,6 +317,6 @@ impl super::Hyperparameters for AdamConfig {
     }
 
     fn build<P: Params>(self) -> super::AnyOptimizer<P> {
-        super::AnyOptimizer::Adam(Adam::new_boxed(self))
+        Adam::new_boxed(self).into()
     }
 }

@@ -1,14 +1,14 @@
 //! Which optimizer a run trains with, chosen at run time: the one list of optimizers that
 //! the command line, recipes and checkpoints see.
 //!
-//! Adding an optimizer: its file beside this one (hyperparameters with their
-//! [`Hyperparameters`], state, rule), its lanes in `kernels/update.rs`, then here a variant, an
-//! entry in [`OptimizerChoice::ALL`] and an arm in `each!`, and its arm in [`AnyOptimizer`].
+//! The list itself is `with_optimizers!` in `optim/mod.rs`: [`OptimizerChoice`] is made from
+//! it, and each optimizer's hyperparameters describe themselves through [`Hyperparameters`].
 #![forbid(unsafe_code)]
 
 use std::prelude::rust_2024::*;
 
-use super::{AdamConfig, AnyOptimizer, RmsPropConfig, SgdConfig};
+// Everything the optimizer list names (`with_optimizers!`), for the enum made from it.
+use super::*;
 use crate::params::Params;
 use core::fmt;
 
@@ -84,69 +84,53 @@ pub(crate) fn non_negative(field: &'static str, value: f32) -> Result<(), OutOfR
     )
 }
 
-/// Which optimizer to train with.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerChoice {
-    /// SGD with momentum (and optional Nesterov / weight decay).
-    Sgd(SgdConfig),
-    /// Adam or AdamW.
-    Adam(AdamConfig),
-    /// RMSprop.
-    RmsProp(RmsPropConfig),
-}
+/// The [`OptimizerChoice`] enum and its presets from the list.
+macro_rules! choice_enum {
+    (() $($(#[$doc:meta])* $name:ident: $o:ident, $c:ident, $s:ident, [$($p:expr),*];)*) => {
+        /// Which optimizer to train with.
+        #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum OptimizerChoice {
+            $($(#[$doc])* $name($c),)*
+        }
 
-/// `$body` with `$c` bound to the choice's hyperparameters, whichever the optimizer.
-macro_rules! each {
-    ($choice:expr, $c:ident => $body:expr) => {
-        match $choice {
-            OptimizerChoice::Sgd($c) => $body,
-            OptimizerChoice::Adam($c) => $body,
-            OptimizerChoice::RmsProp($c) => $body,
+        impl OptimizerChoice {
+            /// Every kind of optimizer with its default hyperparameters, in the order the CLI
+            /// lists them: SGD with momentum 0.9, Adam, AdamW with PyTorch's decay of 0.01,
+            /// and RMSprop.
+            pub const ALL: [OptimizerChoice; [$($(stringify!($p),)*)*].len()] =
+                [$($(OptimizerChoice::$name($p),)*)*];
         }
     };
 }
+with_optimizers!(choice_enum!());
 
 impl OptimizerChoice {
-    /// Every kind of optimizer with its default hyperparameters, in the order the CLI lists
-    /// them: SGD with momentum 0.9, Adam, AdamW with PyTorch's decay of 0.01, and RMSprop.
-    pub const ALL: [OptimizerChoice; 4] = [
-        OptimizerChoice::Sgd(SgdConfig {
-            momentum: 0.9,
-            weight_decay: 0.0,
-            nesterov: false,
-            clip_grad_norm: 0.0,
-        }),
-        OptimizerChoice::Adam(AdamConfig::DEFAULT),
-        OptimizerChoice::Adam(AdamConfig::ADAMW),
-        OptimizerChoice::RmsProp(RmsPropConfig::DEFAULT),
-    ];
-
     /// The kind's lowercase name, which `Display` writes and `FromStr` reads: `sgd`, `adam`,
     /// `adamw` for Adam with decoupled weight decay, or `rmsprop`.
     pub fn name(&self) -> &'static str {
-        each!(self, c => c.name())
+        each!(OptimizerChoice, self, c => c.name())
     }
 
     /// The global gradient norm gradients are clipped to (0: none).
     pub fn clip_grad_norm(&self) -> f32 {
-        each!(self, c => c.clip_grad_norm())
+        each!(OptimizerChoice, self, c => c.clip_grad_norm())
     }
 
     /// The first hyperparameter out of its range, if any.
     pub fn check(&self) -> Result<(), OutOfRange> {
         non_negative("clip_grad_norm", self.clip_grad_norm())?;
-        each!(self, c => c.check())
+        each!(OptimizerChoice, self, c => c.check())
     }
 
     /// The optimizer in words (see [`Hyperparameters::describe`]).
     pub fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        each!(self, c => c.describe(f))
+        each!(OptimizerChoice, self, c => c.describe(f))
     }
 
     /// A fresh optimizer of this kind for parameters `P`, on the heap.
     pub fn build<P: Params>(&self) -> AnyOptimizer<P> {
-        each!(*self, c => c.build())
+        each!(OptimizerChoice, *self, c => c.build())
     }
 }
 

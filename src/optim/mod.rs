@@ -6,12 +6,14 @@
 //! update is one fused pass over whole blocks, or over any part of them: threads each update
 //! their own range ([`Optimizer::update_range`]). What one step does to a parameter is a
 //! [`Rule`] (the step's constants), computed by [`Optimizer::begin_step`]; the arithmetic is
-//! the kernel [`crate::kernels::Update`]. The learning rate comes in with each step, from a
-//! [`Schedule`].
+//! the rule's, on lanes and one float at a time, run by the kernel [`crate::kernels::Update`].
+//! The learning rate comes in with each step, from a [`Schedule`].
 //!
-//! Adding an optimizer: its hyperparameters, state and rule in a file here, its lanes in
-//! `kernels/update.rs` (and the reference), a variant of [`AnyOptimizer`] and, for the command
-//! line, recipes and checkpoints, of `OptimizerChoice` (`choice.rs`, with the `std` feature).
+//! Adding an optimizer: a file here with its hyperparameters (and their
+//! `Hyperparameters`), its state (an [`Optimizer`]) and its step (an [`UpdateRule`]: the
+//! constants, their lanes and the reference side by side), then one line in
+//! `with_optimizers!` below. [`Rule`], [`AnyOptimizer`] and `OptimizerChoice` (the command
+//! line, recipes and checkpoints) are made from that list.
 #![forbid(unsafe_code)]
 
 mod adam;
@@ -21,16 +23,85 @@ mod rmsprop;
 mod schedule;
 mod sgd;
 
-pub use adam::{Adam, AdamConfig};
+pub use adam::{Adam, AdamConfig, AdamStep};
 #[cfg(feature = "std")]
 pub use choice::{Hyperparameters, OptimizerChoice, OutOfRange, ParseOptimizerError};
-pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropStep};
 pub use schedule::Schedule;
-pub use sgd::{Sgd, SgdConfig};
+pub use sgd::{Sgd, SgdConfig, SgdStep};
 
-use crate::kernels::{Backend, Rule, STATES, SumSquares, Update};
+use crate::kernels::{Backend, STATES, SumSquares, Update, UpdateRule, Vector};
 use crate::params::Params;
 use core::ops::Range;
+
+/// The optimizers: one line each, `Variant: Optimizer, Hyperparameters, Step, [presets]`,
+/// the presets being what `--optimizer` offers. Passes the list, after `$args`, to `$then!`.
+macro_rules! with_optimizers {
+    ($then:ident!($($args:tt)*)) => {
+        $then! {
+            ($($args)*)
+            /// SGD with momentum (and optional Nesterov / weight decay).
+            Sgd: Sgd, SgdConfig, SgdStep, [SgdConfig::MOMENTUM];
+            /// Adam or AdamW.
+            Adam: Adam, AdamConfig, AdamStep, [AdamConfig::DEFAULT, AdamConfig::ADAMW];
+            /// RMSprop.
+            RmsProp: RmsProp, RmsPropConfig, RmsPropStep, [RmsPropConfig::DEFAULT];
+        }
+    };
+}
+pub(crate) use with_optimizers;
+
+/// `match $value { $Enum::Variant($x) => $body, … }` over every optimizer (with `each_arm!`
+/// in scope).
+macro_rules! each {
+    ($enum:ident, $value:expr, $x:ident => $body:expr) => {
+        $crate::optim::with_optimizers!(each_arm!($enum, $value, $x => $body))
+    };
+}
+pub(crate) use each;
+
+/// [`each`]'s expansion, given the list.
+macro_rules! each_arm {
+    (($enum:ident, $value:expr, $x:ident => $body:expr)
+     $($(#[$doc:meta])* $name:ident: $o:ident, $c:ident, $s:ident, [$($p:expr),*];)*) => {
+        match $value {
+            $($enum::$name($x) => $body,)*
+        }
+    };
+}
+pub(crate) use each_arm;
+
+/// The [`Rule`] enum from the list.
+macro_rules! rule_enum {
+    (() $($(#[$doc:meta])* $name:ident: $o:ident, $c:ident, $s:ident, [$($p:expr),*];)*) => {
+        /// What one step of an optimizer does to each parameter: one of the optimizers' rules.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum Rule {
+            $($(#[$doc])* $name($s),)*
+        }
+    };
+}
+with_optimizers!(rule_enum!());
+
+impl UpdateRule for Rule {
+    fn state_tensors(&self) -> [bool; STATES] {
+        each!(Rule, self, r => r.state_tensors())
+    }
+
+    #[inline(always)]
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        each!(Rule, self, r => r.update::<V>(params, grads, state))
+    }
+
+    fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
+        each!(Rule, self, r => r.reference(params, grads, state))
+    }
+}
 
 /// Something that updates parameters from gradients, one step at a time.
 pub trait Optimizer<P: Params> {
@@ -103,40 +174,39 @@ fn part(s: &mut [f32], range: Range<usize>) -> &mut [f32] {
     if s.is_empty() { s } else { &mut s[range] }
 }
 
-/// An optimizer chosen at run time, with its state on the heap.
-#[cfg(feature = "alloc")]
-pub enum AnyOptimizer<P> {
-    /// SGD.
-    Sgd(alloc::boxed::Box<Sgd<P>>),
-    /// Adam or AdamW.
-    Adam(alloc::boxed::Box<Adam<P>>),
-    /// RMSprop.
-    RmsProp(alloc::boxed::Box<RmsProp<P>>),
-}
-
-/// `$body` with `$o` bound to the boxed optimizer, whichever it is.
-#[cfg(feature = "alloc")]
-macro_rules! each_optimizer {
-    ($any:expr, $o:ident => $body:expr) => {
-        match $any {
-            AnyOptimizer::Sgd($o) => $body,
-            AnyOptimizer::Adam($o) => $body,
-            AnyOptimizer::RmsProp($o) => $body,
+/// The [`AnyOptimizer`] enum from the list.
+macro_rules! any_optimizer_enum {
+    (() $($(#[$doc:meta])* $name:ident: $o:ident, $c:ident, $s:ident, [$($p:expr),*];)*) => {
+        /// An optimizer chosen at run time, with its state on the heap.
+        #[cfg(feature = "alloc")]
+        pub enum AnyOptimizer<P> {
+            $($(#[$doc])* $name(alloc::boxed::Box<$o<P>>),)*
         }
+
+        #[cfg(feature = "alloc")]
+        impl<P: Params> AnyOptimizer<P> {
+            /// A fresh optimizer with the same kind and configuration.
+            pub fn same_kind(&self) -> Self {
+                match self {
+                    $(AnyOptimizer::$name(o) => AnyOptimizer::$name($o::new_boxed(o.config)),)*
+                }
+            }
+        }
+
+        $(
+            #[cfg(feature = "alloc")]
+            impl<P> From<alloc::boxed::Box<$o<P>>> for AnyOptimizer<P> {
+                fn from(o: alloc::boxed::Box<$o<P>>) -> Self {
+                    AnyOptimizer::$name(o)
+                }
+            }
+        )*
     };
 }
+with_optimizers!(any_optimizer_enum!());
 
 #[cfg(feature = "alloc")]
 impl<P: Params> AnyOptimizer<P> {
-    /// A fresh optimizer with the same kind and configuration.
-    pub fn same_kind(&self) -> Self {
-        match self {
-            AnyOptimizer::Sgd(o) => AnyOptimizer::Sgd(Sgd::new_boxed(o.config)),
-            AnyOptimizer::Adam(o) => AnyOptimizer::Adam(Adam::new_boxed(o.config)),
-            AnyOptimizer::RmsProp(o) => AnyOptimizer::RmsProp(RmsProp::new_boxed(o.config)),
-        }
-    }
-
     /// Copies `from`'s step count and the elements `range` of its state. Both must be of the
     /// same kind.
     pub fn copy_state(&mut self, from: &Self, range: Range<usize>) {
@@ -153,22 +223,22 @@ impl<P: Params> AnyOptimizer<P> {
 #[cfg(feature = "alloc")]
 impl<P: Params> Optimizer<P> for AnyOptimizer<P> {
     fn clip_grad_norm(&self) -> f32 {
-        each_optimizer!(self, o => o.clip_grad_norm())
+        each!(AnyOptimizer, self, o => o.clip_grad_norm())
     }
     fn rule(&self, t: u64, lr: f32, grad_scale: f32) -> Rule {
-        each_optimizer!(self, o => o.rule(t, lr, grad_scale))
+        each!(AnyOptimizer, self, o => o.rule(t, lr, grad_scale))
     }
     fn state_mut(&mut self) -> [&mut [f32]; STATES] {
-        each_optimizer!(self, o => o.state_mut())
+        each!(AnyOptimizer, self, o => o.state_mut())
     }
     fn state(&self) -> [(&'static str, &[f32]); STATES] {
-        each_optimizer!(self, o => o.state())
+        each!(AnyOptimizer, self, o => o.state())
     }
     fn steps_taken(&self) -> u64 {
-        each_optimizer!(self, o => o.steps_taken())
+        each!(AnyOptimizer, self, o => o.steps_taken())
     }
     fn set_steps_taken(&mut self, t: u64) {
-        each_optimizer!(self, o => o.set_steps_taken(t))
+        each!(AnyOptimizer, self, o => o.set_steps_taken(t))
     }
 }
 

@@ -6,7 +6,10 @@
 #![forbid(unsafe_code)]
 
 use super::Optimizer;
-use crate::kernels::{RmsPropStep, Rule, STATES};
+use super::Rule;
+use crate::kernels::{
+    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, UpdateRule, Vector, flush, flush_one, for_each_chunk,
+};
 use crate::params::Params;
 
 /// RMSprop's hyperparameters (the learning rate comes with each step).
@@ -151,6 +154,145 @@ impl<P: Params> Optimizer<P> for RmsProp<P> {
     }
 }
 
+// The rule: one step's constants, then its arithmetic on lanes and one float at a time.
+
+/// One RMSprop step's constants (`torch.optim.RMSprop`; its state starts at 0):
+///
+/// ```text
+/// g   = grad·grad_scale     (gradient clipping; below GRAD_FLUSH taken as 0)
+/// g   = g + wd·p
+/// sq  = α·sq + (1 − α)·g²                        (square_avg)
+/// ga  = α·ga + (1 − α)·g                         (grad_avg, when centered)
+/// avg = √(sq − ga²) + ε   (centered; a negative difference, only ever a rounding of 0, as 0)
+/// avg = √sq + ε           (otherwise)
+/// b   = μ·b + g / avg;  p -= lr·b               (momentum_buffer, when μ ≠ 0)
+/// p  -= lr·(g / avg)                              (otherwise)
+/// ```
+///
+/// (sq, ga and b below STATE_FLUSH are stored as 0.) PyTorch updates `grad_avg` with `lerp_`,
+/// which rounds differently in the last bit; the formula is the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropStep {
+    /// Learning rate for this step.
+    pub lr: f32,
+    /// Smoothing constant α of the averages (PyTorch default 0.99).
+    pub alpha: f32,
+    /// ε added to the denominator (default 1e-8).
+    pub eps: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Momentum μ (0: no momentum buffer).
+    pub momentum: f32,
+    /// Normalise by the centered second moment (keeps `grad_avg`).
+    pub centered: bool,
+    /// Factor applied to every gradient first (1, or the clipping factor).
+    pub grad_scale: f32,
+}
+
+impl UpdateRule for RmsPropStep {
+    fn state_tensors(&self) -> [bool; STATES] {
+        [true, self.momentum != 0.0, self.centered]
+    }
+
+    #[inline(always)]
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        for_each_chunk(params, grads, state, RmsPropLanes::<V>::new(self))
+    }
+
+    fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
+        reference(params, grads, state, self)
+    }
+}
+
+/// One RMSprop step's constants, splatted.
+struct RmsPropLanes<V> {
+    lr: V,
+    alpha: V,
+    one_alpha: V,
+    eps: V,
+    wd: V,
+    mu: V,
+    scale: V,
+    grad_flush: V,
+    state_flush: V,
+    decay: bool,
+    momentum: bool,
+    centered: bool,
+}
+
+impl<V: Vector> RmsPropLanes<V> {
+    #[inline(always)]
+    fn new(s: &RmsPropStep) -> Self {
+        Self {
+            lr: V::splat(s.lr),
+            alpha: V::splat(s.alpha),
+            one_alpha: V::splat(1.0 - s.alpha),
+            eps: V::splat(s.eps),
+            wd: V::splat(s.weight_decay),
+            mu: V::splat(s.momentum),
+            scale: V::splat(s.grad_scale),
+            grad_flush: V::splat(GRAD_FLUSH),
+            state_flush: V::splat(STATE_FLUSH),
+            decay: s.weight_decay != 0.0,
+            momentum: s.momentum != 0.0,
+            centered: s.centered,
+        }
+    }
+}
+
+impl<V: Vector> Lanes<V> for RmsPropLanes<V> {
+    #[inline(always)]
+    fn apply(&self, p: V, g: V, [sq, b, ga]: [V; STATES]) -> (V, [V; STATES]) {
+        let g = flush(g * self.scale, self.grad_flush);
+        let g = if self.decay { g + self.wd * p } else { g };
+        let sq = flush(self.alpha * sq + self.one_alpha * (g * g), self.state_flush);
+        let (avg, ga) = if self.centered {
+            let ga = flush(self.alpha * ga + self.one_alpha * g, self.state_flush);
+            let var = sq - ga * ga;
+            (var.zero_where_below(var, V::zero()).sqrt() + self.eps, ga)
+        } else {
+            (sq.sqrt() + self.eps, V::zero())
+        };
+        if self.momentum {
+            let b = flush(self.mu * b + g / avg, self.state_flush);
+            (p - self.lr * b, [sq, b, ga])
+        } else {
+            (p - self.lr * (g / avg), [sq, V::zero(), ga])
+        }
+    }
+}
+
+/// RMSprop (see [`RmsPropStep`] for the formulas). `state` is square_avg, the momentum buffer
+/// (read only with momentum) and grad_avg (read only when centered).
+fn reference(params: &mut [f32], grads: &[f32], state: [&mut [f32]; 3], s: &RmsPropStep) {
+    let [sq, buf, ga] = state;
+    for i in 0..params.len() {
+        let mut g = flush_one(grads[i] * s.grad_scale, GRAD_FLUSH);
+        if s.weight_decay != 0.0 {
+            g += s.weight_decay * params[i];
+        }
+        sq[i] = flush_one(s.alpha * sq[i] + (1.0 - s.alpha) * (g * g), STATE_FLUSH);
+        let avg = if s.centered {
+            ga[i] = flush_one(s.alpha * ga[i] + (1.0 - s.alpha) * g, STATE_FLUSH);
+            let var = sq[i] - ga[i] * ga[i];
+            libm::sqrtf(if var < 0.0 { 0.0 } else { var }) + s.eps
+        } else {
+            libm::sqrtf(sq[i]) + s.eps
+        };
+        if s.momentum != 0.0 {
+            buf[i] = flush_one(s.momentum * buf[i] + g / avg, STATE_FLUSH);
+            params[i] -= s.lr * buf[i];
+        } else {
+            params[i] -= s.lr * (g / avg);
+        }
+    }
+}
+
 #[cfg(feature = "std")]
 impl super::Hyperparameters for RmsPropConfig {
     fn name(&self) -> &'static str {
@@ -180,6 +322,6 @@ impl super::Hyperparameters for RmsPropConfig {
     }
 
     fn build<P: Params>(self) -> super::AnyOptimizer<P> {
-        super::AnyOptimizer::RmsProp(RmsProp::new_boxed(self))
+        RmsProp::new_boxed(self).into()
     }
 }

@@ -55,12 +55,11 @@ use crate::data::augment::{Augment, AugmentError, Warper};
 use crate::data::batch::{derived_rng, stream};
 use crate::data::dataset::{Rows as DataRows, SharedData};
 use crate::kernels::{
-    Backend, GradientSink, MAX_SHARDS, Rule, STATES, Shard, Simd, SumSquares, Update,
-    WeightGradients,
+    Backend, MAX_SHARDS, STATES, Shard, Simd, SumSquares, Update, WeightGradients,
 };
 use crate::layers::Dropout;
 use crate::model::{Network, Workspace, load_f32_batch, load_u8_batch, load_u8_images};
-use crate::optim::{AnyOptimizer, Optimizer, Schedule, clip_scale_of};
+use crate::optim::{AnyOptimizer, Optimizer, Rule, Schedule, clip_scale_of};
 
 use crate::step::forward_loss;
 use barrier::{Gate, SpinBarrier};
@@ -813,8 +812,9 @@ fn batch_norm_phase_b<N: Network, const B: usize>(
 /// Rows `w` and `b` of a layer's weight and bias gradients, summed over `shards`: stored in
 /// the gradients (`store`), or stored then applied by `rule` in one pass over the rows while
 /// they are in cache. Applying each tile of gradients straight from the product's registers
-/// gives the same bits, but measured slower: the Adam update of a whole step took 125 µs fused
-/// against 64 µs as passes (Zen5 AVX-512, `constnet bench`). Returns whether they were finite.
+/// gave the same bits, but measured slower: the Adam update of a whole step took 125 µs fused
+/// against 64 µs as passes (Zen5 AVX-512, `constnet bench`), so the kernels no longer offer
+/// it. Returns whether the gradients (and updated parameters) were finite.
 fn weight_gradients(
     out: usize,
     inp: usize,
@@ -824,17 +824,15 @@ fn weight_gradients(
     store: Option<()>,
     rule: Option<&Rule>,
 ) -> bool {
-    let sink = GradientSink::Store {
-        dw: &mut *w.grads,
-        db: &mut *b.grads,
-        mode: crate::kernels::Mode::Overwrite,
-    };
-    let mut finite = Simd::run(WeightGradients {
+    Simd::run(WeightGradients {
         out,
         inp,
         shards,
-        sink,
+        dw: &mut *w.grads,
+        db: &mut *b.grads,
+        mode: crate::kernels::Mode::Overwrite,
     });
+    let mut finite = true;
     if store.is_none() {
         let rule = rule.expect("thread 0 begins the step before phase B");
         for r in [w, b] {
