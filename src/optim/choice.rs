@@ -132,6 +132,33 @@ impl OptimizerChoice {
     pub fn build<P: Params>(&self) -> AnyOptimizer<P> {
         each!(OptimizerChoice, *self, c => c.build())
     }
+
+    /// These hyperparameters with the one named `field` (its name in the config struct, as
+    /// checkpoints write it) set to `value`; `None` if this optimizer has no such field, or
+    /// `value` does not fit it. Through serde, so a new optimizer's fields need no code here.
+    pub fn with_field(&self, field: &str, value: impl serde::Serialize) -> Option<Self> {
+        let mut tree = serde_json::to_value(self).ok()?;
+        let fields = tree.as_object_mut()?.values_mut().next()?.as_object_mut()?;
+        *fields.get_mut(field)? = serde_json::to_value(value).ok()?;
+        serde_json::from_value(tree).ok()
+    }
+
+    /// The names of the optimizers in [`OptimizerChoice::ALL`] that have a hyperparameter
+    /// named `field`.
+    pub fn kinds_with(field: &str) -> Vec<&'static str> {
+        let has = |c: &Self| {
+            let tree = serde_json::to_value(c).ok();
+            let fields = tree
+                .as_ref()
+                .and_then(|t| t.as_object()?.values().next()?.as_object());
+            fields.is_some_and(|f| f.contains_key(field))
+        };
+        Self::ALL
+            .iter()
+            .filter(|c| has(c))
+            .map(Self::name)
+            .collect()
+    }
 }
 
 crate::names::text_by_name!(OptimizerChoice, ParseOptimizerError, "optimizer");

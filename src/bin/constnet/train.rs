@@ -13,7 +13,7 @@ use constnet::train::{
     self, Config, Evaluation, OptimizerChoice, RecipeChoice, Run, ScheduleChoice,
 };
 use constnet::{Init, MnistMlpBn, Network, atomic_file, format};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -235,42 +235,41 @@ impl Recipe {
         let base = self.base.config();
         let mut optimizer = self.optimizer;
         let clip = self.clip_grad_norm.unwrap_or(0.0);
-        let only = |flag: &str, given: bool, kinds: &str| {
-            if given {
+        // Each flag sets the optimizer's field of its name, if it has one.
+        let flags = [
+            ("--alpha", "alpha", self.alpha.map(Value::from)),
+            (
+                "--centered",
+                "centered",
+                self.centered.then_some(Value::from(true)),
+            ),
+            ("--momentum", "momentum", self.momentum.map(Value::from)),
+            (
+                "--weight-decay",
+                "weight_decay",
+                self.weight_decay.map(Value::from),
+            ),
+            (
+                "--clip-grad-norm",
+                "clip_grad_norm",
+                Some(Value::from(clip)),
+            ),
+        ];
+        for (flag, field, value) in flags {
+            let Some(value) = value else { continue };
+            optimizer = optimizer.with_field(field, value).ok_or_else(|| {
+                let kinds = OptimizerChoice::kinds_with(field);
+                let kinds = match kinds.split_last() {
+                    Some((last, [])) => last.to_string(),
+                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    None => "none".to_string(),
+                };
                 let message = format!(
                     "{flag} applies to --optimizer {kinds} only, not {}",
                     self.optimizer
                 );
-                return Err(crate::usage_error(
-                    "train",
-                    ErrorKind::ArgumentConflict,
-                    message,
-                ));
-            }
-            Ok(())
-        };
-        if !matches!(optimizer, OptimizerChoice::RmsProp(_)) {
-            only("--alpha", self.alpha.is_some(), "rmsprop")?;
-            only("--centered", self.centered, "rmsprop")?;
-        }
-        match &mut optimizer {
-            OptimizerChoice::Sgd(sgd) => {
-                sgd.momentum = self.momentum.unwrap_or(sgd.momentum);
-                sgd.weight_decay = self.weight_decay.unwrap_or(sgd.weight_decay);
-                sgd.clip_grad_norm = clip;
-            }
-            OptimizerChoice::Adam(adam) => {
-                only("--momentum", self.momentum.is_some(), "sgd and rmsprop")?;
-                adam.weight_decay = self.weight_decay.unwrap_or(adam.weight_decay);
-                adam.clip_grad_norm = clip;
-            }
-            OptimizerChoice::RmsProp(rmsprop) => {
-                rmsprop.alpha = self.alpha.unwrap_or(rmsprop.alpha);
-                rmsprop.momentum = self.momentum.unwrap_or(rmsprop.momentum);
-                rmsprop.centered = self.centered;
-                rmsprop.weight_decay = self.weight_decay.unwrap_or(rmsprop.weight_decay);
-                rmsprop.clip_grad_norm = clip;
-            }
+                crate::usage_error("train", ErrorKind::ArgumentConflict, message)
+            })?;
         }
         let init = match (self.init, self.init_std) {
             (Init::Normal { std }, given) => Init::Normal {
