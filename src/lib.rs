@@ -28,9 +28,10 @@
 //! - [`layers`]: `Dense<IN, OUT>` (forward and backward side by side), `BatchNorm<N>`, dropout,
 //!   initialisation.
 //! - [`model`]: [`network!`] composes layers into a network and its workspace.
-//! - [`optim`]: SGD, Adam and RMSprop over the flat blocks; learning-rate schedules; with
-//!   `std`, the list a run chooses from (`OptimizerChoice`, each optimizer's hyperparameters
-//!   checked and described by its own file).
+//! - [`optim`]: SGD, Adam and RMSprop over the flat blocks, each in its own file with its
+//!   step's arithmetic (lanes and scalar reference side by side, run by
+//!   [`kernels::Update`]); learning-rate schedules; the one list of optimizers that
+//!   [`optim::Rule`], [`AnyOptimizer`] and, with `std`, `OptimizerChoice` are made from.
 //! - [`step`]: the training step, where a model meets an optimizer.
 //! - [`logits`]: predictions, accuracy and probabilities read off the logits.
 //! - [`data`]: IDX parsing, MNIST files (memory-mapped, `.gz` cached), batches, augmentation

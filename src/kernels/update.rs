@@ -42,7 +42,7 @@ pub(crate) fn flush_one(x: f32, limit: f32) -> f32 {
 pub const STATES: usize = 3;
 
 /// What one step of an optimizer does to each parameter: the step's constants, and the
-/// arithmetic twice, as a pass of [`Lanes`] on a SIMD path and one float at a time.
+/// arithmetic twice, as a pass of vector lanes on a SIMD path and one float at a time.
 ///
 /// The state tensors are `[first, second, third]` of [`Update`]; a rule reads and writes only
 /// those [`UpdateRule::state_tensors`] names (the others may be empty).
