@@ -249,24 +249,10 @@ pub fn tensor_bytes<'a>(
     name: &str,
     shape: &[usize],
 ) -> Result<&'a [u8], Problem> {
-    let view = decoded
-        .tensors
-        .tensor(name)
-        .map_err(|_| Problem::MissingTensor(name.to_string()))?;
-    if view.dtype() != Dtype::F32 {
-        return Err(Problem::Dtype {
-            name: name.to_string(),
-            found: format!("{:?}", view.dtype()),
-        });
-    }
-    if view.shape() != shape {
-        return Err(Problem::Shape {
-            name: name.to_string(),
-            expected: shape.to_vec(),
-            found: view.shape().to_vec(),
-        });
-    }
-    let data = view.data();
+    let data = typed_tensor(decoded, name, Dtype::F32, shape, |found| Problem::Dtype {
+        name: name.to_string(),
+        found,
+    })?;
     if let Some((element, value)) = first_non_finite(data) {
         return Err(Problem::NonFinite {
             name: name.to_string(),
@@ -275,6 +261,32 @@ pub fn tensor_bytes<'a>(
         });
     }
     Ok(data)
+}
+
+/// The bytes of tensor `name`, which must be there, with `dtype` (else the problem is
+/// `wrong_dtype` of the file's dtype) and `shape`.
+pub(crate) fn typed_tensor<'a>(
+    decoded: &Decoded<'a>,
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    wrong_dtype: impl FnOnce(String) -> Problem,
+) -> Result<&'a [u8], Problem> {
+    let view = decoded
+        .tensors
+        .tensor(name)
+        .map_err(|_| Problem::MissingTensor(name.to_string()))?;
+    if view.dtype() != dtype {
+        return Err(wrong_dtype(format!("{:?}", view.dtype())));
+    }
+    if view.shape() != shape {
+        return Err(Problem::Shape {
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    Ok(view.data())
 }
 
 /// The first NaN or infinity in little-endian f32 bytes: its index and value.

@@ -110,18 +110,7 @@ impl<const L: usize> QuantModel<L> {
 
 /// The kernels' layout of one layer; fails on lengths that do not match the shape.
 fn pack(i: usize, p: &LayerParams) -> Result<Packed, QuantError> {
-    let length = |tensor, expected: usize, found: usize| {
-        if expected == found {
-            Ok(())
-        } else {
-            Err(QuantError::Length {
-                layer: i,
-                tensor,
-                expected,
-                found,
-            })
-        }
-    };
+    let length = |tensor, expected, found| super::check::length(i, tensor, expected, found);
     if p.inp == 0 || p.out == 0 || p.inp > super::MAX_WIDTH || p.out > super::MAX_WIDTH {
         return Err(QuantError::TooWide { layer: i });
     }

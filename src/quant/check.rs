@@ -240,21 +240,29 @@ fn in_range(
     }
 }
 
+/// `Err(Length)` unless tensor `tensor` of layer `layer` holds the `expected` values.
+pub(super) fn length(
+    layer: usize,
+    tensor: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), QuantError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(QuantError::Length {
+            layer,
+            tensor,
+            expected,
+            found,
+        })
+    }
+}
+
 /// Every tensor has its packed length.
 fn check_lengths(i: usize, l: &QLayer<'_>) -> Result<(), QuantError> {
     let rows = padded_rows(l.out);
-    let length = |tensor, expected, found| {
-        if expected == found {
-            Ok(())
-        } else {
-            Err(QuantError::Length {
-                layer: i,
-                tensor,
-                expected,
-                found,
-            })
-        }
-    };
+    let length = |tensor, expected, found| length(i, tensor, expected, found);
     length("weights", packed_len(l.out, l.inp), l.weights.len())?;
     length("bias", rows, l.bias.len())?;
     length("kernel bias", rows, l.kernel_bias.len())?;

@@ -18,7 +18,9 @@
 use super::raw;
 use super::{LayerParams, QLayer, QuantModel};
 use crate::atomic_file::write_bytes_atomic;
-use crate::format::safetensors::{Decoded, Dtype, TypedEntry, decode, encode_typed, open};
+use crate::format::safetensors::{
+    Decoded, Dtype, TypedEntry, decode, encode_typed, open, typed_tensor,
+};
 use crate::format::{ModelFileError, Problem};
 use crate::kernels::int8::Output;
 use std::collections::HashMap;
@@ -236,29 +238,15 @@ fn tensor<'a>(
     dtype: Dtype,
     shape: &[usize],
 ) -> Result<&'a [u8], Problem> {
-    let view = d
-        .tensors
-        .tensor(name)
-        .map_err(|_| Problem::MissingTensor(name.to_string()))?;
-    if view.dtype() != dtype {
-        return Err(Problem::DtypeOf {
-            name: name.to_string(),
-            expected: match dtype {
-                Dtype::I8 => "I8",
-                Dtype::I32 => "I32",
-                _ => "F32",
-            },
-            found: format!("{:?}", view.dtype()),
-        });
-    }
-    if view.shape() != shape {
-        return Err(Problem::Shape {
-            name: name.to_string(),
-            expected: shape.to_vec(),
-            found: view.shape().to_vec(),
-        });
-    }
-    Ok(view.data())
+    typed_tensor(d, name, dtype, shape, |found| Problem::DtypeOf {
+        name: name.to_string(),
+        expected: match dtype {
+            Dtype::I8 => "I8",
+            Dtype::I32 => "I32",
+            _ => "F32",
+        },
+        found,
+    })
 }
 
 impl LayerParams {
