@@ -407,14 +407,8 @@ pub fn load_u8_batch<W: Workspace, K: Backend>(
     indices: &[u32],
 ) {
     let batch = batch_of::<W>("load_u8_batch", indices);
-    let (cols, rows) = ws.input_mut(batch);
-    let images = |j: usize| &pixels[indices[j] as usize * W::INPUT..][..W::INPUT];
-    K::run(LoadU8Batch {
-        features: W::INPUT,
-        batch,
-        images,
-        rows,
-        cols,
+    load_images::<W, K>(ws, batch, |j| {
+        &pixels[indices[j] as usize * W::INPUT..][..W::INPUT]
     });
     load_labels(ws, labels, indices);
 }
@@ -459,16 +453,24 @@ pub fn load_u8_images<W: Workspace, K: Backend>(
         images.len() >= batch * W::INPUT,
         "load_u8_images: {batch} samples exceed the images"
     );
+    load_images::<W, K>(ws, batch, |j| &images[j * W::INPUT..][..W::INPUT]);
+    load_labels(ws, labels, indices);
+}
+
+/// Image `j` of the batch from `image(j)`, scaled by 1/255 into both input layouts.
+fn load_images<'a, W: Workspace, K: Backend>(
+    ws: &'a mut W,
+    batch: usize,
+    image: impl Fn(usize) -> &'a [u8],
+) {
     let (cols, rows) = ws.input_mut(batch);
-    let images = |j: usize| &images[j * W::INPUT..][..W::INPUT];
     K::run(LoadU8Batch {
         features: W::INPUT,
         batch,
-        images,
+        images: image,
         rows,
         cols,
     });
-    load_labels(ws, labels, indices);
 }
 
 /// The batch of `indices`, checked against the workspace's (`who` names the caller).
