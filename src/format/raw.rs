@@ -245,30 +245,60 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
 }
 
+/// What is wrong with the start of a blob (its magic and version), in either raw format.
+pub(crate) enum StartError {
+    /// Shorter than its header and table (`needed` bytes).
+    Truncated { needed: usize, found: usize },
+    /// Not this format's magic bytes.
+    BadMagic,
+    /// Another version than this build reads.
+    UnsupportedVersion { found: u32 },
+}
+
+/// Checks a blob's first bytes: `magic`, then (from `header` bytes on) `version` at offset 8.
+/// `needed` is what the whole header and table take, for the message.
+pub(crate) fn check_start(
+    bytes: &[u8],
+    (magic, version): (&[u8; 8], u32),
+    header: usize,
+    needed: usize,
+) -> Result<(), StartError> {
+    let truncated = StartError::Truncated {
+        needed,
+        found: bytes.len(),
+    };
+    if bytes.len() < magic.len() {
+        return Err(truncated);
+    }
+    if bytes[..magic.len()] != *magic {
+        return Err(StartError::BadMagic);
+    }
+    if bytes.len() < header {
+        return Err(truncated);
+    }
+    let found = u32_at(bytes, 8);
+    if found != version {
+        return Err(StartError::UnsupportedVersion { found });
+    }
+    Ok(())
+}
+
+impl From<StartError> for RawError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Truncated { needed, found } => RawError::Truncated { needed, found },
+            StartError::BadMagic => RawError::BadMagic,
+            StartError::UnsupportedVersion { found } => RawError::UnsupportedVersion { found },
+        }
+    }
+}
+
 /// Validates `blob` for network `N` and returns each tensor's byte range.
 fn check<N: Network>(
     blob: &[u8],
 ) -> Result<impl Fn(usize) -> core::ops::Range<usize> + '_, RawError> {
     let needed = HEADER + ENTRY * N::TENSORS;
-    if blob.len() < MAGIC.len() {
-        return Err(RawError::Truncated {
-            needed,
-            found: blob.len(),
-        });
-    }
-    if blob[..MAGIC.len()] != MAGIC {
-        return Err(RawError::BadMagic);
-    }
-    if blob.len() < HEADER {
-        return Err(RawError::Truncated {
-            needed,
-            found: blob.len(),
-        });
-    }
-    let version = u32_at(blob, 8);
-    if version != VERSION {
-        return Err(RawError::UnsupportedVersion { found: version });
-    }
+    check_start(blob, (&MAGIC, VERSION), HEADER, needed)?;
     let count = u32_at(blob, 12);
     if count as usize != N::TENSORS {
         return Err(RawError::TensorCount {

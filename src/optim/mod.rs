@@ -58,6 +58,7 @@ macro_rules! each {
         $crate::optim::with_optimizers!(each_arm!($enum, $value, $x => $body))
     };
 }
+#[cfg(feature = "std")]
 pub(crate) use each;
 
 /// [`each`]'s expansion, given the list.
@@ -69,6 +70,7 @@ macro_rules! each_arm {
         }
     };
 }
+#[cfg(feature = "std")]
 pub(crate) use each_arm;
 
 /// The [`Rule`] enum from the list.

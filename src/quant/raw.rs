@@ -28,6 +28,7 @@
 //! `#[repr(align(64))]` wrapper) and a little-endian CPU.
 
 use super::{QLayer, QuantError, QuantNet};
+use crate::format::raw::{StartError, check_start};
 use crate::kernels::int8::{Output, packed_len, padded_rows};
 use core::fmt;
 
@@ -130,6 +131,16 @@ impl fmt::Display for BlobError {
             BlobError::BigEndianHost => {
                 write!(f, "int8 blobs are read in place on little-endian CPUs only")
             }
+        }
+    }
+}
+
+impl From<StartError> for BlobError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Truncated { needed, found } => BlobError::Truncated { needed, found },
+            StartError::BadMagic => BlobError::BadMagic,
+            StartError::UnsupportedVersion { found } => BlobError::UnsupportedVersion { found },
         }
     }
 }
@@ -296,22 +307,13 @@ pub fn view<'a, const L: usize>(
 /// Magic, version, count, length and checksum.
 fn check_header<const L: usize>(bytes: &[u8]) -> Result<(), QuantError> {
     let needed = HEADER + ENTRY * L;
+    check_start(bytes, (&MAGIC, VERSION), HEADER, needed).map_err(BlobError::from)?;
     if bytes.len() < needed {
-        if bytes.len() >= 8 && bytes[..8] != MAGIC {
-            return Err(BlobError::BadMagic.into());
-        }
         return Err(BlobError::Truncated {
             needed,
             found: bytes.len(),
         }
         .into());
-    }
-    if bytes[..8] != MAGIC {
-        return Err(BlobError::BadMagic.into());
-    }
-    let version = u32_at(bytes, 8);
-    if version != VERSION {
-        return Err(BlobError::UnsupportedVersion { found: version }.into());
     }
     let count = u32_at(bytes, 12) as usize;
     if count != L {
