@@ -70,10 +70,10 @@ pub use simd::x86::{Avx2, Avx512, Sse2};
 pub use simd::{
     Isa, MAX_LANES, MAX_NR, SelectError, assume_supported, best, select, selected, supported,
 };
-pub use update::{GRAD_FLUSH, STATE_FLUSH, STATES, UpdateRule};
+pub use update::{GRAD_FLUSH, STATE_FLUSH, STATES, Step, UpdateRule};
 // For the optimizers' rules (`crate::optim`): their lanes run in this crate's update pass.
 pub(crate) use simd::Vector;
-pub(crate) use update::{Lanes, flush, flush_one, for_each_chunk};
+pub(crate) use update::{Lanes, flush, flush_one};
 pub use warp::WarpScratch;
 
 use simd::Path;

@@ -45,13 +45,14 @@ pub const STATES: usize = 3;
 /// arithmetic twice, as a pass of vector lanes on a SIMD path and one float at a time.
 ///
 /// The state tensors are `[first, second, third]` of [`Update`]; a rule reads and writes only
-/// those [`UpdateRule::state_tensors`] names (the others may be empty).
+/// those [`UpdateRule::state_tensors`] names (the others may be empty). Each optimizer's step
+/// is a [`Step`]; `crate::optim::Rule`, any of them, dispatches.
 pub trait UpdateRule: Copy + core::fmt::Debug {
     /// Which of the [`STATES`] state tensors the rule uses.
     fn state_tensors(&self) -> [bool; STATES];
 
-    /// The update on a SIMD path: [`for_each_chunk`] with the rule's lanes. Returns whether
-    /// every gradient and every updated parameter was finite.
+    /// The update on a SIMD path. Returns whether every gradient and every updated parameter
+    /// was finite.
     #[doc(hidden)]
     fn update<V: Vector>(
         &self,
@@ -64,6 +65,45 @@ pub trait UpdateRule: Copy + core::fmt::Debug {
     /// reference the SIMD paths are tested against.
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]);
 }
+
+/// One optimizer's step: its constants, their vector lanes and its scalar reference (see
+/// [`UpdateRule`], which every step is).
+pub trait Step: Copy + core::fmt::Debug {
+    /// Which of the [`STATES`] state tensors the step uses.
+    fn state_tensors(&self) -> [bool; STATES];
+
+    /// The step's constants, splatted for a pass on a SIMD path.
+    #[doc(hidden)]
+    type Lanes<V: Vector>: Lanes<V>;
+
+    /// The lanes of this step.
+    #[doc(hidden)]
+    fn lanes<V: Vector>(&self) -> Self::Lanes<V>;
+
+    /// The step one float at a time (see [`UpdateRule::reference`]).
+    fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]);
+}
+
+impl<S: Step> UpdateRule for S {
+    fn state_tensors(&self) -> [bool; STATES] {
+        Step::state_tensors(self)
+    }
+
+    #[inline(always)]
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        for_each_chunk(params, grads, state, self.lanes::<V>())
+    }
+
+    fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
+        Step::reference(self, params, grads, state)
+    }
+}
+
 /// One optimizer update (see [`Update`]).
 #[inline(always)]
 pub(crate) fn update<V: Vector, R: UpdateRule>(op: Update<'_, R>) -> bool {
@@ -90,7 +130,8 @@ fn used(s: &mut [f32], used: bool) -> &mut [f32] {
 /// An update of LANES parameters at once: `(p, g, state) → (p, state)`, its constants
 /// splatted once per pass. A trait, not a closure, so it is always inlined into the kernel's
 /// entry point (see [`super::tile`]).
-pub(crate) trait Lanes<V> {
+pub trait Lanes<V> {
+    /// The step on LANES parameters.
     fn apply(&self, p: V, g: V, s: [V; STATES]) -> (V, [V; STATES]);
 }
 

@@ -3,9 +3,7 @@
 
 use super::Optimizer;
 use super::Rule;
-use crate::kernels::{
-    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, UpdateRule, Vector, flush, flush_one, for_each_chunk,
-};
+use crate::kernels::{GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one};
 use crate::params::Params;
 
 /// Adam's hyperparameters (the learning rate comes with each step).
@@ -192,19 +190,16 @@ impl AdamStep {
     }
 }
 
-impl UpdateRule for AdamStep {
+impl Step for AdamStep {
     fn state_tensors(&self) -> [bool; STATES] {
         [true, true, false]
     }
 
+    type Lanes<V: Vector> = AdamLanes<V>;
+
     #[inline(always)]
-    fn update<V: Vector>(
-        &self,
-        params: &mut [f32],
-        grads: &[f32],
-        state: [&mut [f32]; STATES],
-    ) -> bool {
-        for_each_chunk(params, grads, state, AdamLanes::<V>::new(self))
+    fn lanes<V: Vector>(&self) -> AdamLanes<V> {
+        AdamLanes::new(self)
     }
 
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
@@ -214,7 +209,7 @@ impl UpdateRule for AdamStep {
 }
 
 /// One Adam step's constants, splatted.
-struct AdamLanes<V> {
+pub struct AdamLanes<V> {
     b1: V,
     b2: V,
     one_b1: V,

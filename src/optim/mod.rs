@@ -10,7 +10,7 @@
 //! The learning rate comes in with each step, from a [`Schedule`].
 //!
 //! Adding an optimizer: a file here with its hyperparameters (and their
-//! `Hyperparameters`), its state (an [`Optimizer`]) and its step (an [`UpdateRule`]: the
+//! `Hyperparameters`), its state (an [`Optimizer`]) and its step (a [`crate::kernels::Step`]: the
 //! constants, their lanes and the reference side by side), then one line in
 //! `with_optimizers!` below. [`Rule`], [`AnyOptimizer`] and `OptimizerChoice` (the command
 //! line, recipes and checkpoints) are made from that list.

@@ -7,9 +7,7 @@
 
 use super::Optimizer;
 use super::Rule;
-use crate::kernels::{
-    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, UpdateRule, Vector, flush, flush_one, for_each_chunk,
-};
+use crate::kernels::{GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one};
 use crate::params::Params;
 
 /// RMSprop's hyperparameters (the learning rate comes with each step).
@@ -189,19 +187,16 @@ pub struct RmsPropStep {
     pub grad_scale: f32,
 }
 
-impl UpdateRule for RmsPropStep {
+impl Step for RmsPropStep {
     fn state_tensors(&self) -> [bool; STATES] {
         [true, self.momentum != 0.0, self.centered]
     }
 
+    type Lanes<V: Vector> = RmsPropLanes<V>;
+
     #[inline(always)]
-    fn update<V: Vector>(
-        &self,
-        params: &mut [f32],
-        grads: &[f32],
-        state: [&mut [f32]; STATES],
-    ) -> bool {
-        for_each_chunk(params, grads, state, RmsPropLanes::<V>::new(self))
+    fn lanes<V: Vector>(&self) -> RmsPropLanes<V> {
+        RmsPropLanes::new(self)
     }
 
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
@@ -210,7 +205,7 @@ impl UpdateRule for RmsPropStep {
 }
 
 /// One RMSprop step's constants, splatted.
-struct RmsPropLanes<V> {
+pub struct RmsPropLanes<V> {
     lr: V,
     alpha: V,
     one_alpha: V,

@@ -3,9 +3,7 @@
 
 use super::Optimizer;
 use super::Rule;
-use crate::kernels::{
-    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, UpdateRule, Vector, flush, flush_one, for_each_chunk,
-};
+use crate::kernels::{GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one};
 use crate::params::Params;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
@@ -132,19 +130,16 @@ pub struct SgdStep {
     pub grad_scale: f32,
 }
 
-impl UpdateRule for SgdStep {
+impl Step for SgdStep {
     fn state_tensors(&self) -> [bool; STATES] {
         [self.momentum != 0.0, false, false]
     }
 
+    type Lanes<V: Vector> = SgdLanes<V>;
+
     #[inline(always)]
-    fn update<V: Vector>(
-        &self,
-        params: &mut [f32],
-        grads: &[f32],
-        state: [&mut [f32]; STATES],
-    ) -> bool {
-        for_each_chunk(params, grads, state, SgdLanes::<V>::new(self))
+    fn lanes<V: Vector>(&self) -> SgdLanes<V> {
+        SgdLanes::new(self)
     }
 
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
@@ -154,7 +149,7 @@ impl UpdateRule for SgdStep {
 }
 
 /// One SGD step's constants, splatted.
-struct SgdLanes<V> {
+pub struct SgdLanes<V> {
     lr: V,
     mu: V,
     wd: V,
