@@ -1,6 +1,6 @@
 //! What the benches share: the peer every product is compared with.
 
-use constnet::bench::Gemm;
+use constnet::kernels::{Gemm, Mode};
 
 /// `C = op(A)·B` through matrixmultiply's `sgemm`, on a product's own operands.
 pub fn sgemm(g: Gemm<'_>) {
@@ -12,7 +12,9 @@ pub fn sgemm(g: Gemm<'_>) {
         a_transposed,
         b,
         c,
+        mode,
     } = g;
+    assert_eq!(mode, Mode::Overwrite, "sgemm here overwrites C");
     let (rsa, csa) = if a_transposed {
         (1, m as isize)
     } else {

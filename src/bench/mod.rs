@@ -32,7 +32,7 @@ mod int8;
 mod product;
 
 pub use int8::Int8Figures;
-pub use product::{Gemm, Kind, Product, WIDTHS};
+pub use product::{Kind, Product, WIDTHS};
 
 /// A timing: median seconds per run and the noise.
 #[derive(Clone, Copy, Debug)]

@@ -8,7 +8,7 @@ use std::prelude::rust_2024::*;
 use crate::AlignedVec;
 use crate::kernels::{
     Activation, Backend, DenseBackwardInput, DenseBackwardWeights, DenseForward, DenseForwardOne,
-    Dims, InputGrad, Mode,
+    Dims, Gemm, InputGrad, Mode,
 };
 use std::hint::black_box;
 
@@ -26,26 +26,6 @@ pub enum Kind {
     InputGrad,
     /// `y = relu(W·x + b)` for one sample.
     Gemv,
-}
-
-/// The plain product `C = op(A)·B` behind a [`Product`], without its epilogue, row-major:
-/// A is `[m][k]`, or `[k][m]` when `a_transposed`; B is `[k][n]`; C is `[m][n]`. For timing
-/// other libraries' GEMM on the same operands.
-pub struct Gemm<'a> {
-    /// Rows of C.
-    pub m: usize,
-    /// Columns of C.
-    pub n: usize,
-    /// The inner dimension.
-    pub k: usize,
-    /// A.
-    pub a: &'a [f32],
-    /// Whether `a` is stored `[k][m]`.
-    pub a_transposed: bool,
-    /// B.
-    pub b: &'a [f32],
-    /// C.
-    pub c: &'a mut [f32],
 }
 
 /// One product of layer `layer` of the reference network, with its operands on cache lines
@@ -196,7 +176,8 @@ impl Product {
         }
     }
 
-    /// The plain product behind this one, on the same operands.
+    /// The plain product behind this one, on the same operands (C overwritten): for timing
+    /// other libraries' GEMM on them.
     pub fn gemm(&mut self) -> Gemm<'_> {
         let (out, inp, batch) = (self.out, self.inp, self.batch);
         let (m, n, k, a_transposed) = match self.kind {
@@ -212,6 +193,7 @@ impl Product {
             a_transposed,
             b: black_box(&self.b),
             c: &mut self.c,
+            mode: Mode::Overwrite,
         }
     }
 }

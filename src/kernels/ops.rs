@@ -467,10 +467,9 @@ impl Op for SoftmaxXent<'_> {
 
 /// One optimizer update of a slice of parameters by `rule` (an [`UpdateRule`], such as
 /// `crate::optim::Rule`): params, grads and each state slice the rule uses hold the same
-/// number of floats (Adam: `first` = m, `second` = v; SGD: `first` = the momentum buffer;
-/// RMSprop: `first` = square_avg, `second` = the momentum buffer, `third` = grad_avg; see
-/// [`UpdateRule::state_tensors`]). A state slice the rule does not use is neither read nor
-/// written, and may be empty. Returns
+/// number of floats (which slice holds what is the optimizer's: see its step, e.g.
+/// `crate::optim::AdamStep`, and [`UpdateRule::state_tensors`]). A state slice the rule does
+/// not use is neither read nor written, and may be empty. Returns
 /// whether every gradient and every updated parameter was finite (the update is applied either
 /// way).
 #[derive(Debug)]

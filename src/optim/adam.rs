@@ -125,7 +125,8 @@ impl<P: Params> Optimizer<P> for Adam<P> {
 
 // The rule: one step's constants, then its arithmetic on lanes and one float at a time.
 
-/// One Adam step's constants, with the bias corrections for step `t` folded in.
+/// One Adam step's constants, with the bias corrections for step `t` folded in. State
+/// tensors: `first` = m, `second` = v.
 ///
 /// Semantics are `torch.optim.Adam` (and `AdamW` when `decoupled`):
 ///

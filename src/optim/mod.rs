@@ -13,7 +13,10 @@
 //! `Hyperparameters`), its state (an [`Optimizer`]) and its step (a [`crate::kernels::Step`]: the
 //! constants, their lanes and the reference side by side), then one line in
 //! `with_optimizers!` below. [`Rule`], [`AnyOptimizer`] and `OptimizerChoice` (the command
-//! line, recipes and checkpoints) are made from that list.
+//! line, recipes and checkpoints) are made from that list. Flags set hyperparameters by field
+//! name, so only a hyperparameter no optimizer had before needs a flag in the CLI's train
+//! arguments; the tests that pin the CLI's visible list of optimizers (`tests/cli.rs`,
+//! `tests/bad_input.rs`) and the README's copy of `--help` name the new one too.
 #![forbid(unsafe_code)]
 
 mod adam;

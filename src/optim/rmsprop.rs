@@ -154,7 +154,9 @@ impl<P: Params> Optimizer<P> for RmsProp<P> {
 
 // The rule: one step's constants, then its arithmetic on lanes and one float at a time.
 
-/// One RMSprop step's constants (`torch.optim.RMSprop`; its state starts at 0):
+/// One RMSprop step's constants (`torch.optim.RMSprop`; its state starts at 0). State
+/// tensors: `first` = square_avg, `second` = the momentum buffer (with momentum), `third` =
+/// grad_avg (when centered).
 ///
 /// ```text
 /// g   = grad·grad_scale     (gradient clipping; below GRAD_FLUSH taken as 0)

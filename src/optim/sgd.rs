@@ -105,7 +105,8 @@ impl<P: Params> Optimizer<P> for Sgd<P> {
 
 // The rule: one step's constants, then its arithmetic on lanes and one float at a time.
 
-/// One SGD step's constants (`torch.optim.SGD`, dampening 0):
+/// One SGD step's constants (`torch.optim.SGD`, dampening 0). State tensor: `first` = the
+/// momentum buffer (none without momentum).
 ///
 /// ```text
 /// g = grad·grad_scale       (gradient clipping; below GRAD_FLUSH taken as 0)
