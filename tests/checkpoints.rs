@@ -136,6 +136,23 @@ fn a_run_killed_mid_epoch_resumes_to_bit_identical_parameters() {
         std::fs::read(&b).unwrap(),
         "the model files differ"
     );
+    // The resumed epoch reports the mean loss over the whole epoch, as the uninterrupted run.
+    assert_eq!(
+        last_epoch_loss(&a),
+        last_epoch_loss(&b),
+        "the resumed epoch's train loss differs from the uninterrupted run's"
+    );
+}
+
+/// The train loss of the last epoch in the metrics log beside model file `model`.
+fn last_epoch_loss(model: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(model.with_extension("metrics.jsonl")).unwrap();
+    log.lines()
+        .filter(|l| l.contains("\"kind\":\"epoch\""))
+        .last()
+        .and_then(|l| l.split("\"train_loss\":").nth(1))
+        .map(|rest| rest.split([',', '}']).next().unwrap().to_string())
+        .expect("an epoch record with a train loss")
 }
 
 #[test]

@@ -133,7 +133,11 @@ impl<N: Network> Run<N> {
         };
         let mut typed: Vec<_> = entries.iter().map(safetensors::Entry::typed).collect();
         typed.extend(safetensors::tracked_entries("model", self.net()));
-        safetensors::encode_typed(&typed, encode_header(&header))
+        let mut meta = encode_header(&header);
+        let (loss_sum, samples) = self.epoch_loss;
+        meta.insert(EPOCH_LOSS_SUM.into(), loss_sum.to_string());
+        meta.insert(EPOCH_SAMPLES.into(), samples.to_string());
+        safetensors::encode_typed(&typed, meta)
     }
 
     /// Continues a run from a checkpoint written by [`Run::save_checkpoint`], on a training
@@ -169,6 +173,7 @@ impl<N: Network> Run<N> {
         let mut run = Self::new(header.config, train_len).map_err(CheckpointProblem::Recipe)?;
         run.epoch = header.epoch;
         run.steps = header.steps;
+        run.epoch_loss = epoch_loss(&decoded.metadata, train_len)?;
         let t = header.optimizer_steps;
         let (net, optimizer) = run.model_mut();
         fill::<N>(&decoded, "model", net.storage_mut(), N::TENSORS)?;
@@ -194,6 +199,34 @@ impl<N: Network> Run<N> {
             )));
         }
         Ok(run)
+    }
+}
+
+/// Metadata keys of the current epoch's loss so far (its sum weighted by samples, shortest
+/// round-trip decimal) and its samples, so a resumed epoch reports the mean over all of it.
+const EPOCH_LOSS_SUM: &str = "epoch.loss_sum";
+const EPOCH_SAMPLES: &str = "epoch.samples";
+
+/// The current epoch's loss so far as recorded; (0, 0) in a checkpoint written before it
+/// was (the resumed epoch then reports the mean over the steps after the resume).
+fn epoch_loss(
+    meta: &HashMap<String, String>,
+    train_len: usize,
+) -> Result<(f64, usize), CheckpointProblem> {
+    let (Some(sum), Some(samples)) = (meta.get(EPOCH_LOSS_SUM), meta.get(EPOCH_SAMPLES)) else {
+        return Ok((0.0, 0));
+    };
+    let sum = sum
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let samples = samples.parse::<usize>().ok().filter(|&n| n <= train_len);
+    match (sum, samples) {
+        (Some(sum), Some(samples)) => Ok((sum, samples)),
+        _ => Err(CheckpointProblem::Metadata(format!(
+            "{EPOCH_LOSS_SUM} and {EPOCH_SAMPLES} must be a finite sum >= 0 and at most the \
+             training set's samples"
+        ))),
     }
 }
 

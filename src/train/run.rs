@@ -30,6 +30,9 @@ pub struct Run<N: Network> {
     pub epoch: u32,
     /// Optimizer steps completed.
     pub steps: u64,
+    /// The current epoch's steps so far: the sum of their losses weighted by their samples,
+    /// and the samples (checkpointed, so a resumed epoch reports the whole epoch's mean).
+    pub(super) epoch_loss: (f64, usize),
     /// The last checkpoint written (or resumed from), and the steps it holds.
     last_checkpoint: RefCell<Option<(PathBuf, u64)>>,
     /// Samples in the training set (validation split included).
@@ -74,6 +77,7 @@ impl<N: Network> Run<N> {
             config,
             epoch: 0,
             steps: 0,
+            epoch_loss: (0.0, 0),
             last_checkpoint: RefCell::new(None),
             train_len,
             validation,
@@ -176,6 +180,7 @@ impl<N: Network> Run<N> {
         self.team.finish();
         let (total, seen) = result?;
         self.epoch += 1;
+        self.epoch_loss = (0.0, 0);
         Ok((
             (total / seen.max(1) as f64) as f32,
             start.elapsed().as_secs_f64(),
@@ -227,7 +232,8 @@ impl<N: Network> Run<N> {
         report: &mut dyn Report,
         after_step: &mut impl FnMut(&Self) -> Result<(), Box<dyn Error>>,
     ) -> Result<(f64, usize), Box<dyn Error>> {
-        let (mut total, mut since, mut since_n, mut seen) = (0.0f64, 0.0f64, 0u64, 0usize);
+        let (mut total, mut seen) = self.epoch_loss;
+        let (mut since, mut since_n, mut trained) = (0.0f64, 0u64, 0usize);
         for b in job.first..job.batches {
             let StepOutcome {
                 batch,
@@ -236,12 +242,14 @@ impl<N: Network> Run<N> {
             } = self.team.step(job, b);
             let outcome = if finite {
                 self.steps += 1;
-                (total, since, since_n, seen) = (
+                (total, since, since_n, seen, trained) = (
                     total + f64::from(loss) * batch as f64,
                     since + f64::from(loss),
                     since_n + 1,
                     seen + batch,
+                    trained + batch,
                 );
+                self.epoch_loss = (total, seen);
                 after_step(self)
             } else {
                 Err(self.diverged(b, loss).into())
@@ -257,7 +265,7 @@ impl<N: Network> Run<N> {
                 batch: b + 1,
                 batches: job.batches,
                 loss: (since / since_n as f64) as f32,
-                samples_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+                samples_per_sec: trained as f64 / start.elapsed().as_secs_f64(),
                 lr: job.schedule.lr(job.lr, self.steps - 1),
             };
             report.progress(&progress);
