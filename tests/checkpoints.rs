@@ -148,8 +148,7 @@ fn a_run_killed_mid_epoch_resumes_to_bit_identical_parameters() {
 fn last_epoch_loss(model: &std::path::Path) -> String {
     let log = std::fs::read_to_string(model.with_extension("metrics.jsonl")).unwrap();
     log.lines()
-        .filter(|l| l.contains("\"kind\":\"epoch\""))
-        .last()
+        .rfind(|l| l.contains("\"kind\":\"epoch\""))
         .and_then(|l| l.split("\"train_loss\":").nth(1))
         .map(|rest| rest.split([',', '}']).next().unwrap().to_string())
         .expect("an epoch record with a train loss")
