@@ -39,7 +39,7 @@ pub struct WarpScratch {
     points: [[f32; W * W]; 2],
     /// `grid[axis][i][x]`: the field's first pass, mapped by the affine matrix.
     grid: [[[f32; W]; W]; 2],
-    /// The padded image as quads (see [`quads`]).
+    /// The padded image as quads (see [`fill_quads`]).
     quads: [u32; QUADS],
     /// The warped image, `rows·cols` bytes and a tail.
     pixels: [u8; W * W],
@@ -169,16 +169,17 @@ fn source_points<V: Vector>(
     }
     let (cx, cy) = ((cols as f32 - 1.0) * 0.5, (rows as f32 - 1.0) * 0.5);
     let px = -cx - tx;
-    let (mut ax, mut cx_) = ([0.0f32; W], [0.0f32; W]);
+    // a·x and c·x of each column: the part of a row's points every row shares.
+    let (mut a_x, mut c_x) = ([0.0f32; W], [0.0f32; W]);
     for x in 0..W {
-        (ax[x], cx_[x]) = (a * x as f32, c * x as f32);
+        (a_x[x], c_x[x]) = (a * x as f32, c * x as f32);
     }
     for y in 0..rows {
         let py = y as f32 - cy - ty;
         let (kx, ky) = (a * px + b * py + (cx + 1.0), c * px + d * py + (cy + 1.0));
         let (mut sx, mut sy) = ([0.0f32; W], [0.0f32; W]);
         for x in 0..W {
-            (sx[x], sy[x]) = (ax[x] + kx, cx_[x] + ky);
+            (sx[x], sy[x]) = (a_x[x] + kx, c_x[x] + ky);
         }
         if let Some(f) = field {
             let [gx, gy] = &*grid;
