@@ -39,6 +39,17 @@ impl Rows<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Starts loading row `i` of `width` values into the caches, returning at once: the next
+    /// batch's samples, scattered over the file, arrive while this step computes. Out of range,
+    /// it does nothing.
+    pub fn prefetch_row(&self, i: usize, width: usize) {
+        let bytes = match self {
+            Rows::U8(r) => r.get(i * width..(i + 1) * width),
+            Rows::F32(r) => r.get(i * width..(i + 1) * width).map(bytemuck::cast_slice),
+        };
+        crate::kernels::prefetch(bytes.unwrap_or(&[]));
+    }
 }
 
 /// Samples with a row of features and a label each: what [`crate::train::fit`] accepts.

@@ -78,6 +78,17 @@ pub use warp::WarpScratch;
 
 use simd::Path;
 
+/// Asks the CPU to start loading `bytes` into its caches and returns at once: for data that
+/// will be read soon from scattered places (the next batch's samples). A hint, nothing more:
+/// it changes no value, and does nothing on other architectures.
+#[inline]
+pub fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    simd::x86::prefetch(bytes);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Whether a kernel replaces its output or adds to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

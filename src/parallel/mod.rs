@@ -567,6 +567,7 @@ fn step<N: Network, const B: usize>(
     let mut batch = 0;
     for t in parts.clone() {
         batch = phase_a(shared, job, b, t);
+        prefetch_shard(shared, job, b + 1, t);
     }
     let clip = job.clip_grad_norm;
     if parts.contains(&0) && clip == 0.0 {
@@ -661,6 +662,18 @@ fn phase_a<N: Network, const B: usize>(
     net.backward_inputs::<Simd, B>(&mut ws, range.len());
     shared.losses[t].store(loss.to_bits(), Ordering::Relaxed);
     batch
+}
+
+/// Starts loading thread `t`'s samples of batch `b` (if the epoch has one) into the caches:
+/// drawn from random places of the training set, they miss the caches otherwise. A 1-thread
+/// MNIST epoch spent 6 % of its time gathering batches without this.
+fn prefetch_shard<N: Network, const B: usize>(shared: &Shared<N, B>, job: &Job, b: u64, t: usize) {
+    let order = read(&shared.order);
+    let start = (b as usize * job.batch).min(order.len());
+    let indices = &order[start..(start + job.batch).min(order.len())];
+    for &i in &indices[part_range_exact(indices.len(), t, shared.threads)] {
+        job.data.rows().prefetch_row(i as usize, N::INPUT);
+    }
 }
 
 /// Loads the samples at `indices` of a dataset's rows, bytes or floats, into the workspace.

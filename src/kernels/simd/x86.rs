@@ -16,6 +16,18 @@ use crate::kernels::Kernel;
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Sub};
 
+/// Asks the CPU to bring every cache line of `bytes` towards L1, without waiting for it.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    let offset = bytes.as_ptr() as usize % 64;
+    let first_line = bytes.as_ptr().wrapping_sub(offset);
+    for k in 0..(offset + bytes.len()).div_ceil(64) {
+        // SAFETY: a prefetch is a hint that never faults, whatever the address; SSE, its
+        // instruction set, is part of every x86-64 CPU.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(first_line.wrapping_add(64 * k).cast()) };
+    }
+}
+
 /// Whether this CPU has AVX2 and FMA.
 pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(feature = "std")]
