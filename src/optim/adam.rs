@@ -276,9 +276,7 @@ impl<V: Vector> Lanes<V> for AdamLanes<V> {
             (p, g)
         };
         let m = flush(self.b1 * m + self.one_b1 * g, self.state_flush);
-        // v ≥ 0 (or NaN): its flush needs no absolute value.
-        let v = self.b2 * v + self.one_b2 * (g * g);
-        let v = v.zero_where_below(v, self.state_flush);
+        let v = flush(self.b2 * v + self.one_b2 * (g * g), self.state_flush);
         let denom = v.sqrt() + self.eps;
         (p - self.step * (m / denom), [m, v, V::zero()])
     }
