@@ -44,9 +44,12 @@ impl Rows<'_> {
     /// batch's samples, scattered over the file, arrive while this step computes. Out of range,
     /// it does nothing.
     pub fn prefetch_row(&self, i: usize, width: usize) {
+        let Some(end) = i.checked_add(1).and_then(|n| n.checked_mul(width)) else {
+            return;
+        };
         let bytes = match self {
-            Rows::U8(r) => r.get(i * width..(i + 1) * width),
-            Rows::F32(r) => r.get(i * width..(i + 1) * width).map(bytemuck::cast_slice),
+            Rows::U8(r) => r.get(end - width..end),
+            Rows::F32(r) => r.get(end - width..end).map(bytemuck::cast_slice),
         };
         crate::kernels::prefetch(bytes.unwrap_or(&[]));
     }

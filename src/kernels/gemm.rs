@@ -124,8 +124,8 @@ fn drive_packed<V: Vector, const P: usize>(
         for part in parts {
             // The count first: zip advances its first iterator before it sees the second end.
             for (p, dst) in (0..part.k).zip(&mut rows) {
-                // Two vector loads and stores, not a `memcpy` call per row (1.7 % of an
-                // epoch went to those calls).
+                // Whole panels: two vector loads and stores, not a `memcpy` call per row
+                // (1.7 % of an epoch went to those calls).
                 let row: [V; NV] = load_row(&part.b[p * n + j0..], cols);
                 store_row(dst, nr, row);
             }

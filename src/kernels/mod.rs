@@ -38,8 +38,8 @@
 //! plain loops that define what they compute; tests compare every path with it on random
 //! shapes.
 //!
-//! `unsafe` appears in the unchecked loads of `tile`'s inner loop and in the x86 vector types;
-//! every other file here forbids it.
+//! `unsafe` appears in the unchecked loads of `tile`'s inner loop and in the x86 vector types
+//! and prefetch; every other file here forbids it.
 
 mod dense;
 mod gemm;

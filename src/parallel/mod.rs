@@ -828,7 +828,8 @@ fn batch_norm_phase_b<N: Network, const B: usize>(
 /// gave the same bits, but measured slower: the Adam update of a whole step took 125 µs fused
 /// against 64 µs as passes (Zen5 AVX-512, `constnet bench`), so the kernels no longer offer
 /// it. Tried again with each tile's parameter and moment rows prefetched one tile ahead: a
-/// 1-thread epoch took 0.37–0.39 s against 0.33 s. Returns whether the gradients (and updated parameters) were finite.
+/// 1-thread epoch took 0.37–0.39 s against 0.33 s. Returns whether the gradients (and
+/// updated parameters) were finite.
 fn weight_gradients(
     out: usize,
     inp: usize,

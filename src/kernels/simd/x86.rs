@@ -19,6 +19,9 @@ use core::ops::{Add, Div, Mul, Sub};
 /// Asks the CPU to bring every cache line of `bytes` towards L1, without waiting for it.
 #[inline]
 pub(crate) fn prefetch(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     let offset = bytes.as_ptr() as usize % 64;
     let first_line = bytes.as_ptr().wrapping_sub(offset);
     for k in 0..(offset + bytes.len()).div_ceil(64) {
