@@ -422,8 +422,8 @@ fn transpose(budget: Duration, rows: usize) -> Timing {
 }
 
 /// One whole training step on a real batch ([`train_step`]: the Adam update as one pass after
-/// the backward), and what the update adds to it: the step minus forward and backward alone (which store
-/// the gradients instead).
+/// the backward), and what the update adds to it: the step minus forward and backward alone
+/// (which store the gradients instead).
 fn step_and_update(budget: Duration, split: &Split) -> (Timing, Timing) {
     let mut rng = crate::data::derived_rng(0, 0, 0);
     let mut net = MnistMlp::new_boxed(Init::PyTorch, &mut rng);

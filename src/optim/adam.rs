@@ -194,9 +194,7 @@ impl AdamStep {
             grad_scale: 1.0,
         }
     }
-}
 
-impl AdamStep {
     /// `step_size · √(1 − β2^t)`, the numerator of the folded update.
     pub fn folded_step(&self) -> f32 {
         (f64::from(self.step_size) * f64::from(self.bias_correction2_sqrt)) as f32

@@ -624,8 +624,7 @@ fn phase_a<N: Network, const B: usize>(
     t: usize,
 ) -> usize {
     let order = read(&shared.order);
-    let start = b as usize * job.batch;
-    let indices = &order[start..(start + job.batch).min(order.len())];
+    let indices = batch_indices(&order, job, b);
     let batch = indices.len();
     let range = part_range_exact(batch, t, shared.threads);
     *lock(&shared.shards[t]) = (range.start, range.len());
@@ -664,13 +663,18 @@ fn phase_a<N: Network, const B: usize>(
     batch
 }
 
+/// The samples of batch `b` in the epoch's `order` (none past its end).
+fn batch_indices<'a>(order: &'a [u32], job: &Job, b: u64) -> &'a [u32] {
+    let start = (b as usize * job.batch).min(order.len());
+    &order[start..(start + job.batch).min(order.len())]
+}
+
 /// Starts loading thread `t`'s samples of batch `b` (if the epoch has one) into the caches:
 /// drawn from random places of the training set, they miss the caches otherwise. A 1-thread
 /// MNIST epoch spent 6 % of its time gathering batches without this.
 fn prefetch_shard<N: Network, const B: usize>(shared: &Shared<N, B>, job: &Job, b: u64, t: usize) {
     let order = read(&shared.order);
-    let start = (b as usize * job.batch).min(order.len());
-    let indices = &order[start..(start + job.batch).min(order.len())];
+    let indices = batch_indices(&order, job, b);
     for &i in &indices[part_range_exact(indices.len(), t, shared.threads)] {
         job.data.rows().prefetch_row(i as usize, N::INPUT);
     }
