@@ -22,6 +22,7 @@ on_every_path!(
     rmsprop_matches_steps_computed_by_hand,
     rmsprop_follows_pytorch_in_every_combination,
     updates_equal_the_reference_bit_for_bit,
+    every_rule_reports_a_non_finite_gradient,
 );
 
 #[test]
@@ -31,6 +32,7 @@ fn reference_updates_follow_the_textbook() {
     sgd_momentum_and_nesterov_follow_the_textbook::<Reference>();
     rmsprop_matches_steps_computed_by_hand::<Reference>();
     rmsprop_follows_pytorch_in_every_combination::<Reference>();
+    every_rule_reports_a_non_finite_gradient::<Reference>();
 }
 
 /// One Adam update of `p` on backend `K`.
@@ -443,6 +445,77 @@ fn updates_equal_the_reference_bit_for_bit<K: Backend>() {
             assert_exact(&format!("rmsprop {step:?} p n={n}"), &p1, &p2);
             for k in 0..3 {
                 assert_exact(&format!("rmsprop {step:?} state {k} n={n}"), &s1[k], &s2[k]);
+            }
+        }
+    }
+}
+
+/// Every rule, in every variant, with every gradient scale and a zero learning rate too:
+/// one ±∞ or NaN gradient, in a whole vector or in the tail, is reported (the passes check
+/// only the updated parameters, so this is what makes a rule's arithmetic carry it there);
+/// finite gradients are not.
+fn every_rule_reports_a_non_finite_gradient<K: Backend>() {
+    let mut r = rng(22);
+    let mut rules = Vec::new();
+    for (lr, grad_scale) in [(1e-3, 1.0), (1e-3, 0.5), (0.0, 1.0), (1e-3, 0.0)] {
+        for (weight_decay, decoupled) in [(0.0, false), (0.01, false), (0.01, true)] {
+            let step = AdamStep::new(lr, 0.9, 0.999, 1e-8, weight_decay, decoupled, 3);
+            rules.push(Rule::Adam(AdamStep { grad_scale, ..step }));
+        }
+        for (momentum, nesterov, first) in
+            [(0.0, false, false), (0.9, false, true), (0.9, true, false)]
+        {
+            let (weight_decay, lr) = (1e-4, lr);
+            rules.push(Rule::Sgd(SgdStep {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+                first,
+                grad_scale,
+            }));
+        }
+        for combo in 0..8 {
+            rules.push(Rule::RmsProp(RmsPropStep {
+                lr,
+                alpha: 0.99,
+                eps: 1e-8,
+                weight_decay: if combo & 4 != 0 { 1e-2 } else { 0.0 },
+                momentum: if combo & 1 != 0 { 0.9 } else { 0.0 },
+                centered: combo & 2 != 0,
+                grad_scale,
+            }));
+        }
+    }
+    for n in [1, 16, 37] {
+        let p0 = floats(&mut r, n);
+        let g0 = floats(&mut r, n);
+        let s0: Vec<f32> = floats(&mut r, n).iter().map(|x| x.abs()).collect();
+        for rule in &rules {
+            let run = |g: &[f32]| {
+                let (mut p, mut a, mut b, mut c) = (p0.clone(), s0.clone(), s0.clone(), s0.clone());
+                K::run(Update {
+                    rule,
+                    params: &mut p,
+                    grads: g,
+                    first: &mut a,
+                    second: &mut b,
+                    third: &mut c,
+                })
+            };
+            assert!(
+                run(&g0),
+                "{rule:?}, n={n}: finite gradients reported as non-finite"
+            );
+            for at in [0, n / 2, n - 1] {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut g = g0.clone();
+                    g[at] = bad;
+                    assert!(
+                        !run(&g),
+                        "{rule:?}, n={n}: gradient {bad} at {at} not reported"
+                    );
+                }
             }
         }
     }

@@ -73,7 +73,7 @@ pub use simd::{
 pub use update::{GRAD_FLUSH, STATE_FLUSH, STATES, Step, UpdateRule};
 // For the optimizers' rules (`crate::optim`): their lanes run in this crate's update pass.
 pub(crate) use simd::Vector;
-pub(crate) use update::{Lanes, flush, flush_one};
+pub(crate) use update::{Lanes, flush, flush_one, for_each_chunk, gradient_scale, scaled};
 pub use warp::WarpScratch;
 
 use simd::Path;

@@ -7,7 +7,10 @@
 
 use super::Optimizer;
 use super::Rule;
-use crate::kernels::{GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one};
+use crate::kernels::{
+    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one, for_each_chunk,
+    gradient_scale, scaled,
+};
 use crate::params::Params;
 
 /// RMSprop's hyperparameters (the learning rate comes with each step).
@@ -194,11 +197,15 @@ impl Step for RmsPropStep {
         [true, self.momentum != 0.0, self.centered]
     }
 
-    type Lanes<V: Vector> = RmsPropLanes<V>;
-
     #[inline(always)]
-    fn lanes<V: Vector>(&self) -> RmsPropLanes<V> {
-        RmsPropLanes::new(self)
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        let lanes = RmsPropLanes::<V>::new(self);
+        for_each_chunk(params, grads, state, self.state_tensors(), lanes)
     }
 
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
@@ -214,7 +221,7 @@ pub struct RmsPropLanes<V> {
     eps: V,
     wd: V,
     mu: V,
-    scale: V,
+    scale: Option<V>,
     grad_flush: V,
     state_flush: V,
     decay: bool,
@@ -232,7 +239,7 @@ impl<V: Vector> RmsPropLanes<V> {
             eps: V::splat(s.eps),
             wd: V::splat(s.weight_decay),
             mu: V::splat(s.momentum),
-            scale: V::splat(s.grad_scale),
+            scale: gradient_scale(s.grad_scale),
             grad_flush: V::splat(GRAD_FLUSH),
             state_flush: V::splat(STATE_FLUSH),
             decay: s.weight_decay != 0.0,
@@ -245,7 +252,7 @@ impl<V: Vector> RmsPropLanes<V> {
 impl<V: Vector> Lanes<V> for RmsPropLanes<V> {
     #[inline(always)]
     fn apply(&self, p: V, g: V, [sq, b, ga]: [V; STATES]) -> (V, [V; STATES]) {
-        let g = flush(g * self.scale, self.grad_flush);
+        let g = flush(scaled(g, self.scale), self.grad_flush);
         let g = if self.decay { g + self.wd * p } else { g };
         let sq = flush(self.alpha * sq + self.one_alpha * (g * g), self.state_flush);
         let (avg, ga) = if self.centered {

@@ -3,7 +3,10 @@
 
 use super::Optimizer;
 use super::Rule;
-use crate::kernels::{GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one};
+use crate::kernels::{
+    GRAD_FLUSH, Lanes, STATE_FLUSH, STATES, Step, Vector, flush, flush_one, for_each_chunk,
+    gradient_scale, scaled,
+};
 use crate::params::Params;
 
 /// SGD's hyperparameters (the learning rate comes with each step).
@@ -136,11 +139,15 @@ impl Step for SgdStep {
         [self.momentum != 0.0, false, false]
     }
 
-    type Lanes<V: Vector> = SgdLanes<V>;
-
     #[inline(always)]
-    fn lanes<V: Vector>(&self) -> SgdLanes<V> {
-        SgdLanes::new(self)
+    fn update<V: Vector>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; STATES],
+    ) -> bool {
+        let lanes = SgdLanes::<V>::new(self);
+        for_each_chunk(params, grads, state, self.state_tensors(), lanes)
     }
 
     fn reference(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; STATES]) {
@@ -154,7 +161,7 @@ pub struct SgdLanes<V> {
     lr: V,
     mu: V,
     wd: V,
-    scale: V,
+    scale: Option<V>,
     grad_flush: V,
     state_flush: V,
     decay: bool,
@@ -170,7 +177,7 @@ impl<V: Vector> SgdLanes<V> {
             lr: V::splat(s.lr),
             mu: V::splat(s.momentum),
             wd: V::splat(s.weight_decay),
-            scale: V::splat(s.grad_scale),
+            scale: gradient_scale(s.grad_scale),
             grad_flush: V::splat(GRAD_FLUSH),
             state_flush: V::splat(STATE_FLUSH),
             decay: s.weight_decay != 0.0,
@@ -184,7 +191,7 @@ impl<V: Vector> SgdLanes<V> {
 impl<V: Vector> Lanes<V> for SgdLanes<V> {
     #[inline(always)]
     fn apply(&self, p: V, g: V, [b, _, _]: [V; STATES]) -> (V, [V; STATES]) {
-        let g = flush(g * self.scale, self.grad_flush);
+        let g = flush(scaled(g, self.scale), self.grad_flush);
         let g = if self.decay { g + self.wd * p } else { g };
         if !self.momentum {
             return (p - self.lr * g, [V::zero(); STATES]);

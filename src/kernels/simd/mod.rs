@@ -84,6 +84,8 @@ pub trait Vector:
     fn keep_where_positive(self, x: Self) -> Self;
     /// 0 where `x < limit`, else `self` (NaN `x` keeps `self`).
     fn zero_where_below(self, x: Self, limit: Self) -> Self;
+    /// Whether any lane is ±∞ or NaN.
+    fn any_non_finite(self) -> bool;
     /// Rounds to the nearest integer (ties to even), for `|self| < 2^22`.
     fn round(self) -> Self;
     /// `2^n` for lanes holding integers `n` in `-126..=127`.

@@ -121,6 +121,10 @@ impl Vector for Wide {
         Self(x.0.simd_lt(limit.0).bitselect(f32x8::ZERO, self.0))
     }
     #[inline(always)]
+    fn any_non_finite(self) -> bool {
+        self.0.is_finite().to_bitmask() != 0xff
+    }
+    #[inline(always)]
     fn round(self) -> Self {
         Self(self.0.round())
     }

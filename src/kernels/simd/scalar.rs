@@ -106,6 +106,10 @@ impl Vector for F32x1 {
         Self(if x.0 < limit.0 { 0.0 } else { self.0 })
     }
     #[inline(always)]
+    fn any_non_finite(self) -> bool {
+        !self.0.is_finite()
+    }
+    #[inline(always)]
     fn round(self) -> Self {
         Self(libm::rintf(self.0))
     }

@@ -204,6 +204,11 @@ impl Vector for F32x4 {
         Self(unsafe { _mm_andnot_ps(_mm_cmplt_ps(x.0, limit.0), self.0) })
     }
     #[inline(always)]
+    fn any_non_finite(self) -> bool {
+        // |x| ≥ ∞, or unordered (NaN).
+        unsafe { _mm_movemask_ps(_mm_cmpnlt_ps(self.abs().0, _mm_set1_ps(f32::INFINITY))) != 0 }
+    }
+    #[inline(always)]
     fn round(self) -> Self {
         Self(unsafe { _mm_cvtepi32_ps(_mm_cvtps_epi32(self.0)) })
     }
@@ -313,6 +318,11 @@ impl Vector for F32x8 {
     #[inline(always)]
     fn zero_where_below(self, x: Self, limit: Self) -> Self {
         Self(unsafe { _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x.0, limit.0), self.0) })
+    }
+    #[inline(always)]
+    fn any_non_finite(self) -> bool {
+        let inf = unsafe { _mm256_set1_ps(f32::INFINITY) };
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(self.abs().0, inf)) != 0 }
     }
     #[inline(always)]
     fn round(self) -> Self {
@@ -439,6 +449,11 @@ impl Vector for F32x16 {
             let kept = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x.0, limit.0);
             _mm512_maskz_mov_ps(kept, self.0)
         })
+    }
+    #[inline(always)]
+    fn any_non_finite(self) -> bool {
+        let inf = unsafe { _mm512_set1_ps(f32::INFINITY) };
+        unsafe { _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(self.abs().0, inf) != 0 }
     }
     #[inline(always)]
     fn round(self) -> Self {
