@@ -68,7 +68,8 @@ pub trait UpdateRule: Copy + core::fmt::Debug {
     fn state_tensors(&self) -> [bool; STATES];
 
     /// The update on a SIMD path. Returns whether every gradient and every updated parameter
-    /// was finite.
+    /// was finite (it checks the parameters, which a non-finite gradient leaves non-finite:
+    /// see [`Step`]).
     #[doc(hidden)]
     fn update<V: Vector>(
         &self,
