@@ -94,8 +94,9 @@ pub trait Step: Copy + core::fmt::Debug {
     /// Which of the [`STATES`] state tensors the step uses.
     fn state_tensors(&self) -> [bool; STATES];
 
-    /// The step on a SIMD path: [`for_each_chunk`] with the step's [`Lanes`] (a step may
-    /// pick one of several, so that the loop has no branch on its constants).
+    /// The step on a SIMD path: the crate's update pass (`for_each_chunk`) with the step's
+    /// lanes (a step may pick one of several, so that the loop has no branch on its
+    /// constants).
     #[doc(hidden)]
     fn update<V: Vector>(
         &self,
@@ -139,16 +140,8 @@ pub(crate) fn update<V: Vector, R: UpdateRule>(op: Update<'_, R>) -> bool {
         second,
         third,
     } = op;
-    // Only the state tensors the rule uses are read and written.
-    let [u1, u2, u3] = rule.state_tensors();
-    let state = [used(first, u1), used(second, u2), used(third, u3)];
-    rule.update::<V>(params, grads, state)
-}
-
-/// `s` if the rule uses it, else empty (not read, not written).
-#[inline(always)]
-fn used(s: &mut [f32], used: bool) -> &mut [f32] {
-    if used { s } else { &mut [] }
+    // Only the state tensors the rule uses are read and written (`for_each_chunk`).
+    rule.update::<V>(params, grads, [first, second, third])
 }
 
 /// An update of LANES parameters at once: `(p, g, state) → (p, state)`, its constants
@@ -176,7 +169,7 @@ pub(crate) fn sum_squares<V: Vector>(x: &[f32]) -> f32 {
 /// the used ones and `g` must be as long as `p`. The tail goes through zero-padded vectors.
 /// Returns whether every updated `p` was finite.
 #[inline(always)]
-pub fn for_each_chunk<V: Vector>(
+pub(crate) fn for_each_chunk<V: Vector>(
     p: &mut [f32],
     g: &[f32],
     state: [&mut [f32]; STATES],
